@@ -1,0 +1,127 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+// Every service gets the same base: the protocol types, the bootstrap kit and Hummingbird.
+let serviceBase: [Target.Dependency] = [
+    "ConduitProtocol",
+    "ConduitKit",
+    .product(name: "Hummingbird", package: "hummingbird"),
+    .product(name: "Logging", package: "swift-log"),
+    .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+]
+
+/// An executable product named `product` built from `Services/<name>`.
+func service(_ name: String, product: String, dependencies: [Target.Dependency] = []) -> (Product, Target) {
+    (
+        .executable(name: product, targets: [name]),
+        .executableTarget(name: name, dependencies: serviceBase + dependencies, path: "Services/\(name)")
+    )
+}
+
+/// A system library target wrapping one C library through pkg-config and its Debian package.
+func cLibrary(_ name: String, pkgConfig: String, apt: String) -> Target {
+    .systemLibrary(name: name, path: "Shared/\(name)", pkgConfig: pkgConfig, providers: [.apt([apt])])
+}
+
+let services = [
+    service("Gateway", product: "gateway", dependencies: ["Postgres", "Redis", "Kafka"]),
+    service("Orchestrator", product: "orchestrator", dependencies: ["Redis", "Kafka", "HTTP"]),
+    service("Embedder", product: "embedder", dependencies: ["Kafka"]),
+    service("Retriever", product: "retriever", dependencies: ["Postgres", "Kafka"]),
+    service("CostService", product: "cost-service", dependencies: ["Postgres", "Redis", "Kafka"]),
+    service("PromptRegistry", product: "prompt-registry", dependencies: ["Postgres", "Redis"]),
+    service("MetricsExporter", product: "metrics-exporter", dependencies: ["Kafka"]),
+]
+
+let package = Package(
+    name: "Conduit",
+    platforms: [.macOS(.v15)],
+    products: services.map(\.0) + [
+        .executable(name: "bench-clients", targets: ["ClientsBenchmark"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+    ],
+    targets: services.map(\.1) + [
+        // Wire types: Foundation only, no I/O.
+        .target(name: "ConduitProtocol", path: "Shared/ConduitProtocol"),
+
+        // Service bootstrap shared by every executable.
+        .target(
+            name: "ConduitKit",
+            dependencies: [
+                "ConduitProtocol",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            path: "Shared/ConduitKit"
+        ),
+
+        // C libraries: module maps only, each imported by exactly one Swift wrapper.
+        cLibrary("CLibPQ", pkgConfig: "libpq", apt: "libpq-dev"),
+        cLibrary("CHiredis", pkgConfig: "hiredis", apt: "libhiredis-dev"),
+        cLibrary("CRdKafka", pkgConfig: "rdkafka", apt: "librdkafka-dev"),
+        cLibrary("CCurl", pkgConfig: "libcurl", apt: "libcurl4-openssl-dev"),
+
+        // Thin async wrappers; no C type leaks past them.
+        wrapper("Postgres", c: "CLibPQ"),
+        wrapper("Redis", c: "CHiredis"),
+        wrapper("Kafka", c: "CRdKafka", extra: ["ConduitProtocol"]),
+        wrapper("HTTP", c: "CCurl"),
+
+        .executableTarget(
+            name: "ClientsBenchmark",
+            dependencies: ["Redis", "Kafka", .product(name: "Logging", package: "swift-log")],
+            path: "Benchmarks/ClientsBenchmark"
+        ),
+
+        .testTarget(name: "ConduitProtocolTests", dependencies: ["ConduitProtocol"], path: "Tests/ConduitProtocolTests",
+                    resources: [.copy("Fixtures")]),
+        .testTarget(name: "ConduitKitTests", dependencies: [
+            "ConduitKit", .product(name: "HummingbirdTesting", package: "hummingbird"),
+        ], path: "Tests/ConduitKitTests"),
+        .testTarget(name: "PostgresTests", dependencies: ["Postgres", "TestSupport"], path: "Tests/PostgresTests"),
+        .testTarget(name: "RedisTests", dependencies: ["Redis", "TestSupport"], path: "Tests/RedisTests"),
+        .testTarget(name: "KafkaTests", dependencies: ["Kafka", "TestSupport"], path: "Tests/KafkaTests"),
+        .testTarget(name: "HTTPTests", dependencies: [
+            "HTTP", "TestSupport", .product(name: "NIOPosix", package: "swift-nio"),
+        ], path: "Tests/HTTPTests"),
+        .testTarget(name: "IntegrationTests", dependencies: ["TestSupport"], path: "Tests/IntegrationTests"),
+        .target(name: "TestSupport", dependencies: [
+            .product(name: "Logging", package: "swift-log"),
+        ], path: "Tests/TestSupport"),
+    ]
+)
+
+/// The one Swift target allowed to import C library `c`.
+func wrapper(_ name: String, c: String, extra: [Target.Dependency] = []) -> Target {
+    .target(
+        name: name,
+        dependencies: extra + [
+            .byName(name: c),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        ],
+        path: "Shared/\(name)"
+    )
+}
+
+for target in package.targets where target.type != .system {
+    target.swiftSettings = (target.swiftSettings ?? []) + [
+        .swiftLanguageMode(.v6),
+        .enableUpcomingFeature("ExistentialAny"),
+        .enableUpcomingFeature("MemberImportVisibility"),
+    ]
+}

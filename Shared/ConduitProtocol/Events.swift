@@ -1,0 +1,267 @@
+import Foundation
+
+/// A request to index or delete one document (`conduit.indexing.requests`, key `tenant/collection/doc_id`).
+public struct IndexingRequest: Codable, Sendable, Hashable {
+    public static let currentSchemaVersion = 1
+
+    public enum Operation: String, Codable, Sendable {
+        case upsert
+        case delete
+    }
+
+    public var schemaVersion: Int
+    public var op: Operation
+    public var tenant: String
+    public var collection: String
+    public var docID: String
+    /// Required for upserts.
+    public var text: String?
+    public var metadata: [String: JSONValue]?
+    public var source: String?
+
+    public init(op: Operation, tenant: String, collection: String, docID: String, text: String? = nil, metadata: [String: JSONValue]? = nil, source: String? = nil) {
+        self.schemaVersion = Self.currentSchemaVersion
+        self.op = op
+        self.tenant = tenant
+        self.collection = collection
+        self.docID = docID
+        self.text = text
+        self.metadata = metadata
+        self.source = source
+    }
+
+    public var key: String { "\(tenant)/\(collection)/\(docID)" }
+
+    enum CodingKeys: String, CodingKey {
+        case op, tenant, collection, text, metadata, source
+        case schemaVersion = "schema_version"
+        case docID = "doc_id"
+    }
+}
+
+/// One embedded chunk of a document (`conduit.indexing.chunks`), or a document delete.
+public struct IndexedChunkEvent: Codable, Sendable, Hashable {
+    public static let currentSchemaVersion = 1
+
+    public var schemaVersion: Int
+    public var op: IndexingRequest.Operation
+    public var tenant: String
+    public var collection: String
+    public var docID: String
+    public var chunkID: String?
+    public var chunkIndex: Int?
+    public var chunkCount: Int?
+    public var text: String?
+    /// Character offsets of the chunk in the document text.
+    public var start: Int?
+    public var end: Int?
+    public var embedding: [Float]?
+    public var model: String?
+    public var contentHash: String?
+    public var metadata: [String: JSONValue]?
+    public var source: String?
+
+    public init(op: IndexingRequest.Operation, tenant: String, collection: String, docID: String) {
+        self.schemaVersion = Self.currentSchemaVersion
+        self.op = op
+        self.tenant = tenant
+        self.collection = collection
+        self.docID = docID
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case op, tenant, collection, text, start, end, embedding, model, metadata, source
+        case schemaVersion = "schema_version"
+        case docID = "doc_id"
+        case chunkID = "chunk_id"
+        case chunkIndex = "chunk_index"
+        case chunkCount = "chunk_count"
+        case contentHash = "content_hash"
+    }
+}
+
+/// What one request consumed (`conduit.usage`, key: request id).
+public struct UsageEvent: Codable, Sendable, Hashable {
+    public static let currentSchemaVersion = 1
+
+    public var schemaVersion: Int
+    public var requestID: String
+    public var tenant: String
+    public var keyID: String?
+    /// `chat` or `embeddings`.
+    public var kind: String
+    /// The public model name the caller asked for, and the deployment that served it.
+    public var model: String
+    public var provider: String?
+    public var promptTokens: Int
+    public var completionTokens: Int
+    public var cachedTokens: Int?
+    public var reasoningTokens: Int?
+    public var costUSD: Double?
+    public var cacheHit: Bool?
+    public var latencyMilliseconds: Int?
+    public var status: String
+    public var timestamp: Date
+
+    public init(requestID: String, tenant: String, kind: String, model: String, promptTokens: Int, completionTokens: Int, status: String, timestamp: Date) {
+        self.schemaVersion = Self.currentSchemaVersion
+        self.requestID = requestID
+        self.tenant = tenant
+        self.kind = kind
+        self.model = model
+        self.promptTokens = promptTokens
+        self.completionTokens = completionTokens
+        self.status = status
+        self.timestamp = timestamp
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case tenant, kind, model, provider, status, timestamp
+        case schemaVersion = "schema_version"
+        case requestID = "request_id"
+        case keyID = "key_id"
+        case promptTokens = "prompt_tokens"
+        case completionTokens = "completion_tokens"
+        case cachedTokens = "cached_tokens"
+        case reasoningTokens = "reasoning_tokens"
+        case costUSD = "cost_usd"
+        case cacheHit = "cache_hit"
+        case latencyMilliseconds = "latency_ms"
+    }
+}
+
+/// One audited action at the gateway (`conduit.audit`, key: request id).
+public struct AuditEvent: Codable, Sendable, Hashable {
+    public static let currentSchemaVersion = 1
+
+    public var schemaVersion: Int
+    public var requestID: String
+    public var tenant: String?
+    public var keyID: String?
+    public var action: String
+    public var resource: String?
+    /// `allowed`, `denied` or `failed`.
+    public var outcome: String
+    public var status: Int?
+    public var timestamp: Date
+
+    public init(requestID: String, tenant: String?, keyID: String?, action: String, resource: String?, outcome: String, status: Int?, timestamp: Date) {
+        self.schemaVersion = Self.currentSchemaVersion
+        self.requestID = requestID
+        self.tenant = tenant
+        self.keyID = keyID
+        self.action = action
+        self.resource = resource
+        self.outcome = outcome
+        self.status = status
+        self.timestamp = timestamp
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case tenant, action, resource, outcome, status, timestamp
+        case schemaVersion = "schema_version"
+        case requestID = "request_id"
+        case keyID = "key_id"
+    }
+}
+
+/// A budget crossing a threshold (`conduit.alerts`, key: budget id).
+public struct AlertEvent: Codable, Sendable, Hashable {
+    public static let currentSchemaVersion = 1
+
+    public var schemaVersion: Int
+    public var budgetID: String
+    public var tenant: String
+    /// e.g. `threshold` or `exhausted`.
+    public var kind: String
+    /// Fraction of the budget spent, 0…1+.
+    public var spentFraction: Double
+    public var spentUSD: Double
+    public var limitUSD: Double
+    public var period: String
+    public var timestamp: Date
+
+    public init(budgetID: String, tenant: String, kind: String, spentFraction: Double, spentUSD: Double, limitUSD: Double, period: String, timestamp: Date) {
+        self.schemaVersion = Self.currentSchemaVersion
+        self.budgetID = budgetID
+        self.tenant = tenant
+        self.kind = kind
+        self.spentFraction = spentFraction
+        self.spentUSD = spentUSD
+        self.limitUSD = limitUSD
+        self.period = period
+        self.timestamp = timestamp
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case tenant, kind, period, timestamp
+        case schemaVersion = "schema_version"
+        case budgetID = "budget_id"
+        case spentFraction = "spent_fraction"
+        case spentUSD = "spent_usd"
+        case limitUSD = "limit_usd"
+    }
+}
+
+/// A message a consumer could not process (`conduit.indexing.dlq`, same key as the original).
+public struct DeadLetterEvent: Codable, Sendable, Hashable {
+    public static let currentSchemaVersion = 1
+
+    public var schemaVersion: Int
+    /// Why it was rejected, for a person to act on.
+    public var reason: String
+    /// The service that rejected it.
+    public var service: String
+    public var sourceTopic: String
+    public var partition: Int32
+    public var offset: Int64
+    public var key: String?
+    /// The original value: as text when it was valid UTF-8, else base64.
+    public var value: String
+    public var valueEncoding: String
+
+    public init(reason: String, service: String, sourceTopic: String, partition: Int32, offset: Int64, key: String?, value: [UInt8]) {
+        self.schemaVersion = Self.currentSchemaVersion
+        self.reason = reason
+        self.service = service
+        self.sourceTopic = sourceTopic
+        self.partition = partition
+        self.offset = offset
+        self.key = key
+        if let text = String(validating: value, as: UTF8.self) {
+            self.value = text
+            self.valueEncoding = "utf8"
+        } else {
+            self.value = Data(value).base64EncodedString()
+            self.valueEncoding = "base64"
+        }
+    }
+
+    /// The original bytes.
+    public var originalValue: [UInt8]? {
+        valueEncoding == "base64" ? Data(base64Encoded: value).map(Array.init) : Array(value.utf8)
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case reason, service, partition, offset, key, value
+        case schemaVersion = "schema_version"
+        case sourceTopic = "source_topic"
+        case valueEncoding = "value_encoding"
+    }
+}
+
+/// Encoders and decoders with the conventions every event uses (ISO 8601 dates).
+public enum EventCoding {
+    public static func encoder() -> JSONEncoder {
+        let encoder = JSONEncoder()
+        encoder.dateEncodingStrategy = .iso8601
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return encoder
+    }
+
+    public static func decoder() -> JSONDecoder {
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .iso8601
+        return decoder
+    }
+}

@@ -1,0 +1,97 @@
+/// Settings shared by producers and consumers.
+public struct KafkaConfiguration: Sendable {
+    /// Comma-separated `host:port` list. Default: `127.0.0.1:59092` (the local stack).
+    public var bootstrapServers: String
+    /// Shown in broker logs and metrics. Default: `conduit`.
+    public var clientID: String
+    /// Any other librdkafka property, passed through as is (e.g. `security.protocol`).
+    public var properties: [String: String]
+
+    public init(bootstrapServers: String = "127.0.0.1:59092", clientID: String = "conduit", properties: [String: String] = [:]) {
+        self.bootstrapServers = bootstrapServers
+        self.clientID = clientID
+        self.properties = properties
+    }
+
+    var baseProperties: [String: String] {
+        ["bootstrap.servers": bootstrapServers, "client.id": clientID].merging(properties) { _, custom in custom }
+    }
+}
+
+/// Settings of an idempotent producer.
+public struct KafkaProducerConfiguration: Sendable {
+    public var kafka: KafkaConfiguration
+    /// How long a message may wait for acknowledgement before its `send` fails. Default: 30 s.
+    public var deliveryTimeoutMilliseconds: Int
+    /// Batching delay. Default: 5 ms.
+    public var lingerMilliseconds: Int
+    /// How long shutdown waits for queued messages to be delivered. Default: 10 s.
+    public var flushTimeoutMilliseconds: Int
+
+    public init(kafka: KafkaConfiguration = .init(), deliveryTimeoutMilliseconds: Int = 30_000, lingerMilliseconds: Int = 5, flushTimeoutMilliseconds: Int = 10_000) {
+        self.kafka = kafka
+        self.deliveryTimeoutMilliseconds = deliveryTimeoutMilliseconds
+        self.lingerMilliseconds = lingerMilliseconds
+        self.flushTimeoutMilliseconds = flushTimeoutMilliseconds
+    }
+
+    var properties: [String: String] {
+        kafka.baseProperties.merging([
+            "enable.idempotence": "true",
+            "acks": "all",
+            "delivery.timeout.ms": String(deliveryTimeoutMilliseconds),
+            "linger.ms": String(lingerMilliseconds),
+        ]) { base, _ in base }
+    }
+}
+
+/// Settings of a consumer-group member.
+public struct KafkaConsumerConfiguration: Sendable {
+    public var kafka: KafkaConfiguration
+    public var groupID: String
+    public var topics: [String]
+    /// Where a group with no committed offset starts. Default: `earliest`, so nothing published before the first start is skipped.
+    public var autoOffsetReset: String
+    /// A member that does not ask for messages this long leaves the group. Default: 300 000 ms.
+    public var maxPollIntervalMilliseconds: Int
+    public var sessionTimeoutMilliseconds: Int
+    /// How often stored (durable) offsets are committed. Default: 1 000 ms.
+    public var commitIntervalMilliseconds: Int
+    /// Messages buffered ahead of the reader before polling pauses. Default: 512.
+    public var bufferSize: Int
+
+    public init(
+        kafka: KafkaConfiguration = .init(),
+        groupID: String,
+        topics: [String],
+        autoOffsetReset: String = "earliest",
+        maxPollIntervalMilliseconds: Int = 300_000,
+        sessionTimeoutMilliseconds: Int = 45_000,
+        commitIntervalMilliseconds: Int = 1_000,
+        bufferSize: Int = 512
+    ) {
+        self.kafka = kafka
+        self.groupID = groupID
+        self.topics = topics
+        self.autoOffsetReset = autoOffsetReset
+        self.maxPollIntervalMilliseconds = maxPollIntervalMilliseconds
+        self.sessionTimeoutMilliseconds = sessionTimeoutMilliseconds
+        self.commitIntervalMilliseconds = commitIntervalMilliseconds
+        self.bufferSize = max(2, bufferSize)
+    }
+
+    var properties: [String: String] {
+        kafka.baseProperties.merging([
+            "group.id": groupID,
+            "auto.offset.reset": autoOffsetReset,
+            "max.poll.interval.ms": String(maxPollIntervalMilliseconds),
+            "session.timeout.ms": String(sessionTimeoutMilliseconds),
+            // Offsets are stored only when the caller says the effect is durable, and the stored
+            // ones are committed in the background and on close.
+            "enable.auto.offset.store": "false",
+            "enable.auto.commit": "true",
+            "auto.commit.interval.ms": String(commitIntervalMilliseconds),
+            "allow.auto.create.topics": "true",
+        ]) { base, _ in base }
+    }
+}

@@ -1,0 +1,214 @@
+import CRdKafka
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+import ServiceLifecycle
+
+/// A consumer-group member. Messages arrive through `messages`; an offset is committed only
+/// after `markDurable` was called for that message (and the ones before it on its partition).
+///
+/// `rd_kafka_consumer_poll` blocks, so it runs on a dedicated thread; when the reader falls
+/// behind by `bufferSize` messages that thread stops polling until the reader catches up.
+public final class KafkaConsumer: Service, Sendable {
+    public let configuration: KafkaConsumerConfiguration
+    /// The consumed messages, in order per partition. One reader only; ends on shutdown.
+    public let messages: KafkaMessages
+
+    private let logger: Logger
+    private let source: KafkaMessages.Producer.Source
+    private let demand: ConsumerDemand
+    private let threads = NIOThreadPool(numberOfThreads: 2)
+    private let handle = NIOLockedValueBox<KafkaHandle?>(nil)
+
+    public init(configuration: KafkaConsumerConfiguration, logger: Logger) {
+        self.configuration = configuration
+        self.logger = logger
+        let demand = ConsumerDemand()
+        let low = max(1, configuration.bufferSize / 2)
+        let made = KafkaMessages.Producer.makeSequence(
+            elementType: KafkaMessage.self,
+            failureType: (any Error).self,
+            backPressureStrategy: .init(lowWatermark: low, highWatermark: configuration.bufferSize),
+            finishOnDeinit: false,
+            delegate: demand
+        )
+        self.demand = demand
+        self.source = made.source
+        self.messages = KafkaMessages(wrapped: made.sequence)
+    }
+
+    /// Joins the group and polls until graceful shutdown or cancellation, then commits what is
+    /// durable, leaves the group and ends `messages`.
+    public func run() async throws {
+        let handle: KafkaHandle
+        do {
+            handle = try makeHandle()
+        } catch {
+            source.finish(error)
+            throw error
+        }
+        self.handle.withLockedValue { $0 = handle }
+        threads.start()
+        let demand = self.demand
+        let source = self.source
+        let topics = configuration.topics
+        let logger = self.logger
+        try await withGracefulShutdownHandler {
+            try await withTaskCancellationHandler {
+                try await threads.runIfActive {
+                    Self.pollLoop(handle: handle, topics: topics, source: source, demand: demand, logger: logger)
+                }
+            } onCancel: {
+                demand.stop()
+            }
+        } onGracefulShutdown: {
+            demand.stop()
+        }
+        try? await threads.shutdownGracefully()
+    }
+
+    /// Records that the effect of `message` is durable; its offset will be committed.
+    public func markDurable(_ message: KafkaMessage) throws {
+        guard let handle = handle.withLockedValue({ $0 }) else { throw KafkaError(.shutdown) }
+        let list = rd_kafka_topic_partition_list_new(1)
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        rd_kafka_topic_partition_list_add(list, message.topic, message.partition).pointee.offset = message.offset + 1
+        let error = rd_kafka_offsets_store(handle.pointer, list)
+        guard error == RD_KAFKA_RESP_ERR_NO_ERROR else {
+            // Typically the partition was revoked by a rebalance: its new owner will see the message again.
+            throw KafkaError(.commitFailed, reason: KafkaHandle.name(error))
+        }
+    }
+
+    /// Commits the stored offsets now instead of at the next interval.
+    public func commit() async throws {
+        guard let handle = handle.withLockedValue({ $0 }) else { throw KafkaError(.shutdown) }
+        let error = try await threads.runIfActive { rd_kafka_commit(handle.pointer, nil, 0) }
+        guard error == RD_KAFKA_RESP_ERR_NO_ERROR || error == RD_KAFKA_RESP_ERR__NO_OFFSET else {
+            throw KafkaError(.commitFailed, reason: KafkaHandle.name(error))
+        }
+    }
+
+    private func makeHandle() throws -> KafkaHandle {
+        try KafkaHandle(type: RD_KAFKA_CONSUMER, properties: configuration.properties, context: KafkaCallbackContext(logger: logger)) { conf in
+            rd_kafka_conf_set_rebalance_cb(conf) { handle, error, partitions, opaque in
+                guard let handle else { return }
+                let cooperative = String(cString: rd_kafka_rebalance_protocol(handle)) == "COOPERATIVE"
+                let count = partitions?.pointee.cnt ?? 0
+                let logger = opaque.map { Unmanaged<KafkaCallbackContext>.fromOpaque($0).takeUnretainedValue().logger }
+                switch error {
+                case RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS:
+                    logger?.info("kafka partitions assigned", metadata: ["kafka_partitions": "\(count)"])
+                    if cooperative {
+                        if let failure = rd_kafka_incremental_assign(handle, partitions) { rd_kafka_error_destroy(failure) }
+                    } else {
+                        rd_kafka_assign(handle, partitions)
+                    }
+                default:
+                    logger?.info("kafka partitions revoked", metadata: ["kafka_partitions": "\(count)"])
+                    // Hand over what is durable so the next owner does not redo it.
+                    rd_kafka_commit(handle, nil, 0)
+                    if cooperative {
+                        if let failure = rd_kafka_incremental_unassign(handle, partitions) { rd_kafka_error_destroy(failure) }
+                    } else {
+                        rd_kafka_assign(handle, nil)
+                    }
+                }
+            }
+        }
+    }
+
+    private static func pollLoop(handle: KafkaHandle, topics: [String], source: KafkaMessages.Producer.Source, demand: ConsumerDemand, logger: Logger) {
+        let list = rd_kafka_topic_partition_list_new(Int32(topics.count))
+        for topic in topics { rd_kafka_topic_partition_list_add(list, topic, RD_KAFKA_PARTITION_UA) }
+        let subscribed = rd_kafka_subscribe(handle.pointer, list)
+        rd_kafka_topic_partition_list_destroy(list)
+        guard subscribed == RD_KAFKA_RESP_ERR_NO_ERROR else {
+            source.finish(KafkaError(.consumerFailed, reason: KafkaHandle.name(subscribed)))
+            return
+        }
+        while !demand.isStopped {
+            guard let raw = rd_kafka_consumer_poll(handle.pointer, 100) else { continue }
+            let record = raw.pointee
+            if record.err != RD_KAFKA_RESP_ERR_NO_ERROR {
+                if record.err != RD_KAFKA_RESP_ERR__PARTITION_EOF {
+                    logger.debug("kafka consumer event", metadata: ["kafka_error": "\(KafkaHandle.name(record.err))"])
+                }
+                rd_kafka_message_destroy(raw)
+                continue
+            }
+            let message = KafkaMessage(
+                topic: record.rkt.map { String(cString: rd_kafka_topic_name($0)) } ?? "",
+                partition: record.partition,
+                offset: record.offset,
+                key: record.key.map { Array(UnsafeRawBufferPointer(start: $0, count: record.key_len)) },
+                value: record.payload.map { Array(UnsafeRawBufferPointer(start: $0, count: record.len)) } ?? []
+            )
+            rd_kafka_message_destroy(raw)
+            demand.expectStop()
+            switch source.yield(message) {
+            case .produceMore: continue
+            case .stopProducing: demand.waitForDemand()
+            case .dropped: demand.stop()
+            }
+        }
+        // Commits the stored offsets and leaves the group, so a restart resumes from there.
+        rd_kafka_consumer_close(handle.pointer)
+        source.finish()
+    }
+}
+
+/// The consumed messages as an `AsyncSequence`.
+public struct KafkaMessages: AsyncSequence, Sendable {
+    typealias Producer = NIOThrowingAsyncSequenceProducer<
+        KafkaMessage, any Error, NIOAsyncSequenceProducerBackPressureStrategies.HighLowWatermark, ConsumerDemand
+    >
+    let wrapped: Producer
+
+    public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(wrapped: wrapped.makeAsyncIterator()) }
+
+    public struct AsyncIterator: AsyncIteratorProtocol {
+        var wrapped: Producer.AsyncIterator
+        public mutating func next() async throws -> KafkaMessage? { try await wrapped.next() }
+    }
+}
+
+/// Tells the poll thread when the reader wants more, and when to stop.
+final class ConsumerDemand: NIOAsyncSequenceProducerDelegate, Sendable {
+    private static let wanted = 1
+    private static let paused = 0
+    private let condition = ConditionLock(value: ConsumerDemand.wanted)
+    private let stopped = NIOLockedValueBox(false)
+
+    var isStopped: Bool { stopped.withLockedValue { $0 } }
+
+    /// Called before each yield: if the yield says stop, only a later `produceMore` resumes.
+    func expectStop() {
+        condition.lock()
+        condition.unlock(withValue: Self.paused)
+    }
+
+    func waitForDemand() {
+        while !isStopped {
+            if condition.lock(whenValue: Self.wanted, timeoutSeconds: 0.1) {
+                condition.unlock()
+                return
+            }
+        }
+    }
+
+    func stop() {
+        stopped.withLockedValue { $0 = true }
+        produceMore()
+    }
+
+    func produceMore() {
+        condition.lock()
+        condition.unlock(withValue: Self.wanted)
+    }
+
+    func didTerminate() {
+        stop()
+    }
+}

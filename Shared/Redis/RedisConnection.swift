@@ -1,0 +1,183 @@
+import CHiredis
+import Foundation
+import Logging
+import NIOConcurrencyHelpers
+import NIOPosix
+
+/// One Redis connection driven by its own thread with hiredis' blocking API. Callers on any task
+/// enqueue; the thread writes everything queued in one go and then reads the replies in order.
+final class RedisConnection: Sendable {
+    struct Request: Sendable {
+        let commands: [RedisCommand]
+        let continuation: CheckedContinuation<[RedisValue], any Error>
+    }
+
+    private let configuration: RedisConfiguration
+    private let logger: Logger
+    private let thread: NIOThreadPool
+    private let state = NIOLockedValueBox(StateMachine<Request>())
+    /// Touched only by the drainer on `thread`.
+    private let context: ContextBox
+
+    init(configuration: RedisConfiguration, logger: Logger) {
+        self.configuration = configuration
+        self.logger = logger
+        self.thread = NIOThreadPool(numberOfThreads: 1)
+        self.context = ContextBox()
+        thread.start()
+    }
+
+    func send(_ commands: [RedisCommand]) async throws -> [RedisValue] {
+        try await withCheckedThrowingContinuation { continuation in
+            let request = Request(commands: commands, continuation: continuation)
+            switch state.withLockedValue({ $0.enqueue(request) }) {
+            case .startDrain:
+                thread.submit { [self] workState in
+                    guard workState == .active else { return failAll(RedisError(.shutdown)) }
+                    drain()
+                }
+            case .none:
+                break
+            case .fail(let request):
+                request.continuation.resume(throwing: RedisError(.shutdown))
+            }
+        }
+    }
+
+    func close() async {
+        for request in state.withLockedValue({ $0.close() }) {
+            request.continuation.resume(throwing: RedisError(.shutdown))
+        }
+        try? await thread.shutdownGracefully()
+        context.disconnect()
+    }
+
+    private func failAll(_ error: RedisError) {
+        while true {
+            let batch = state.withLockedValue { $0.nextBatch(limit: .max) }
+            if batch.isEmpty { return }
+            batch.forEach { $0.continuation.resume(throwing: error) }
+        }
+    }
+
+    /// Runs on `thread` until the queue is empty.
+    private func drain() {
+        while true {
+            let batch = state.withLockedValue { $0.nextBatch(limit: configuration.maxBatch) }
+            if batch.isEmpty { return }
+            do {
+                try context.connectIfNeeded(configuration, logger: logger)
+                for request in batch {
+                    for command in request.commands { try context.append(command) }
+                }
+                var results: [[RedisValue]] = []
+                results.reserveCapacity(batch.count)
+                for request in batch {
+                    results.append(try request.commands.map { _ in try context.readReply() })
+                }
+                for (request, values) in zip(batch, results) { request.continuation.resume(returning: values) }
+            } catch {
+                // Whatever was written may or may not have run; the next batch reconnects.
+                context.disconnect()
+                batch.forEach { $0.continuation.resume(throwing: error) }
+            }
+        }
+    }
+}
+
+/// The hiredis context of one connection.
+///
+/// `@unchecked Sendable`: only the connection's single drainer thread calls into it, and the
+/// thread pool's submit orders successive drains; `close` disconnects after that thread has stopped.
+final class ContextBox: @unchecked Sendable {
+    private var context: UnsafeMutablePointer<redisContext>?
+
+    deinit { disconnect() }
+
+    func disconnect() {
+        if let context { redisFree(context) }
+        context = nil
+    }
+
+    func connectIfNeeded(_ configuration: RedisConfiguration, logger: Logger) throws {
+        if let context, context.pointee.err == 0, !peerClosed(context.pointee.fd) { return }
+        if context != nil { logger.debug("redis connection closed by peer; reconnecting") }
+        disconnect()
+        guard let fresh = redisConnectWithTimeout(configuration.host, Int32(configuration.port), timeval(configuration.connectTimeoutSeconds)) else {
+            throw RedisError(.connectionFailed, serverMessage: "out of memory")
+        }
+        if fresh.pointee.err != 0 {
+            let message = Self.errorText(fresh)
+            redisFree(fresh)
+            throw RedisError(.connectionFailed, serverMessage: message)
+        }
+        _ = redisSetTimeout(fresh, timeval(configuration.commandTimeoutSeconds))
+        var one: Int32 = 1
+        setsockopt(fresh.pointee.fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+        context = fresh
+    }
+
+    func append(_ command: RedisCommand) throws {
+        guard let context else { throw RedisError(.connectionLost) }
+        var offsets: [Int] = []
+        var buffer: [UInt8] = []
+        for argument in command.arguments {
+            offsets.append(buffer.count)
+            buffer.append(contentsOf: argument)
+        }
+        let lengths = command.arguments.map(\.count)
+        let status = buffer.withUnsafeBufferPointer { bytes -> Int32 in
+            let base = UnsafeRawPointer(bytes.baseAddress ?? UnsafePointer(bitPattern: 1)!)
+            var argv: [UnsafePointer<CChar>?] = offsets.map { (base + $0).assumingMemoryBound(to: CChar.self) }
+            return redisAppendCommandArgv(context, Int32(argv.count), &argv, lengths)
+        }
+        if status != REDIS_OK { throw RedisError(.connectionLost, serverMessage: Self.errorText(context)) }
+    }
+
+    func readReply() throws -> RedisValue {
+        guard let context else { throw RedisError(.connectionLost) }
+        var raw: UnsafeMutableRawPointer?
+        guard redisGetReply(context, &raw) == REDIS_OK, let raw else {
+            throw RedisError(.connectionLost, serverMessage: Self.errorText(context))
+        }
+        defer { freeReplyObject(raw) }
+        return Self.value(raw.assumingMemoryBound(to: redisReply.self))
+    }
+
+    private static func value(_ reply: UnsafeMutablePointer<redisReply>) -> RedisValue {
+        let item = reply.pointee
+        switch item.type {
+        case REDIS_REPLY_STRING:
+            return .bulk(Array(UnsafeRawBufferPointer(start: item.str, count: item.len)))
+        case REDIS_REPLY_STATUS:
+            return .status(String(decoding: UnsafeRawBufferPointer(start: item.str, count: item.len), as: UTF8.self))
+        case REDIS_REPLY_ERROR:
+            return .error(String(decoding: UnsafeRawBufferPointer(start: item.str, count: item.len), as: UTF8.self))
+        case REDIS_REPLY_INTEGER:
+            return .integer(Int(item.integer))
+        case REDIS_REPLY_ARRAY:
+            return .array((0..<item.elements).map { value(item.element[$0]!) })
+        default:
+            return .null
+        }
+    }
+
+    private static func errorText(_ context: UnsafeMutablePointer<redisContext>) -> String {
+        withUnsafeBytes(of: context.pointee.errstr) { raw in
+            String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+        }
+    }
+
+    /// A restarted server leaves our socket readable at EOF; seeing that before writing lets the
+    /// batch go to a fresh connection instead of failing.
+    private func peerClosed(_ fd: Int32) -> Bool {
+        var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        guard poll(&poller, 1, 0) > 0 else { return false }
+        var peek: UInt8 = 0
+        return recv(fd, &peek, 1, Int32(MSG_PEEK | MSG_DONTWAIT)) <= 0
+    }
+}
+
+private func timeval(_ seconds: Double) -> Foundation.timeval {
+    Foundation.timeval(tv_sec: Int(seconds), tv_usec: Int((seconds - seconds.rounded(.down)) * 1_000_000))
+}
