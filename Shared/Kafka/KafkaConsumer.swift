@@ -18,8 +18,8 @@ public final class KafkaConsumer: Service, Sendable {
     private let logger: Logger
     private let source: KafkaMessages.Producer.Source
     private let demand: ConsumerDemand
-    private let threads = NIOThreadPool(numberOfThreads: 2)
-    private let handle = NIOLockedValueBox<KafkaHandle?>(nil)
+    let threads = NIOThreadPool(numberOfThreads: 2)
+    let handle = NIOLockedValueBox<KafkaHandle?>(nil)
 
     public init(configuration: KafkaConsumerConfiguration, logger: Logger) {
         self.configuration = configuration
@@ -210,5 +210,14 @@ final class ConsumerDemand: NIOAsyncSequenceProducerDelegate, Sendable {
 
     func didTerminate() {
         stop()
+    }
+}
+
+extension KafkaConsumer {
+    /// Succeeds when a broker answers a metadata request within the timeout (after `run` started).
+    public func checkBroker(timeout: Duration = .seconds(2)) async throws {
+        guard let handle = handle.withLockedValue({ $0 }) else { throw KafkaError(.brokerUnreachable, reason: "consumer not started") }
+        let milliseconds = Int32(timeout.components.seconds * 1000)
+        try await threads.runIfActive { try handle.checkBroker(timeoutMilliseconds: milliseconds) }
     }
 }

@@ -1,0 +1,25 @@
+# The two commands: `make up` runs the platform, `make test` runs every test.
+STACK := deploy/dev/stack.sh
+
+.PHONY: up down status logs test build bench-clients
+
+up:
+	@$(STACK) up
+
+down:
+	@$(STACK) down
+
+status:
+	@$(STACK) status
+
+logs:
+	@$(STACK) logs
+
+test:
+	@$(STACK) test
+
+build:
+	@swift build
+
+bench-clients:
+	@deploy/dev/bench-clients.sh

@@ -1,0 +1,27 @@
+import ConduitKit
+import Hummingbird
+import Kafka
+import Logging
+import Postgres
+import Prometheus
+import Redis
+
+/// Model catalog, budgets, the usage ledger and live spend counters (routes arrive with the cost issue).
+func buildApplication(configuration: ServiceConfiguration, logger: Logger) async throws -> some ApplicationProtocol {
+    let postgres = PostgresClient(configuration: configuration.postgres, logger: logger)
+    let redis = RedisClient(configuration: configuration.redis, logger: logger)
+    let producer = KafkaProducer(configuration: .init(kafka: configuration.kafka), logger: logger)
+    let registry = PrometheusCollectorRegistry()
+    let router = makeConduitRouter(
+        configuration: configuration,
+        registry: registry,
+        readiness: [.postgres(postgres), .redis(redis), .kafka(producer)]
+    )
+    return makeConduitApplication(
+        router: router,
+        configuration: configuration,
+        services: [postgres, redis, producer],
+        logger: logger,
+        beforeServerStarts: [{ try await migrate(CostMigrations.cost, on: postgres, logger: logger) }]
+    )
+}

@@ -1,0 +1,39 @@
+import Postgres
+
+/// The gateway owns two schemas: `gateway` (tenants, keys) and `audit` (what its audit sink writes).
+enum GatewayMigrations {
+    static let gateway = PostgresMigrator(schema: "gateway", migrations: [
+        PostgresMigration(version: 1, name: "tenants and api keys", sql: """
+            CREATE TABLE tenants (
+                id text PRIMARY KEY,
+                name text NOT NULL,
+                created_at timestamptz NOT NULL DEFAULT now()
+            );
+            CREATE TABLE api_keys (
+                id text PRIMARY KEY,
+                tenant_id text NOT NULL REFERENCES tenants(id),
+                key_hash bytea NOT NULL UNIQUE,
+                roles text[] NOT NULL DEFAULT '{}',
+                created_at timestamptz NOT NULL DEFAULT now(),
+                revoked_at timestamptz
+            );
+            """),
+    ])
+
+    static let audit = PostgresMigrator(schema: "audit", migrations: [
+        PostgresMigration(version: 1, name: "audit events", sql: """
+            CREATE TABLE events (
+                request_id text NOT NULL,
+                action text NOT NULL,
+                tenant_id text,
+                key_id text,
+                resource text,
+                outcome text NOT NULL,
+                status integer,
+                occurred_at timestamptz NOT NULL,
+                PRIMARY KEY (request_id, action)
+            );
+            CREATE INDEX events_tenant_time ON events (tenant_id, occurred_at);
+            """),
+    ])
+}

@@ -1,0 +1,23 @@
+import ConduitKit
+import ConduitProtocol
+import Hummingbird
+import Kafka
+import Logging
+import Prometheus
+
+/// Consumes usage, audit and alert events and exposes them as Prometheus metrics.
+func buildApplication(configuration: ServiceConfiguration, logger: Logger) async throws -> some ApplicationProtocol {
+    let consumer = KafkaConsumer(
+        configuration: .init(
+            kafka: configuration.kafka,
+            groupID: "conduit-metrics-exporter",
+            topics: [KafkaTopic.usage, KafkaTopic.audit, KafkaTopic.alerts],
+            maxPollIntervalMilliseconds: configuration.kafkaMaxPollIntervalMilliseconds
+        ),
+        logger: logger
+    )
+    let registry = PrometheusCollectorRegistry()
+    let counter = EventCounter(consumer: consumer, registry: registry, logger: logger)
+    let router = makeConduitRouter(configuration: configuration, registry: registry, readiness: [.kafka(consumer)])
+    return makeConduitApplication(router: router, configuration: configuration, services: [consumer, counter], logger: logger)
+}

@@ -1,0 +1,44 @@
+import ConduitKit
+import ConduitProtocol
+import Foundation
+import Kafka
+import Logging
+import Prometheus
+import ServiceLifecycle
+
+/// Counts the platform's events by topic and kind. A value that is not a JSON object with a
+/// `schema_version` is counted as malformed and skipped; every offset is committed once counted.
+struct EventCounter: Service {
+    let consumer: KafkaConsumer
+    let registry: PrometheusCollectorRegistry
+    let logger: Logger
+
+    func run() async throws {
+        try await cancelWhenGracefulShutdown {
+            for try await message in consumer.messages {
+                record(message)
+                do {
+                    try consumer.markDurable(message)
+                } catch {
+                    logger.debug("offset not stored", metadata: [LogKey.error: "\(error)"])
+                }
+            }
+        }
+    }
+
+    func record(_ message: KafkaMessage) {
+        let fields = (try? JSONSerialization.jsonObject(with: Data(message.value))) as? [String: Any]
+        guard let fields, fields["schema_version"] != nil else {
+            registry.makeCounter(
+                descriptor: .init(namespace: "conduit", subsystem: "events", metricName: "malformed", unitName: "total", helpText: "Events that could not be read."),
+                labels: [("topic", message.topic)]
+            ).increment()
+            return
+        }
+        let kind = (fields["kind"] as? String) ?? (fields["action"] as? String) ?? "event"
+        registry.makeCounter(
+            descriptor: .init(namespace: "conduit", subsystem: "events", metricName: "consumed", unitName: "total", helpText: "Events consumed, by topic and kind."),
+            labels: [("topic", message.topic), ("kind", String(kind.prefix(64)))]
+        ).increment()
+    }
+}

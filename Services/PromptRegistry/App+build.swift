@@ -1,0 +1,21 @@
+import ConduitKit
+import Hummingbird
+import Logging
+import Postgres
+import Prometheus
+import Redis
+
+/// Templates, versions, labels and experiments (routes arrive with the prompt issue).
+func buildApplication(configuration: ServiceConfiguration, logger: Logger) async throws -> some ApplicationProtocol {
+    let postgres = PostgresClient(configuration: configuration.postgres, logger: logger)
+    let redis = RedisClient(configuration: configuration.redis, logger: logger)
+    let registry = PrometheusCollectorRegistry()
+    let router = makeConduitRouter(configuration: configuration, registry: registry, readiness: [.postgres(postgres), .redis(redis)])
+    return makeConduitApplication(
+        router: router,
+        configuration: configuration,
+        services: [postgres, redis],
+        logger: logger,
+        beforeServerStarts: [{ try await migrate(PromptMigrations.prompts, on: postgres, logger: logger) }]
+    )
+}

@@ -1,0 +1,65 @@
+import HTTPTypes
+import Hummingbird
+import Logging
+import Postgres
+import Prometheus
+import ServiceLifecycle
+
+/// Builds the router every service starts from: request ids and tracing, request logs, metrics,
+/// the error envelope, and the health routes.
+public func makeConduitRouter(
+    configuration: ServiceConfiguration,
+    registry: PrometheusCollectorRegistry,
+    readiness: [ReadinessCheck]
+) -> Router<ConduitRequestContext> {
+    let router = Router(context: ConduitRequestContext.self)
+    router.add(middleware: RequestContextMiddleware())
+    router.add(middleware: RequestLogMiddleware())
+    router.add(middleware: HTTPMetricsMiddleware(registry: registry, service: configuration.service.rawValue))
+    router.add(middleware: ErrorEnvelopeMiddleware())
+    HealthController(service: configuration.service.rawValue, checks: readiness, registry: registry).addRoutes(to: router)
+    if configuration.debugEndpoints {
+        // Lets tests hold a request in flight across SIGTERM; off unless CONDUIT_DEBUG_ENDPOINTS is set.
+        router.get("/internal/sleep") { request, _ in
+            let milliseconds = min(request.uri.queryParameters.get("ms", as: Int.self) ?? 1000, 30_000)
+            try await Task.sleep(for: .milliseconds(milliseconds))
+            return "slept \(milliseconds)"
+        }
+    }
+    return router
+}
+
+/// The Hummingbird application of one service. `services` run in its service group in the given
+/// order and shut down in reverse, after the HTTP server has drained its in-flight requests.
+/// `beforeServerStarts` runs once dependencies' services have started (e.g. migrations).
+public func makeConduitApplication(
+    router: Router<ConduitRequestContext>,
+    configuration: ServiceConfiguration,
+    services: [any Service],
+    logger: Logger,
+    beforeServerStarts: [@Sendable () async throws -> Void] = []
+) -> Application<RouterResponder<ConduitRequestContext>> {
+    var app = Application(
+        router: router,
+        configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: configuration.service.rawValue),
+        services: services,
+        logger: logger
+    )
+    for process in beforeServerStarts { app.beforeServerStarts(perform: process) }
+    return app
+}
+
+/// Applies a migrator, waiting for Postgres to accept connections (it may still be starting
+/// when a whole stack comes up together).
+public func migrate(_ migrator: PostgresMigrator, on client: PostgresClient, logger: Logger, patience: Duration = .seconds(60)) async throws {
+    let deadline = ContinuousClock.now + patience
+    while true {
+        do {
+            try await migrator.migrate(client, logger: logger)
+            return
+        } catch let error as PostgresError where error.code == .connectionFailed && ContinuousClock.now < deadline {
+            logger.warning("postgres not reachable yet; retrying migrations", metadata: [LogKey.error: "\(error)"])
+            try await Task.sleep(for: .seconds(1))
+        }
+    }
+}

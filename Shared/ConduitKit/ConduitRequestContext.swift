@@ -1,0 +1,43 @@
+import Hummingbird
+import Logging
+
+/// The request context of every Conduit service: request id and trace context, set by
+/// `RequestContextMiddleware` before anything else runs.
+public struct ConduitRequestContext: RequestContext {
+    public var coreContext: CoreRequestContextStorage
+    /// `X-Request-Id` as received, or generated here.
+    public var requestID: String
+    /// This hop's span in the caller's trace (or a new trace).
+    public var trace: TraceContext
+
+    public init(source: Source) {
+        coreContext = .init(source: source)
+        requestID = ""
+        trace = .random()
+    }
+
+    /// Request bodies larger than this are refused with 413 before decoding. 4 MiB.
+    public var maxUploadSize: Int { 4 * 1024 * 1024 }
+}
+
+/// Metadata keys of ConduitKit's log lines.
+public enum LogKey {
+    public static let requestID = "request_id"
+    public static let traceID = "trace_id"
+    public static let spanID = "span_id"
+    public static let service = "service"
+    public static let method = "method"
+    public static let route = "route"
+    public static let status = "status"
+    public static let durationMilliseconds = "duration_ms"
+    public static let error = "error"
+}
+
+/// Header names Conduit uses between services (DESIGN.md).
+public enum ConduitHeader {
+    public static let requestID = "X-Request-Id"
+    public static let traceparent = "traceparent"
+    public static let tenant = "X-Conduit-Tenant"
+    public static let keyID = "X-Conduit-Key-Id"
+    public static let roles = "X-Conduit-Roles"
+}

@@ -1,0 +1,106 @@
+import ConduitProtocol
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+
+/// Turns every error a route throws into the OpenAI error envelope with a matching status.
+/// Errors it does not know become a 500 whose message says nothing about internals; the real
+/// error goes to the log.
+public struct ErrorEnvelopeMiddleware: RouterMiddleware {
+    public typealias Context = ConduitRequestContext
+
+    public init() {}
+
+    public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch {
+            let apiError = Self.apiError(for: error, context: context)
+            if apiError.status.code >= 500 {
+                context.logger.error("request failed", metadata: [LogKey.error: "\(String(reflecting: error))"])
+            }
+            return Self.response(apiError)
+        }
+    }
+
+    public static func response(_ error: APIError) -> Response {
+        let body = (try? JSONEncoder().encode(error.envelope)) ?? Data(#"{"error":{"message":"error","type":"server_error","param":null,"code":null}}"#.utf8)
+        return Response(
+            status: error.status,
+            headers: [.contentType: "application/json"],
+            body: .init(byteBuffer: ByteBuffer(bytes: body))
+        )
+    }
+
+    static func apiError(for error: any Error, context: Context) -> APIError {
+        switch error {
+        case let error as APIError:
+            return error
+        case let error as DecodingError:
+            return APIError.invalidRequest(Self.describe(error), param: Self.path(of: error))
+        case let error as HTTPError:
+            return Self.map(error)
+        case is CancellationError:
+            return APIError(status: .init(code: 499, reasonPhrase: "Client Closed Request"), type: .invalidRequest, message: "The request was cancelled.")
+        default:
+            return APIError(status: .internalServerError, type: .server, message: "The server had an error while processing your request (request id \(context.requestID)).")
+        }
+    }
+
+    private static func map(_ error: HTTPError) -> APIError {
+        let message = error.body ?? error.status.reasonPhrase
+        switch error.status.code {
+        case 401: return APIError(status: error.status, type: .authentication, message: message)
+        case 403: return APIError(status: error.status, type: .permission, message: message)
+        case 404: return APIError(status: error.status, type: .invalidRequest, message: error.body ?? "Unknown path.", code: "not_found")
+        case 405: return APIError(status: error.status, type: .invalidRequest, message: error.body ?? "Method not allowed.", code: "method_not_allowed")
+        case 413: return APIError(status: error.status, type: .invalidRequest, message: "The request body is too large.", code: "payload_too_large")
+        case 429: return APIError(status: error.status, type: .rateLimit, message: message)
+        case 400..<500: return APIError(status: error.status, type: .invalidRequest, message: message)
+        default: return APIError(status: error.status, type: .server, message: message)
+        }
+    }
+
+    /// A message a person can act on: which field, and what was wrong with it.
+    static func describe(_ error: DecodingError) -> String {
+        switch error {
+        case .dataCorrupted(let context):
+            if context.codingPath.isEmpty { return "The request body is not valid JSON." }
+            return "Invalid value for '\(path(context.codingPath))': \(context.debugDescription)"
+        case .keyNotFound(let key, let context):
+            return "Missing required parameter: '\(path(context.codingPath + [key]))'."
+        case .typeMismatch(let type, let context):
+            return "Invalid type for '\(path(context.codingPath))': expected \(typeName(type))."
+        case .valueNotFound(let type, let context):
+            return "Invalid type for '\(path(context.codingPath))': expected \(typeName(type)), got null."
+        @unknown default:
+            return "The request body could not be decoded."
+        }
+    }
+
+    static func path(of error: DecodingError) -> String? {
+        switch error {
+        case .dataCorrupted(let context), .typeMismatch(_, let context), .valueNotFound(_, let context):
+            context.codingPath.isEmpty ? nil : path(context.codingPath)
+        case .keyNotFound(let key, let context):
+            path(context.codingPath + [key])
+        @unknown default:
+            nil
+        }
+    }
+
+    private static func path(_ keys: [any CodingKey]) -> String {
+        keys.map { $0.intValue.map { "[\($0)]" } ?? ".\($0.stringValue)" }.joined().trimmingPrefix(".").description
+    }
+
+    private static func typeName(_ type: Any.Type) -> String {
+        switch type {
+        case is String.Type: "a string"
+        case is Int.Type, is Double.Type, is Float.Type: "a number"
+        case is Bool.Type: "a boolean"
+        case is [Any].Type: "an array"
+        default: "\(type)".contains("Array") ? "an array" : "an object or other value"
+        }
+    }
+}

@@ -1,0 +1,44 @@
+import HTTPTypes
+import Hummingbird
+import Prometheus
+
+/// Counts requests and records their latency per route, method and status:
+/// `conduit_http_requests_total` and `conduit_http_request_duration_seconds`.
+public struct HTTPMetricsMiddleware: RouterMiddleware {
+    public typealias Context = ConduitRequestContext
+
+    static let buckets: [Duration] = [
+        .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100),
+        .milliseconds(250), .milliseconds(500), .seconds(1), .milliseconds(2500), .seconds(5), .seconds(10), .seconds(30),
+    ]
+
+    private let registry: PrometheusCollectorRegistry
+    private let service: String
+
+    public init(registry: PrometheusCollectorRegistry, service: String) {
+        self.registry = registry
+        self.service = service
+    }
+
+    public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        let start = ContinuousClock.now
+        let response = try await next(request, context)
+        // Unmatched paths share one label so scanners cannot blow up the series count.
+        let labels = [
+            ("service", service),
+            ("route", context.endpointPath ?? "unmatched"),
+            ("method", request.method.rawValue),
+            ("status", String(response.status.code)),
+        ]
+        registry.makeCounter(
+            descriptor: .init(namespace: "conduit", subsystem: "http", metricName: "requests", unitName: "total", helpText: "HTTP requests served."),
+            labels: labels
+        ).increment()
+        registry.makeDurationHistogram(
+            descriptor: .init(namespace: "conduit", subsystem: "http", metricName: "request_duration", unitName: "seconds", helpText: "Time to the response head."),
+            labels: labels,
+            buckets: Self.buckets
+        ).record(ContinuousClock.now - start)
+        return response
+    }
+}

@@ -1,0 +1,35 @@
+import Foundation
+import HTTP
+
+/// Calls another Conduit service, carrying the caller's request id, trace and identity headers.
+public struct ServiceClient: Sendable {
+    public let http: HTTPClient
+    public let baseURLs: [ServiceName: String]
+
+    public init(http: HTTPClient, baseURLs: [ServiceName: String]) {
+        self.http = http
+        self.baseURLs = baseURLs
+    }
+
+    /// The headers that carry a request's identity to the next hop; the trace gets a new span.
+    public static func propagatedHeaders(from context: ConduitRequestContext, identity: [(name: String, value: String)] = []) -> [(name: String, value: String)] {
+        [
+            (ConduitHeader.requestID, context.requestID),
+            (ConduitHeader.traceparent, context.trace.child().traceparent),
+        ] + identity
+    }
+
+    public func send(
+        to service: ServiceName,
+        method: String = "POST",
+        path: String,
+        body: [UInt8]? = nil,
+        headers: [(name: String, value: String)],
+        timeout: Duration? = nil
+    ) async throws -> HTTPResponse {
+        guard let base = baseURLs[service] else { throw HTTPClientError(.invalidRequest, reason: "no URL for \(service.rawValue)") }
+        var allHeaders = headers
+        if body != nil { allHeaders.append(("Content-Type", "application/json")) }
+        return try await http.execute(HTTPRequest(method: method, url: base + path, headers: allHeaders, body: body, timeout: timeout))
+    }
+}

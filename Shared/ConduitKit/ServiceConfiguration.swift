@@ -1,0 +1,99 @@
+import Foundation
+import HTTP
+import Kafka
+import Logging
+import Postgres
+import Redis
+
+/// The seven services, their default ports and the environment prefix of each.
+public enum ServiceName: String, Sendable, CaseIterable {
+    case gateway
+    case orchestrator
+    case embedder
+    case retriever
+    case costService = "cost-service"
+    case promptRegistry = "prompt-registry"
+    case metricsExporter = "metrics-exporter"
+
+    public var defaultPort: Int {
+        switch self {
+        case .gateway: 8080
+        case .orchestrator: 8081
+        case .embedder: 8082
+        case .retriever: 8083
+        case .costService: 8084
+        case .promptRegistry: 8085
+        case .metricsExporter: 8086
+        }
+    }
+
+    /// `CONDUIT_COST_SERVICE`, … : the prefix of this service's own settings.
+    public var environmentPrefix: String {
+        "CONDUIT_" + rawValue.uppercased().replacingOccurrences(of: "-", with: "_")
+    }
+}
+
+/// Everything a service reads from the environment at start. Defaults run the local stack.
+///
+/// | variable | default |
+/// |---|---|
+/// | `CONDUIT_<SERVICE>_HOST` / `_PORT` | `127.0.0.1` / the service's port (8080–8086) |
+/// | `CONDUIT_<SERVICE>_URL` | `http://127.0.0.1:<port>` (how other services reach it) |
+/// | `CONDUIT_LOG_LEVEL` | `info` |
+/// | `CONDUIT_POSTGRES_HOST` / `_PORT` / `_USER` / `_PASSWORD` / `_DATABASE` / `_POOL_SIZE` | `127.0.0.1` / `55432` / `conduit` / none / `conduit` / 8 |
+/// | `CONDUIT_REDIS_HOST` / `_PORT` / `_CONNECTIONS` | `127.0.0.1` / `56379` / 4 |
+/// | `CONDUIT_KAFKA_BROKERS` | `127.0.0.1:59092` |
+/// | `CONDUIT_KAFKA_MAX_POLL_INTERVAL_MS` | 300000 |
+/// | `CONDUIT_DEBUG_ENDPOINTS` | `false` (enables `/internal/sleep` for shutdown tests) |
+public struct ServiceConfiguration: Sendable {
+    public var service: ServiceName
+    public var host: String
+    public var port: Int
+    public var logLevel: Logger.Level
+    public var postgres: PostgresConfiguration
+    public var redis: RedisConfiguration
+    public var kafka: KafkaConfiguration
+    public var kafkaMaxPollIntervalMilliseconds: Int
+    public var http: HTTPClientConfiguration
+    /// Base URLs of the other services.
+    public var serviceURLs: [ServiceName: String]
+    public var debugEndpoints: Bool
+
+    public init(service: ServiceName, environment: ConduitEnvironment = ConduitEnvironment()) throws {
+        self.service = service
+        let prefix = service.environmentPrefix
+        host = environment.string("\(prefix)_HOST", default: "127.0.0.1")
+        port = try environment.int("\(prefix)_PORT", default: service.defaultPort)
+        let level = environment.string("CONDUIT_LOG_LEVEL", default: "info").lowercased()
+        guard let logLevel = Logger.Level(rawValue: level) else {
+            throw ConfigurationError(key: "CONDUIT_LOG_LEVEL", expected: "one of trace, debug, info, notice, warning, error, critical")
+        }
+        self.logLevel = logLevel
+        postgres = PostgresConfiguration(
+            host: environment.string("CONDUIT_POSTGRES_HOST", default: "127.0.0.1"),
+            port: try environment.int("CONDUIT_POSTGRES_PORT", default: 55432),
+            user: environment.string("CONDUIT_POSTGRES_USER", default: "conduit"),
+            password: environment.optionalString("CONDUIT_POSTGRES_PASSWORD"),
+            database: environment.string("CONDUIT_POSTGRES_DATABASE", default: "conduit"),
+            maxConnections: try environment.int("CONDUIT_POSTGRES_POOL_SIZE", default: 8),
+            applicationName: service.rawValue
+        )
+        redis = RedisConfiguration(
+            host: environment.string("CONDUIT_REDIS_HOST", default: "127.0.0.1"),
+            port: try environment.int("CONDUIT_REDIS_PORT", default: 56379),
+            connections: try environment.int("CONDUIT_REDIS_CONNECTIONS", default: 4)
+        )
+        kafka = KafkaConfiguration(
+            bootstrapServers: environment.string("CONDUIT_KAFKA_BROKERS", default: "127.0.0.1:59092"),
+            clientID: "conduit-\(service.rawValue)"
+        )
+        kafkaMaxPollIntervalMilliseconds = try environment.int("CONDUIT_KAFKA_MAX_POLL_INTERVAL_MS", default: 300_000)
+        http = HTTPClientConfiguration()
+        var urls: [ServiceName: String] = [:]
+        for other in ServiceName.allCases {
+            urls[other] = environment.string("\(other.environmentPrefix)_URL", default: "http://127.0.0.1:\(other.defaultPort)")
+        }
+        serviceURLs = urls
+        debugEndpoints = try environment.bool("CONDUIT_DEBUG_ENDPOINTS", default: false)
+    }
+}

