@@ -1,0 +1,60 @@
+import Foundation
+
+/// A child process started with posix_spawn and reaped with waitpid on a thread of its own.
+/// (Foundation's `Process.waitUntilExit` can miss the exit of a child whose own children,
+/// like a daemonized Postgres, live on.)
+public final class ChildProcess: Sendable {
+    public let pid: pid_t
+    private let exit = Locked<Int32?>(nil)
+
+    /// Starts `executable` with `arguments`; output goes to `outputPath` (or /dev/null).
+    public init(executable: String, arguments: [String], environment: [String: String] = ProcessInfo.processInfo.environment, outputPath: String? = nil) throws {
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        let output = outputPath ?? "/dev/null"
+        posix_spawn_file_actions_addopen(&actions, 1, output, O_WRONLY | O_CREAT | O_APPEND, 0o644)
+        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        // The test runner's threads block some signals; a child must not inherit that mask, or
+        // servers it starts ignore SIGTERM.
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var empty = sigset_t()
+        sigemptyset(&empty)
+        posix_spawnattr_setsigmask(&attributes, &empty)
+        var defaults = sigset_t()
+        sigemptyset(&defaults)
+        for signal in [SIGTERM, SIGINT, SIGPIPE, SIGCHLD] { sigaddset(&defaults, signal) }
+        posix_spawnattr_setsigdefault(&attributes, &defaults)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
+        let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer { (argv + envp).forEach { free($0) } }
+        var child: pid_t = 0
+        let status = posix_spawn(&child, executable, &actions, &attributes, argv, envp)
+        guard status == 0 else { throw StackControlError(message: "could not start \(executable): errno \(status)") }
+        pid = child
+    }
+
+    public func signal(_ signal: Int32) {
+        kill(pid, signal)
+    }
+
+    /// Waits for the exit and returns the exit status (128 + signal number if killed).
+    public func wait() async -> Int32 {
+        if let code = exit.withLock({ $0 }) { return code }
+        let pid = self.pid
+        let code = await withCheckedContinuation { (continuation: CheckedContinuation<Int32, Never>) in
+            Thread.detachNewThread {
+                var status: Int32 = 0
+                while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
+                let exited = status & 0x7F == 0
+                continuation.resume(returning: exited ? (status >> 8) & 0xFF : 128 + (status & 0x7F))
+            }
+        }
+        exit.withLock { $0 = code }
+        return code
+    }
+}
