@@ -1,0 +1,182 @@
+import ConduitProtocol
+import Foundation
+import Kafka
+import Logging
+import Testing
+import TestSupport
+
+/// Against the test stack's Kafka-protocol broker (Tansu); every test uses its own topic and group.
+@Suite(.timeLimit(.minutes(2)))
+struct KafkaClientTests {
+    static let kafka = KafkaConfiguration(bootstrapServers: TestEnvironment.kafkaBrokers, clientID: "conduit-tests")
+
+    static func producer() -> KafkaProducer {
+        KafkaProducer(configuration: .init(kafka: kafka, deliveryTimeoutMilliseconds: 20_000), logger: Logger(label: "producer"))
+    }
+
+    static func consumer(group: String, topics: [String]) -> KafkaConsumer {
+        // The broker rebalances after max.poll.interval; a low value keeps joins quick.
+        KafkaConsumer(
+            configuration: .init(
+                kafka: kafka, groupID: group, topics: topics,
+                maxPollIntervalMilliseconds: 7000, sessionTimeoutMilliseconds: 6000, commitIntervalMilliseconds: 200
+            ),
+            logger: Logger(label: "consumer")
+        )
+    }
+
+    /// Sends `count` messages keyed `k<i>` with value `<i>`, all in flight at once.
+    static func produce(_ producer: KafkaProducer, topic: String, count: Int, from start: Int = 0) async throws -> [KafkaDeliveryReport] {
+        try await withThrowingTaskGroup(of: KafkaDeliveryReport.self) { group in
+            for index in start..<(start + count) {
+                group.addTask { try await producer.send(topic: topic, key: "k\(index)", value: Array("\(index)".utf8)) }
+            }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+    }
+
+    @Test func deliveryReportsCarryPartitionAndIncreasingOffsets() async throws {
+        let topic = TestEnvironment.uniqueName("conduit.test.dr")
+        let producer = Self.producer()
+        var offsets: [Int64] = []
+        for index in 0..<5 {
+            let report = try await producer.send(topic: topic, key: "same-key", value: Array("m\(index)".utf8))
+            #expect(report.topic == topic)
+            offsets.append(report.offset)
+        }
+        #expect(offsets == offsets.sorted())
+        #expect(Set(offsets).count == 5)
+        await producer.shutdown()
+        let error = try await #require(throws: KafkaError.self) { try await producer.send(topic: topic, key: "k", value: [1]) }
+        #expect(error.code == .shutdown)
+    }
+
+    @Test func producesAndConsumesAThousandWithCommits() async throws {
+        let topic = TestEnvironment.uniqueName("conduit.test.k1000")
+        let group = TestEnvironment.uniqueName("g")
+        let producer = Self.producer()
+        let reports = try await Self.produce(producer, topic: topic, count: 1000)
+        #expect(reports.count == 1000)
+        await producer.shutdown()
+
+        let consumer = Self.consumer(group: group, topics: [topic])
+        let running = Task { try await consumer.run() }
+        var values = Set<String>()
+        for try await message in consumer.messages {
+            values.insert(String(decoding: message.value, as: UTF8.self))
+            #expect(message.keyString == "k" + String(decoding: message.value, as: UTF8.self))
+            try consumer.markDurable(message)
+            if values.count == 1000 { break }
+        }
+        try await consumer.commit()
+        running.cancel()
+        try await running.value
+        #expect(values == Set((0..<1000).map(String.init)))
+
+        // Everything was committed: a new member of the group gets nothing old, only what comes next.
+        let second = Self.consumer(group: group, topics: [topic])
+        let secondRun = Task { try await second.run() }
+        let later = Self.producer()
+        _ = try await later.send(topic: topic, key: "k1000", value: Array("1000".utf8))
+        var iterator = second.messages.makeAsyncIterator()
+        let next = try #require(try await iterator.next())
+        #expect(String(decoding: next.value, as: UTF8.self) == "1000")
+        secondRun.cancel()
+        try await secondRun.value
+        await later.shutdown()
+    }
+
+    @Test func restartedConsumerLosesNothingAndRepeatsOnlyTheUncommitted() async throws {
+        let topic = TestEnvironment.uniqueName("conduit.test.restart")
+        let group = TestEnvironment.uniqueName("g")
+        let producer = Self.producer()
+        _ = try await Self.produce(producer, topic: topic, count: 1000)
+        await producer.shutdown()
+
+        // The first member processes 400 and stops; only what it marked durable counts as done.
+        var firstRun = Set<String>()
+        let first = Self.consumer(group: group, topics: [topic])
+        let firstTask = Task { try await first.run() }
+        for try await message in first.messages {
+            firstRun.insert(String(decoding: message.value, as: UTF8.self))
+            try first.markDurable(message)
+            if firstRun.count == 400 { break }
+        }
+        firstTask.cancel()
+        try await firstTask.value
+
+        var secondRun = Set<String>()
+        let second = Self.consumer(group: group, topics: [topic])
+        let secondTask = Task { try await second.run() }
+        for try await message in second.messages {
+            secondRun.insert(String(decoding: message.value, as: UTF8.self))
+            try second.markDurable(message)
+            if firstRun.union(secondRun).count == 1000 { break }
+        }
+        secondTask.cancel()
+        try await secondTask.value
+
+        #expect(firstRun.union(secondRun) == Set((0..<1000).map(String.init)))
+        // Close committed every durable offset, so nothing the first member finished comes back.
+        #expect(firstRun.intersection(secondRun).isEmpty)
+    }
+
+    @Test func malformedMessageGoesToTheDeadLetterQueueAndTheConsumerMovesOn() async throws {
+        let topic = TestEnvironment.uniqueName("conduit.test.requests")
+        let dlqTopic = TestEnvironment.uniqueName("conduit.test.dlq")
+        let producer = Self.producer()
+        let good = IndexingRequest(op: .upsert, tenant: "t1", collection: "docs", docID: "d1", text: "hello")
+        _ = try await producer.send(topic: topic, key: "t1/docs/bad", value: Array("{not json".utf8))
+        _ = try await producer.send(topic: topic, key: good.key, value: Array(try JSONEncoder().encode(good)))
+
+        let dlq = DeadLetterQueue(producer: producer, topic: dlqTopic)
+        let consumer = Self.consumer(group: TestEnvironment.uniqueName("g"), topics: [topic])
+        let running = Task { try await consumer.run() }
+        var accepted: [IndexingRequest] = []
+        var processed = 0
+        for try await message in consumer.messages {
+            do {
+                accepted.append(try JSONDecoder().decode(IndexingRequest.self, from: Data(message.value)))
+            } catch {
+                try await dlq.send(message, reason: "value is not a valid indexing request JSON", service: "tests")
+            }
+            try consumer.markDurable(message)
+            processed += 1
+            if processed == 2 { break }
+        }
+        running.cancel()
+        try await running.value
+        #expect(accepted == [good])
+
+        let reader = Self.consumer(group: TestEnvironment.uniqueName("g"), topics: [dlqTopic])
+        let readerTask = Task { try await reader.run() }
+        var iterator = reader.messages.makeAsyncIterator()
+        let dead = try #require(try await iterator.next())
+        readerTask.cancel()
+        try await readerTask.value
+        let event = try JSONDecoder().decode(DeadLetterEvent.self, from: Data(dead.value))
+        #expect(dead.keyString == "t1/docs/bad")
+        #expect(event.sourceTopic == topic)
+        #expect(event.reason.contains("indexing request"))
+        #expect(event.originalValue == Array("{not json".utf8))
+        await producer.shutdown()
+    }
+
+    @Test func invalidConfigurationNamesTheKeyNotTheValue() async throws {
+        let producer = KafkaProducer(
+            configuration: .init(kafka: KafkaConfiguration(bootstrapServers: "127.0.0.1:1", properties: ["sasl.password.bogus": "s3cret"])),
+            logger: Logger(label: "bad")
+        )
+        let error = try await #require(throws: KafkaError.self) { try await producer.send(topic: "t", key: "k", value: [1]) }
+        #expect(error.code == .invalidConfiguration)
+        #expect(error.description.contains("sasl.password.bogus"))
+        #expect(!error.description.contains("s3cret"))
+    }
+
+    @Test func librdkafkaIsTheVersionTheBrokerNeeds() {
+        // Debian's 2.0.2 fails the handshake with Tansu; the stack puts 2.16 first on the library path.
+        let parts = librdkafkaVersion.split(separator: ".").compactMap { Int($0) }
+        #expect(parts.count >= 2)
+        #expect(parts[0] > 2 || (parts[0] == 2 && parts[1] >= 16), "librdkafka \(librdkafkaVersion)")
+    }
+}
