@@ -26,6 +26,17 @@ public struct ChatMessage: Codable, Sendable, Hashable {
         case toolCalls = "tool_calls"
         case toolCallID = "tool_call_id"
     }
+
+    // `content` is always written, as null on tool-call-only assistant messages, like OpenAI does.
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(role, forKey: .role)
+        try container.encode(content, forKey: .content)
+        try container.encodeIfPresent(name, forKey: .name)
+        try container.encodeIfPresent(toolCalls, forKey: .toolCalls)
+        try container.encodeIfPresent(toolCallID, forKey: .toolCallID)
+        try container.encodeIfPresent(refusal, forKey: .refusal)
+    }
 }
 
 /// Message content: a plain string or an array of typed parts.
