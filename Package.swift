@@ -92,7 +92,11 @@ let package = Package(
         .testTarget(name: "ConduitProtocolTests", dependencies: ["ConduitProtocol"], path: "Tests/ConduitProtocolTests",
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "ConduitKitTests", dependencies: [
-            "ConduitKit", .product(name: "HummingbirdTesting", package: "hummingbird"),
+            "ConduitKit", "ConduitProtocol", "Postgres", "Redis", "Kafka",
+            .product(name: "HummingbirdTesting", package: "hummingbird"),
+            .product(name: "Prometheus", package: "swift-prometheus"),
+            .product(name: "HTTPTypes", package: "swift-http-types"),
+            .product(name: "NIOCore", package: "swift-nio"),
         ], path: "Tests/ConduitKitTests"),
         .testTarget(name: "PostgresTests", dependencies: ["Postgres", "TestSupport"], path: "Tests/PostgresTests"),
         .testTarget(name: "RedisTests", dependencies: ["Redis", "TestSupport"], path: "Tests/RedisTests"),

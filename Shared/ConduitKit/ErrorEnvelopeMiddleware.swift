@@ -40,7 +40,10 @@ public struct ErrorEnvelopeMiddleware: RouterMiddleware {
         case let error as DecodingError:
             return APIError.invalidRequest(Self.describe(error), param: Self.path(of: error))
         case let error as HTTPError:
-            return Self.map(error)
+            return Self.map(status: error.status, message: error.body)
+        case let error as any HTTPResponseError:
+            // e.g. NIOTooManyBytesError for a body over the limit.
+            return Self.map(status: error.status, message: nil)
         case is CancellationError:
             return APIError(status: .init(code: 499, reasonPhrase: "Client Closed Request"), type: .invalidRequest, message: "The request was cancelled.")
         default:
@@ -48,17 +51,17 @@ public struct ErrorEnvelopeMiddleware: RouterMiddleware {
         }
     }
 
-    private static func map(_ error: HTTPError) -> APIError {
-        let message = error.body ?? error.status.reasonPhrase
-        switch error.status.code {
-        case 401: return APIError(status: error.status, type: .authentication, message: message)
-        case 403: return APIError(status: error.status, type: .permission, message: message)
-        case 404: return APIError(status: error.status, type: .invalidRequest, message: error.body ?? "Unknown path.", code: "not_found")
-        case 405: return APIError(status: error.status, type: .invalidRequest, message: error.body ?? "Method not allowed.", code: "method_not_allowed")
-        case 413: return APIError(status: error.status, type: .invalidRequest, message: "The request body is too large.", code: "payload_too_large")
-        case 429: return APIError(status: error.status, type: .rateLimit, message: message)
-        case 400..<500: return APIError(status: error.status, type: .invalidRequest, message: message)
-        default: return APIError(status: error.status, type: .server, message: message)
+    private static func map(status: HTTPResponse.Status, message body: String?) -> APIError {
+        let message = body ?? status.reasonPhrase
+        switch status.code {
+        case 401: return APIError(status: status, type: .authentication, message: message)
+        case 403: return APIError(status: status, type: .permission, message: message)
+        case 404: return APIError(status: status, type: .invalidRequest, message: body ?? "Unknown path.", code: "not_found")
+        case 405: return APIError(status: status, type: .invalidRequest, message: body ?? "Method not allowed.", code: "method_not_allowed")
+        case 413: return APIError(status: status, type: .invalidRequest, message: "The request body is too large.", code: "payload_too_large")
+        case 429: return APIError(status: status, type: .rateLimit, message: message)
+        case 400..<500: return APIError(status: status, type: .invalidRequest, message: message)
+        default: return APIError(status: status, type: .server, message: message)
         }
     }
 

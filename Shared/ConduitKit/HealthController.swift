@@ -66,6 +66,7 @@ public struct HealthController: Sendable {
 
 /// Thrown by `withTimeout` when the work did not finish in time.
 public struct TimeoutError: Error, CustomStringConvertible {
+    public init() {}
     public var description: String { "timed out" }
 }
 

@@ -1,0 +1,166 @@
+import ConduitKit
+import ConduitProtocol
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import Logging
+import NIOCore
+import Prometheus
+import Testing
+
+/// The router every service starts from, driven in-process.
+struct RouterTests {
+    struct Failure: Error {}
+
+    static func makeApp(
+        readiness: [ReadinessCheck] = [],
+        registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()
+    ) throws -> some ApplicationProtocol {
+        let configuration = try ServiceConfiguration(service: .gateway, environment: ConduitEnvironment(["CONDUIT_GATEWAY_PORT": "0"]))
+        let router = makeConduitRouter(configuration: configuration, registry: registry, readiness: readiness)
+        router.get("/boom") { _, _ -> String in throw Failure() }
+        router.get("/denied") { _, _ -> String in throw APIError(status: .forbidden, type: .permission, message: "no", code: "forbidden") }
+        router.post("/chat") { request, context -> String in
+            let body = try await request.decodeJSON(ChatCompletionRequest.self, context: context)
+            return body.model
+        }
+        router.get("/whoami") { _, context in "\(context.requestID) \(context.trace.traceID)" }
+        return makeConduitApplication(router: router, configuration: configuration, services: [], logger: Logger(label: "test"))
+    }
+
+    static func envelope(_ buffer: ByteBuffer) throws -> ErrorEnvelope {
+        try JSONDecoder().decode(ErrorEnvelope.self, from: Data(buffer.readableBytesView))
+    }
+
+    @Test func requestIDIsGeneratedOrKeptAndEchoed() async throws {
+        try await Self.makeApp().test(.router) { client in
+            try await client.execute(uri: "/whoami", method: .get) { response in
+                let id = try #require(response.headers[HTTPField.Name("X-Request-Id")!])
+                #expect(UUID(uuidString: id) != nil)
+                #expect(String(buffer: response.body).hasPrefix(id))
+            }
+            try await client.execute(uri: "/whoami", method: .get, headers: [HTTPField.Name("X-Request-Id")!: "req-42"]) { response in
+                #expect(response.headers[HTTPField.Name("X-Request-Id")!] == "req-42")
+            }
+            // An id that could forge log lines is replaced.
+            try await client.execute(uri: "/whoami", method: .get, headers: [HTTPField.Name("X-Request-Id")!: "a b\tc"]) { response in
+                #expect(response.headers[HTTPField.Name("X-Request-Id")!] != "a b\tc")
+            }
+        }
+    }
+
+    @Test func traceparentIsContinuedWithANewSpan() async throws {
+        let parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+        try await Self.makeApp().test(.router) { client in
+            try await client.execute(uri: "/whoami", method: .get, headers: [HTTPField.Name("traceparent")!: parent]) { response in
+                let returned = try #require(response.headers[HTTPField.Name("traceparent")!].flatMap(TraceContext.init(traceparent:)))
+                #expect(returned.traceID == "4bf92f3577b34da6a3ce929d0e0e4736")
+                #expect(returned.spanID != "00f067aa0ba902b7")
+                #expect(String(buffer: response.body).hasSuffix("4bf92f3577b34da6a3ce929d0e0e4736"))
+            }
+            try await client.execute(uri: "/whoami", method: .get, headers: [HTTPField.Name("traceparent")!: "garbage"]) { response in
+                let returned = try #require(response.headers[HTTPField.Name("traceparent")!].flatMap(TraceContext.init(traceparent:)))
+                #expect(returned.traceID.count == 32)
+            }
+        }
+    }
+
+    @Test func errorsBecomeTheOpenAIEnvelope() async throws {
+        try await Self.makeApp().test(.router) { client in
+            try await client.execute(uri: "/no/such/path", method: .get) { response in
+                #expect(response.status == .notFound)
+                #expect((try? Self.envelope(response.body))?.error.code == "not_found")
+            }
+            try await client.execute(uri: "/boom", method: .get) { response in
+                #expect(response.status == .internalServerError)
+                let envelope = try Self.envelope(response.body)
+                #expect(envelope.error.type == "server_error")
+                #expect(!envelope.error.message.contains("Failure"))
+            }
+            try await client.execute(uri: "/denied", method: .get) { response in
+                #expect(response.status == .forbidden)
+                #expect((try? Self.envelope(response.body))?.error.type == "permission_error")
+            }
+        }
+    }
+
+    @Test func badBodiesGetAnActionableFourHundred() async throws {
+        try await Self.makeApp().test(.router) { client in
+            try await client.execute(uri: "/chat", method: .post, body: ByteBuffer(string: "{not json")) { response in
+                #expect(response.status == .badRequest)
+                let envelope = try Self.envelope(response.body)
+                #expect(envelope.error.type == "invalid_request_error")
+                #expect(envelope.error.message.contains("not valid JSON"))
+            }
+            try await client.execute(uri: "/chat", method: .post, body: ByteBuffer(string: #"{"messages":[]}"#)) { response in
+                #expect(response.status == .badRequest)
+                let envelope = try Self.envelope(response.body)
+                #expect(envelope.error.message.contains("'model'"))
+                #expect(envelope.error.param == "model")
+            }
+            try await client.execute(uri: "/chat", method: .post, body: ByteBuffer(string: #"{"model":5,"messages":[]}"#)) { response in
+                #expect(response.status == .badRequest)
+                #expect((try? Self.envelope(response.body))?.error.message.contains("expected a string") == true)
+            }
+            try await client.execute(uri: "/chat", method: .post, body: ByteBuffer(bytes: [0x7B, 0x22, 0xFF, 0xFE, 0x22, 0x7D])) { response in
+                #expect(response.status == .badRequest)
+            }
+            let large = ByteBuffer(string: #"{"model":""# + String(repeating: "x", count: 5 * 1024 * 1024) + #"","messages":[]}"#)
+            try await client.execute(uri: "/chat", method: .post, body: large) { response in
+                #expect(response.status == .contentTooLarge)
+                #expect((try? Self.envelope(response.body))?.error.code == "payload_too_large")
+            }
+            try await client.execute(uri: "/chat", method: .post, body: ByteBuffer(string: #"{"model":"m","messages":[]}"#)) { response in
+                #expect(response.status == .ok)
+                #expect(String(buffer: response.body) == "m")
+            }
+        }
+    }
+
+    @Test func metricsCountRequestsPerRouteAndStatus() async throws {
+        let registry = PrometheusCollectorRegistry()
+        try await Self.makeApp(registry: registry).test(.router) { client in
+            for _ in 0..<3 { try await client.execute(uri: "/healthz", method: .get) { _ in } }
+            try await client.execute(uri: "/boom", method: .get) { _ in }
+            try await client.execute(uri: "/metrics", method: .get) { response in
+                #expect(response.headers[.contentType]?.hasPrefix("text/plain") == true)
+                let text = String(buffer: response.body)
+                #expect(text.contains(#"conduit_http_requests_total{service="gateway",route="/healthz",method="GET",status="200"} 3"#))
+                #expect(text.contains(#"conduit_http_requests_total{service="gateway",route="/boom",method="GET",status="500"} 1"#))
+                #expect(text.contains("conduit_http_request_duration_seconds_bucket"))
+            }
+        }
+    }
+
+    @Test func readinessReportsEachDependency() async throws {
+        let healthy = ReadinessCheck(name: "postgres") {}
+        let broken = ReadinessCheck(name: "redis") { throw TimeoutError() }
+        try await Self.makeApp(readiness: [healthy]).test(.router) { client in
+            try await client.execute(uri: "/readyz", method: .get) { response in
+                #expect(response.status == .ok)
+                #expect(String(buffer: response.body).contains(#""postgres":"ok""#))
+            }
+        }
+        try await Self.makeApp(readiness: [healthy, broken]).test(.router) { client in
+            try await client.execute(uri: "/readyz", method: .get) { response in
+                #expect(response.status == .serviceUnavailable)
+                let text = String(buffer: response.body)
+                #expect(text.contains(#""redis":"timed out""#))
+                #expect(text.contains(#""status":"not_ready""#))
+            }
+            try await client.execute(uri: "/healthz", method: .get) { response in
+                #expect(response.status == .ok)
+            }
+        }
+    }
+
+    @Test func aHangingDependencyTimesOut() async throws {
+        let hanging = ReadinessCheck(name: "kafka") { try await Task.sleep(for: .seconds(60)) }
+        try await Self.makeApp(readiness: [hanging]).test(.router) { client in
+            try await client.execute(uri: "/readyz", method: .get) { response in
+                #expect(response.status == .serviceUnavailable)
+            }
+        }
+    }
+}
