@@ -104,7 +104,10 @@ let package = Package(
         .testTarget(name: "HTTPTests", dependencies: [
             "HTTP", "TestSupport", .product(name: "NIOPosix", package: "swift-nio"),
         ], path: "Tests/HTTPTests"),
-        .testTarget(name: "IntegrationTests", dependencies: ["TestSupport"], path: "Tests/IntegrationTests"),
+        .testTarget(name: "IntegrationTests", dependencies: [
+            "TestSupport", "HTTP", "Postgres", "Kafka", "ConduitProtocol",
+            .product(name: "Logging", package: "swift-log"),
+        ], path: "Tests/IntegrationTests"),
         .target(name: "TestSupport", dependencies: [
             .product(name: "Logging", package: "swift-log"),
         ], path: "Tests/TestSupport"),

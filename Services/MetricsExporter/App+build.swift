@@ -10,7 +10,7 @@ func buildApplication(configuration: ServiceConfiguration, logger: Logger) async
     let consumer = KafkaConsumer(
         configuration: .init(
             kafka: configuration.kafka,
-            groupID: "conduit-metrics-exporter",
+            groupID: configuration.environment.string("CONDUIT_METRICS_EXPORTER_GROUP", default: "conduit-metrics-exporter"),
             topics: [KafkaTopic.usage, KafkaTopic.audit, KafkaTopic.alerts],
             maxPollIntervalMilliseconds: configuration.kafkaMaxPollIntervalMilliseconds
         ),

@@ -14,6 +14,14 @@ struct EventCounter: Service {
     let logger: Logger
 
     func run() async throws {
+        do {
+            try await countUntilShutdown()
+        } catch is CancellationError {
+            // Graceful shutdown: leaving the loop ends the consumer's stream, which then commits and closes.
+        }
+    }
+
+    private func countUntilShutdown() async throws {
         try await cancelWhenGracefulShutdown {
             for try await message in consumer.messages {
                 record(message)

@@ -45,6 +45,7 @@ public enum ServiceName: String, Sendable, CaseIterable {
 /// | `CONDUIT_KAFKA_BROKERS` | `127.0.0.1:59092` |
 /// | `CONDUIT_KAFKA_MAX_POLL_INTERVAL_MS` | 300000 |
 /// | `CONDUIT_DEBUG_ENDPOINTS` | `false` (enables `/internal/sleep` for shutdown tests) |
+/// | `CONDUIT_METRICS_EXPORTER_GROUP` | `conduit-metrics-exporter` (its Kafka consumer group) |
 public struct ServiceConfiguration: Sendable {
     public var service: ServiceName
     public var host: String
@@ -58,9 +59,12 @@ public struct ServiceConfiguration: Sendable {
     /// Base URLs of the other services.
     public var serviceURLs: [ServiceName: String]
     public var debugEndpoints: Bool
+    /// The environment this was read from, for settings of one service only.
+    public var environment: ConduitEnvironment
 
     public init(service: ServiceName, environment: ConduitEnvironment = ConduitEnvironment()) throws {
         self.service = service
+        self.environment = environment
         let prefix = service.environmentPrefix
         host = environment.string("\(prefix)_HOST", default: "127.0.0.1")
         port = try environment.int("\(prefix)_PORT", default: service.defaultPort)

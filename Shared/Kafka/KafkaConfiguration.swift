@@ -54,6 +54,7 @@ public struct KafkaConsumerConfiguration: Sendable {
     public var autoOffsetReset: String
     /// A member that does not ask for messages this long leaves the group. Default: 300 000 ms.
     public var maxPollIntervalMilliseconds: Int
+    /// A member silent this long is dropped. Default: 45 000 ms, at most the poll interval.
     public var sessionTimeoutMilliseconds: Int
     /// How often stored (durable) offsets are committed. Default: 1 000 ms.
     public var commitIntervalMilliseconds: Int
@@ -75,7 +76,8 @@ public struct KafkaConsumerConfiguration: Sendable {
         self.topics = topics
         self.autoOffsetReset = autoOffsetReset
         self.maxPollIntervalMilliseconds = maxPollIntervalMilliseconds
-        self.sessionTimeoutMilliseconds = sessionTimeoutMilliseconds
+        // librdkafka refuses a session timeout above the poll interval.
+        self.sessionTimeoutMilliseconds = min(sessionTimeoutMilliseconds, maxPollIntervalMilliseconds)
         self.commitIntervalMilliseconds = commitIntervalMilliseconds
         self.bufferSize = max(2, bufferSize)
     }
@@ -92,6 +94,8 @@ public struct KafkaConsumerConfiguration: Sendable {
             "enable.auto.commit": "true",
             "auto.commit.interval.ms": String(commitIntervalMilliseconds),
             "allow.auto.create.topics": "true",
+            // Topics appear on first produce; a subscriber started earlier notices within seconds, not minutes.
+            "topic.metadata.refresh.interval.ms": "5000",
         ]) { base, _ in base }
     }
 }

@@ -42,6 +42,12 @@ public final class ChildProcess: Sendable {
         kill(pid, signal)
     }
 
+    /// True once the process has exited (it may not be reaped yet).
+    public var hasExited: Bool {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8) else { return true }
+        return stat.contains(") Z ") || stat.contains(") X ")
+    }
+
     /// Waits for the exit and returns the exit status (128 + signal number if killed).
     public func wait() async -> Int32 {
         if let code = exit.withLock({ $0 }) { return code }

@@ -1,0 +1,140 @@
+import ConduitProtocol
+import Foundation
+import HTTP
+import Kafka
+import Logging
+import Postgres
+import Testing
+import TestSupport
+
+/// Each service binary, started as `make up` starts it, against the test stack.
+@Suite(.timeLimit(.minutes(3)))
+struct ServiceProcessTests {
+    static let services = ["gateway", "orchestrator", "embedder", "retriever", "cost-service", "prompt-registry", "metrics-exporter"]
+
+    static func portKey(of service: String) -> String {
+        "CONDUIT_" + service.uppercased().replacingOccurrences(of: "-", with: "_") + "_PORT"
+    }
+
+    static func port(of service: String) -> Int {
+        Int(ProcessInfo.processInfo.environment[portKey(of: service)] ?? "") ?? 18080 + services.firstIndex(of: service)!
+    }
+
+    /// A running service binary; stops it with SIGKILL if a test leaves it running.
+    final class RunningService: Sendable {
+        let process: ChildProcess
+        let base: String
+        let log: String
+        let http = HTTPClient(logger: Logger(label: "client"))
+
+        /// `portOffset` keeps two tests that run the same service at once apart.
+        init(_ service: String, portOffset: Int = 0, extraEnvironment: [String: String] = [:]) throws {
+            let port = ServiceProcessTests.port(of: service) + portOffset
+            log = TestEnvironment.scratchDirectory("services") + "/\(service)-\(UUID().uuidString.prefix(6)).log"
+            var environment = ProcessInfo.processInfo.environment
+            environment["CONDUIT_DEBUG_ENDPOINTS"] = "1"
+            environment["CONDUIT_KAFKA_MAX_POLL_INTERVAL_MS"] = "7000"
+            environment[ServiceProcessTests.portKey(of: service)] = String(port)
+            // Each instance its own consumer group: members of one group joining at once stall Tansu's coordinator.
+            environment["CONDUIT_METRICS_EXPORTER_GROUP"] = TestEnvironment.uniqueName("metrics-exporter")
+            environment.merge(extraEnvironment) { _, new in new }
+            process = try ChildProcess(executable: TestEnvironment.binDirectory.appendingPathComponent(service).path, arguments: [], environment: environment, outputPath: log)
+            base = "http://127.0.0.1:\(port)"
+        }
+
+        func get(_ path: String, timeout: Duration = .seconds(10)) async throws -> (status: Int, body: String) {
+            let response = try await http.execute(HTTPRequest(url: base + path, timeout: timeout))
+            return (response.status, String(decoding: try await response.body.collect(upTo: 1 << 22), as: UTF8.self))
+        }
+
+        func waitUntilReady() async throws {
+            let ready = try await eventually(within: .seconds(90)) {
+                if process.hasExited { return true }
+                return try await get("/readyz").status == 200
+            }
+            if process.hasExited {
+                Issue.record("exited before ready; log: \(logText.suffix(2000))")
+                throw CancellationError()
+            }
+            if !ready {
+                let tail = (try? String(contentsOfFile: log, encoding: .utf8))?.suffix(2000) ?? ""
+                Issue.record("not ready; readyz says \((try? await get("/readyz").body) ?? "nothing"); log: \(tail)")
+            }
+        }
+
+        var logText: String { (try? String(contentsOfFile: log, encoding: .utf8)) ?? "" }
+    }
+
+    @Test(arguments: services)
+    func bootsAnswersHealthAndDrainsOnSIGTERM(service: String) async throws {
+        let running = try RunningService(service)
+        defer { running.process.signal(SIGKILL) }
+        try await running.waitUntilReady()
+
+        #expect(try await running.get("/healthz").status == 200)
+        let metrics = try await running.get("/metrics")
+        #expect(metrics.status == 200)
+        #expect(metrics.body.contains("conduit_http_requests_total"))
+        let metricsFile = TestEnvironment.scratchDirectory("metrics") + "/\(service).prom"
+        try metrics.body.write(toFile: metricsFile, atomically: true, encoding: .utf8)
+        let promtool = try ChildProcess(executable: "/bin/sh", arguments: ["-c", "promtool check metrics < '\(metricsFile)'"], outputPath: metricsFile + ".check")
+        let promtoolStatus = await promtool.wait()
+        #expect(promtoolStatus == 0, "promtool: \((try? String(contentsOfFile: metricsFile + ".check", encoding: .utf8)) ?? "")")
+
+        // A request in flight when SIGTERM arrives is completed before the process exits 0.
+        let slow = Task { try await running.get("/internal/sleep?ms=1500") }
+        try await Task.sleep(for: .milliseconds(400))
+        running.process.signal(SIGTERM)
+        let answer = try await slow.value
+        #expect(answer.status == 200)
+        #expect(answer.body == "slept 1500")
+        #expect(await running.process.wait() == 0)
+        await #expect(throws: HTTPClientError.self) { try await running.get("/healthz", timeout: .seconds(2)) }
+        await running.http.shutdown()
+
+        // Every log line is JSON, and request lines carry request and trace ids.
+        let lines = running.logText.split(separator: "\n")
+        #expect(!lines.isEmpty)
+        for line in lines {
+            #expect((try? JSONSerialization.jsonObject(with: Data(line.utf8))) != nil, "not JSON: \(line)")
+        }
+        let requestLine = lines.first { $0.contains(#""route":"/internal/sleep""#) }
+        #expect(requestLine?.contains("request_id") == true)
+        #expect(requestLine?.contains("trace_id") == true)
+    }
+
+    @Test func servicesMigrateTheirOwnSchemas() async throws {
+        let running = try RunningService("gateway", portOffset: 100)
+        defer { running.process.signal(SIGKILL) }
+        try await running.waitUntilReady()
+        let postgres = PostgresClient(configuration: .init(port: TestEnvironment.postgresPort), logger: Logger(label: "check"))
+        defer { postgres.shutdown() }
+        let versions = try await postgres.query("SELECT version FROM gateway.schema_migrations").map { try $0.decode(Int.self, at: 0) }
+        #expect(versions == [1])
+        let tables = try await postgres.query("SELECT table_name FROM information_schema.tables WHERE table_schema = 'gateway' ORDER BY 1")
+        #expect(try tables.map { try $0.decode(String.self, at: 0) } == ["api_keys", "schema_migrations", "tenants"])
+        running.process.signal(SIGTERM)
+        #expect(await running.process.wait() == 0)
+        await running.http.shutdown()
+    }
+
+    @Test func metricsExporterCountsEventsAndSkipsMalformedOnes() async throws {
+        let running = try RunningService("metrics-exporter", portOffset: 100)
+        defer { running.process.signal(SIGKILL) }
+        try await running.waitUntilReady()
+        let producer = KafkaProducer(configuration: .init(kafka: .init(bootstrapServers: TestEnvironment.kafkaBrokers)), logger: Logger(label: "p"))
+        let event = UsageEvent(requestID: UUID().uuidString, tenant: "t", kind: "chat", model: "m", promptTokens: 1, completionTokens: 2, status: "ok", timestamp: Date())
+        try await producer.send(topic: KafkaTopic.usage, key: event.requestID, value: Array(try EventCoding.encoder().encode(event)))
+        try await producer.send(topic: KafkaTopic.usage, key: "bad", value: Array("not json".utf8))
+        await producer.shutdown()
+        let counted = try await eventually(within: .seconds(60)) {
+            let text = try await running.get("/metrics").body
+            return text.contains(#"conduit_events_consumed_total{topic="conduit.usage",kind="chat"}"#)
+                && text.contains(#"conduit_events_malformed_total{topic="conduit.usage"}"#)
+        }
+        #expect(counted)
+        running.process.signal(SIGTERM)
+        #expect(await running.process.wait() == 0)
+        await running.http.shutdown()
+    }
+}
