@@ -92,7 +92,7 @@ let package = Package(
         .testTarget(name: "ConduitProtocolTests", dependencies: ["ConduitProtocol"], path: "Tests/ConduitProtocolTests",
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "ConduitKitTests", dependencies: [
-            "ConduitKit", "ConduitProtocol", "Postgres", "Redis", "Kafka",
+            "ConduitKit", "ConduitProtocol", "Postgres", "Redis", "Kafka", "HTTP", "TestSupport",
             .product(name: "HummingbirdTesting", package: "hummingbird"),
             .product(name: "Prometheus", package: "swift-prometheus"),
             .product(name: "HTTPTypes", package: "swift-http-types"),

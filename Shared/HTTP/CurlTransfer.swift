@@ -20,8 +20,10 @@ final class CurlTransfer: NIOAsyncSequenceProducerDelegate, @unchecked Sendable 
     private var headerLines: [(name: String, value: String)] = []
     private let head = NIOLockedValueBox<CheckedContinuation<HTTPResponse, any Error>?>(nil)
     private let flow = NIOLockedValueBox(Flow())
-    private var source: HTTPBody.Producer.Source!
-    private var body: HTTPBody!
+    // Both are dropped once handed out or finished: the sequence's storage holds this transfer as
+    // its delegate, and keeping them here would make a cycle that outlives the request.
+    private var source: HTTPBody.Producer.Source?
+    private var body: HTTPBody?
     /// Set by the client: asks its loop thread to act on this transfer.
     var requestUnpause: @Sendable (CurlTransfer) -> Void = { _ in }
     var requestCancel: @Sendable (CurlTransfer) -> Void = { _ in }
@@ -120,6 +122,7 @@ final class CurlTransfer: NIOAsyncSequenceProducerDelegate, @unchecked Sendable 
         // curl keeps the bytes and offers them again after unpause.
         if pause { return 0x1000_0001 }  // CURL_WRITEFUNC_PAUSE
         let chunk = Array(UnsafeRawBufferPointer(start: pointer, count: count))
+        guard let source else { return 0 }
         switch source.yield(chunk) {
         case .produceMore:
             flow.withLockedValue { $0.wanted = true }
@@ -138,15 +141,21 @@ final class CurlTransfer: NIOAsyncSequenceProducerDelegate, @unchecked Sendable 
         }) else { return }
         var status = 0
         _ = conduit_curl_easy_getinfo_long(easy, CURLINFO_RESPONSE_CODE, &status)
+        guard let body else { return }
+        self.body = nil
         continuation.resume(returning: HTTPResponse(status: status, headers: headerLines, body: body))
     }
 
     /// The transfer ended (on the loop thread, after its removal from the multi handle).
     func complete(_ result: CURLcode) {
         flow.withLockedValue { $0.finished = true }
+        defer {
+            source = nil
+            body = nil
+        }
         if result == CURLE_OK {
             deliverHead()
-            source.finish()
+            source?.finish()
             return
         }
         let error = Self.error(for: result)
@@ -156,7 +165,7 @@ final class CurlTransfer: NIOAsyncSequenceProducerDelegate, @unchecked Sendable 
         }) {
             continuation.resume(throwing: error)
         }
-        source.finish(error)
+        source?.finish(error)
     }
 
     func cancelled() {

@@ -118,16 +118,22 @@ extension RedisClient {
         return sha
     }
 
-    /// Runs a script by its SHA, loading it first when the server does not know it (first use,
-    /// or after a restart flushed the script cache).
+    /// Runs a script by its SHA. When the server does not know it (first use, a restart, a
+    /// SCRIPT FLUSH) the script is sent whole with EVAL, pipelined after a SCRIPT LOAD that
+    /// gives the SHA for next time; EVAL does not depend on the script cache, so a flush
+    /// between the two cannot fail the call.
     public func run(_ script: RedisScript, keys: [String] = [], arguments: [any RedisArgument] = []) async throws -> RedisValue {
         if let sha = script.sha {
             do {
                 return try await evalsha(sha, keys: keys, arguments: arguments)
             } catch let error as RedisError where error.serverErrorKind == "NOSCRIPT" {}
         }
-        script.sha = try await scriptLoad(script.source)
-        return try await evalsha(script.sha!, keys: keys, arguments: arguments)
+        let replies = try await pipeline([
+            RedisCommand("SCRIPT", "LOAD", script.source),
+            RedisCommand("EVAL", arguments: [script.source, keys.count] + keys + arguments),
+        ])
+        if let sha = replies[0].string { script.sha = sha }
+        return try replies[1].orThrow()
     }
 
     private static func pairs(_ value: RedisValue) throws -> [(member: String, score: Double)] {

@@ -16,6 +16,7 @@ final class RedisConnection: Sendable {
     private let logger: Logger
     private let thread: NIOThreadPool
     private let state = NIOLockedValueBox(StateMachine<Request>())
+    private let threadStarted = NIOLockedValueBox(false)
     /// Touched only by the drainer on `thread`.
     private let context: ContextBox
 
@@ -24,7 +25,6 @@ final class RedisConnection: Sendable {
         self.logger = logger
         self.thread = NIOThreadPool(numberOfThreads: 1)
         self.context = ContextBox()
-        thread.start()
     }
 
     func send(_ commands: [RedisCommand]) async throws -> [RedisValue] {
@@ -32,6 +32,10 @@ final class RedisConnection: Sendable {
             let request = Request(commands: commands, continuation: continuation)
             switch state.withLockedValue({ $0.enqueue(request) }) {
             case .startDrain:
+                threadStarted.withLockedValue { started in
+                    if !started { thread.start() }
+                    started = true
+                }
                 thread.submit { [self] workState in
                     guard workState == .active else { return failAll(RedisError(.shutdown)) }
                     drain()
