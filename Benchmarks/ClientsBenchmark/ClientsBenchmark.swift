@@ -33,11 +33,15 @@ struct ClientsBenchmark {
             let clients = int("clients", 16)
             let value = String(repeating: "x", count: int("size", 3))
             for command in ["SET", "GET"] {
-                let seconds = try await measure(requests: requests, pipeline: pipeline, clients: clients) { client, batch in
-                    try await redis.pipeline((0..<pipeline).map { index in
-                        let key = "bench:\(client):\((batch * pipeline + index) % 10_000)"
+                // Like redis-benchmark, each client builds its pipeline once and sends it repeatedly.
+                let pipelines = (0..<clients).map { client in
+                    (0..<pipeline).map { index in
+                        let key = "bench:\(client):\(index)"
                         return command == "SET" ? RedisCommand("SET", key, value) : RedisCommand("GET", key)
-                    })
+                    }
+                }
+                let seconds = try await measure(requests: requests, pipeline: pipeline, clients: clients) { client, _ in
+                    try await redis.pipeline(pipelines[client])
                 }
                 print("redis_\(command.lowercased()) \(Int(Double(requests) / seconds))")
             }
@@ -54,13 +58,19 @@ struct ClientsBenchmark {
             // Warm up: metadata, producer id, topic creation.
             try await producer.send(topic: topic, key: "warm", value: payload)
             let start = ContinuousClock.now
+            // `inflight` messages in flight at once, as batches of `batch` awaited together.
+            let batchSize = int("batch", 500)
+            let workers = max(1, inflight / batchSize)
             try await withThrowingTaskGroup(of: Void.self) { group in
-                for worker in 0..<inflight {
+                for worker in 0..<workers {
                     group.addTask {
-                        var index = worker
-                        while index < messages {
-                            try await producer.send(topic: topic, key: Array("k\(index % 1024)".utf8), value: payload)
-                            index += inflight
+                        var first = worker * batchSize
+                        while first < messages {
+                            let batch = (first..<min(first + batchSize, messages)).map { index in
+                                KafkaOutgoingMessage(topic: topic, key: Array("k\(index % 1024)".utf8), value: payload)
+                            }
+                            _ = try await producer.send(batch: batch)
+                            first += workers * batchSize
                         }
                     }
                 }

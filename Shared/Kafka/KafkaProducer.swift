@@ -62,7 +62,7 @@ public final class KafkaProducer: Service, Sendable {
             let error: rd_kafka_resp_err_t
             do {
                 return try await withCheckedThrowingContinuation { continuation in
-                    let box = Unmanaged.passRetained(DeliveryBox(continuation))
+                    let box = Unmanaged.passRetained(DeliveryTarget(.single(continuation)))
                     let result = Self.produce(handle, topic: topic, key: key, value: value, opaque: box.toOpaque())
                     if result != RD_KAFKA_RESP_ERR_NO_ERROR {
                         box.release()
@@ -98,7 +98,7 @@ public final class KafkaProducer: Service, Sendable {
         }
     }
 
-    private static func produce(_ handle: KafkaHandle, topic: String, key: [UInt8]?, value: [UInt8], opaque: UnsafeMutableRawPointer) -> rd_kafka_resp_err_t {
+    static func produce(_ handle: KafkaHandle, topic: String, key: [UInt8]?, value: [UInt8], opaque: UnsafeMutableRawPointer) -> rd_kafka_resp_err_t {
         value.withUnsafeBytes { valueBytes in
             if let key {
                 return key.withUnsafeBytes { keyBytes in
@@ -110,7 +110,7 @@ public final class KafkaProducer: Service, Sendable {
     }
 
     /// The librdkafka client, created on first use together with its poll thread.
-    private func handle() throws -> KafkaHandle {
+    func handle() throws -> KafkaHandle {
         try state.withLockedValue { state in
             switch state {
             case .running(let handle):
@@ -125,13 +125,13 @@ public final class KafkaProducer: Service, Sendable {
                 ) { conf in
                     rd_kafka_conf_set_dr_msg_cb(conf) { _, message, _ in
                         guard let message, let opaque = message.pointee._private else { return }
-                        let box = Unmanaged<DeliveryBox>.fromOpaque(opaque).takeRetainedValue()
+                        let target = Unmanaged<DeliveryTarget>.fromOpaque(opaque).takeRetainedValue()
                         let report = message.pointee
                         if report.err == RD_KAFKA_RESP_ERR_NO_ERROR {
                             let topic = report.rkt.map { String(cString: rd_kafka_topic_name($0)) } ?? ""
-                            box.continuation.resume(returning: KafkaDeliveryReport(topic: topic, partition: report.partition, offset: report.offset))
+                            target.settle(.success(KafkaDeliveryReport(topic: topic, partition: report.partition, offset: report.offset)))
                         } else {
-                            box.continuation.resume(throwing: KafkaError(.deliveryFailed, reason: KafkaHandle.name(report.err)))
+                            target.settle(.failure(KafkaError(.deliveryFailed, reason: KafkaHandle.name(report.err))))
                         }
                     }
                 }
@@ -148,10 +148,23 @@ public final class KafkaProducer: Service, Sendable {
     }
 }
 
-/// The continuation of one `send`, carried through librdkafka as the message opaque.
-private final class DeliveryBox: Sendable {
-    let continuation: CheckedContinuation<KafkaDeliveryReport, any Error>
-    init(_ continuation: CheckedContinuation<KafkaDeliveryReport, any Error>) { self.continuation = continuation }
+/// Who waits for a message's delivery report, carried through librdkafka as the message
+/// opaque (retained once per message, released by the report).
+final class DeliveryTarget: Sendable {
+    enum Kind: Sendable {
+        case single(CheckedContinuation<KafkaDeliveryReport, any Error>)
+        case batch(BatchSlot)
+    }
+
+    let kind: Kind
+    init(_ kind: Kind) { self.kind = kind }
+
+    func settle(_ result: Result<KafkaDeliveryReport, KafkaError>) {
+        switch kind {
+        case .single(let continuation): continuation.resume(with: result.mapError { $0 as any Error })
+        case .batch(let slot): slot.batch.settle(slot.index, result)
+        }
+    }
 }
 
 private struct QueueRefusal: Error {

@@ -36,6 +36,8 @@ extension RedisConnection {
             return batch
         }
 
+        var hasQueued: Bool { !queue.isEmpty }
+
         /// Stops accepting requests; returns those still queued so they can be failed.
         mutating func close() -> [Request] {
             isClosed = true

@@ -56,6 +56,15 @@ final class RedisConnection: Sendable {
         context.disconnect()
     }
 
+    /// Callers whose replies were just delivered often send again within microseconds; waiting
+    /// that long (yielding the core) saves parking and waking this thread for their next batch.
+    private func lingerForFollowUps() {
+        for _ in 0..<32 {
+            if state.withLockedValue({ $0.hasQueued }) { return }
+            sched_yield()
+        }
+    }
+
     private func failAll(_ error: RedisError) {
         while true {
             let batch = state.withLockedValue { $0.nextBatch(limit: .max) }
@@ -67,13 +76,12 @@ final class RedisConnection: Sendable {
     /// Runs on `thread` until the queue is empty.
     private func drain() {
         while true {
+            lingerForFollowUps()
             let batch = state.withLockedValue { $0.nextBatch(limit: configuration.maxBatch) }
             if batch.isEmpty { return }
             do {
                 try context.connectIfNeeded(configuration, logger: logger)
-                for request in batch {
-                    for command in request.commands { try context.append(command) }
-                }
+                try context.append(batch.lazy.flatMap(\.commands))
                 var results: [[RedisValue]] = []
                 results.reserveCapacity(batch.count)
                 for request in batch {
@@ -121,19 +129,14 @@ final class ContextBox: @unchecked Sendable {
         context = fresh
     }
 
-    func append(_ command: RedisCommand) throws {
+    /// Queues the commands' RESP bytes in hiredis' output buffer in one call; the first
+    /// `redisGetReply` writes them all.
+    func append(_ commands: some Sequence<RedisCommand>) throws {
         guard let context else { throw RedisError(.connectionLost) }
-        var offsets: [Int] = []
-        var buffer: [UInt8] = []
-        for argument in command.arguments {
-            offsets.append(buffer.count)
-            buffer.append(contentsOf: argument)
-        }
-        let lengths = command.arguments.map(\.count)
-        let status = buffer.withUnsafeBufferPointer { bytes -> Int32 in
-            let base = UnsafeRawPointer(bytes.baseAddress ?? UnsafePointer(bitPattern: 1)!)
-            var argv: [UnsafePointer<CChar>?] = offsets.map { (base + $0).assumingMemoryBound(to: CChar.self) }
-            return redisAppendCommandArgv(context, Int32(argv.count), &argv, lengths)
+        var bytes: [UInt8] = []
+        for command in commands { bytes.append(contentsOf: command.encoded) }
+        let status = bytes.withUnsafeBufferPointer { buffer in
+            buffer.withMemoryRebound(to: CChar.self) { redisAppendFormattedCommand(context, $0.baseAddress, $0.count) }
         }
         if status != REDIS_OK { throw RedisError(.connectionLost, serverMessage: Self.errorText(context)) }
     }

@@ -57,15 +57,41 @@ extension Int: RedisArgument { public var redisBytes: [UInt8] { Array(String(sel
 extension Double: RedisArgument { public var redisBytes: [UInt8] { Array(String(self).utf8) } }
 extension [UInt8]: RedisArgument { public var redisBytes: [UInt8] { self } }
 
-/// One command with its arguments, as bytes.
+/// One command with its arguments, encoded in RESP once, when it is made, so the connection
+/// thread only concatenates bytes.
 public struct RedisCommand: Sendable {
-    let arguments: [[UInt8]]
+    let encoded: [UInt8]
 
     public init(_ name: String, _ arguments: any RedisArgument...) {
         self.init(name, arguments: arguments)
     }
 
     public init(_ name: String, arguments: [any RedisArgument]) {
-        self.arguments = [Array(name.utf8)] + arguments.map(\.redisBytes)
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(16 + name.utf8.count + arguments.count * 16)
+        bytes.append(UInt8(ascii: "*"))
+        Self.appendDecimal(arguments.count + 1, to: &bytes)
+        Self.appendBulk(name.utf8, to: &bytes)
+        for argument in arguments { Self.appendBulk(argument.redisBytes, to: &bytes) }
+        encoded = bytes
+    }
+
+    private static func appendBulk(_ argument: some Collection<UInt8>, to bytes: inout [UInt8]) {
+        bytes.append(UInt8(ascii: "$"))
+        appendDecimal(argument.count, to: &bytes)
+        bytes.append(contentsOf: argument)
+        bytes.append(13)
+        bytes.append(10)
+    }
+
+    /// `<n>\r\n` in ASCII digits.
+    private static func appendDecimal(_ value: Int, to bytes: inout [UInt8]) {
+        if value < 10 {
+            bytes.append(UInt8(ascii: "0") + UInt8(value))
+        } else {
+            bytes.append(contentsOf: String(value).utf8)
+        }
+        bytes.append(13)
+        bytes.append(10)
     }
 }

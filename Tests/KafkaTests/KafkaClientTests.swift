@@ -51,6 +51,32 @@ struct KafkaClientTests {
         #expect(error.code == .shutdown)
     }
 
+    @Test func batchSendReturnsEveryReportInOrder() async throws {
+        let topic = TestEnvironment.uniqueName("conduit.test.batch")
+        let producer = Self.producer()
+        let messages = (0..<300).map { KafkaOutgoingMessage(topic: topic, key: Array("same".utf8), value: Array("\($0)".utf8)) }
+        let reports = try await producer.send(batch: messages)
+        #expect(reports.count == 300)
+        #expect(reports.allSatisfy { $0.topic == topic })
+        // One key, one partition: offsets follow the order given.
+        #expect(Set(reports.map(\.partition)).count == 1)
+        #expect(reports.map(\.offset) == reports.map(\.offset).sorted())
+        #expect(Set(reports.map(\.offset)).count == 300)
+        #expect(try await producer.send(batch: []).isEmpty)
+        await producer.shutdown()
+    }
+
+    @Test func batchToAnUnreachableBrokerFailsAfterSettlingEveryMessage() async throws {
+        let producer = KafkaProducer(
+            configuration: .init(kafka: .init(bootstrapServers: "127.0.0.1:1"), deliveryTimeoutMilliseconds: 1500),
+            logger: Logger(label: "unreachable")
+        )
+        let messages = (0..<20).map { KafkaOutgoingMessage(topic: "t", key: nil, value: [UInt8($0)]) }
+        let error = try await #require(throws: KafkaError.self) { try await producer.send(batch: messages) }
+        #expect(error.code == .deliveryFailed)
+        await producer.shutdown()
+    }
+
     @Test func producesAndConsumesAThousandWithCommits() async throws {
         let topic = TestEnvironment.uniqueName("conduit.test.k1000")
         let group = TestEnvironment.uniqueName("g")

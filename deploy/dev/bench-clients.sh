@@ -3,6 +3,7 @@
 # same servers (a Redis and a Tansu broker of their own on bench ports).
 #   Redis: redis-benchmark -t set,get with the same pipeline depth and concurrency.
 #   Kafka: the confluent-kafka Python producer (librdkafka 2.16, the library our client runs on),
+#          which queues every message at once; ours keeps 10,000 in flight as awaited batches of 1,000,
 #          idempotent, acks=all, linger 5 ms, like ours.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -66,7 +67,7 @@ assert delivered == count, f"only {delivered} of {count} delivered"
 print(int(count / elapsed))
 PY
 )
-ours_kafka=$("$BENCH" kafka --brokers "127.0.0.1:$KAFKA_PORT" --topic bench.conduit --messages "$MESSAGES" --size "$SIZE" | awk '/^kafka_produce/ {print $2}')
+ours_kafka=$("$BENCH" kafka --brokers "127.0.0.1:$KAFKA_PORT" --topic bench.conduit --messages "$MESSAGES" --size "$SIZE" --inflight 10000 --batch 1000 | awk '/^kafka_produce/ {print $2}')
 echo "  produce msgs/s: conduit $ours_kafka, confluent-kafka $anchor_kafka" >&2
 
 ratio() { python3 -c "print(f'{$1 / $2:.2f}')"; }
