@@ -76,6 +76,10 @@ let package = Package(
         cLibrary("CHiredis", pkgConfig: "hiredis", apt: "libhiredis-dev"),
         cLibrary("CRdKafka", pkgConfig: "rdkafka", apt: "librdkafka-dev"),
         cLibrary("CCurl", pkgConfig: "libcurl", apt: "libcurl4-openssl-dev"),
+        cLibrary("COpenBLAS", pkgConfig: "openblas", apt: "libopenblas-dev"),
+
+        // Engines: pure Swift over BLAS, no I/O beyond reading their model files.
+        .target(name: "TextEmbedding", dependencies: ["COpenBLAS"], path: "Shared/TextEmbedding"),
 
         // Thin async wrappers; no C type leaks past them.
         wrapper("Postgres", c: "CLibPQ"),
@@ -104,6 +108,7 @@ let package = Package(
         .testTarget(name: "HTTPTests", dependencies: [
             "HTTP", "TestSupport", .product(name: "NIOPosix", package: "swift-nio"),
         ], path: "Tests/HTTPTests"),
+        .testTarget(name: "TextEmbeddingTests", dependencies: ["TextEmbedding", "TestSupport"], path: "Tests/TextEmbeddingTests"),
         .testTarget(name: "IntegrationTests", dependencies: [
             "TestSupport", "HTTP", "Postgres", "Kafka", "ConduitProtocol",
             .product(name: "Logging", package: "swift-log"),

