@@ -108,7 +108,8 @@ let package = Package(
         .testTarget(name: "HTTPTests", dependencies: [
             "HTTP", "TestSupport", .product(name: "NIOPosix", package: "swift-nio"),
         ], path: "Tests/HTTPTests"),
-        .testTarget(name: "TextEmbeddingTests", dependencies: ["TextEmbedding", "TestSupport"], path: "Tests/TextEmbeddingTests"),
+        .testTarget(name: "TextEmbeddingTests", dependencies: ["TextEmbedding", "TestSupport"], path: "Tests/TextEmbeddingTests",
+                    resources: [.copy("Fixtures")]),
         .testTarget(name: "IntegrationTests", dependencies: [
             "TestSupport", "HTTP", "Postgres", "Kafka", "ConduitProtocol",
             .product(name: "Logging", package: "swift-log"),
