@@ -1,7 +1,7 @@
 # The two commands: `make up` runs the platform, `make test` runs every test.
 STACK := deploy/dev/stack.sh
 
-.PHONY: up down status logs test build bench-clients
+.PHONY: up down status logs test build bench-clients bench-embedder
 
 up:
 	@$(STACK) up
@@ -23,3 +23,6 @@ build:
 
 bench-clients:
 	@deploy/dev/bench-clients.sh
+
+bench-embedder:
+	@deploy/dev/bench-embedder.sh

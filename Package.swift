@@ -39,6 +39,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: services.map(\.0) + [
         .executable(name: "bench-clients", targets: ["ClientsBenchmark"]),
+        .executable(name: "bench-embedder", targets: ["EmbedderBenchmark"]),
     ],
     dependencies: [
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
@@ -92,6 +93,8 @@ let package = Package(
             dependencies: ["Redis", "Kafka", .product(name: "Logging", package: "swift-log")],
             path: "Benchmarks/ClientsBenchmark"
         ),
+
+        .executableTarget(name: "EmbedderBenchmark", dependencies: ["TextEmbedding"], path: "Benchmarks/EmbedderBenchmark"),
 
         .testTarget(name: "ConduitProtocolTests", dependencies: ["ConduitProtocol"], path: "Tests/ConduitProtocolTests",
                     resources: [.copy("Fixtures")]),

@@ -250,7 +250,7 @@ public final class MiniLMModel: @unchecked Sendable {
         values.withUnsafeMutableBufferPointer { values in
             for index in values.indices {
                 let x = values[index]
-                values[index] = 0.5 * x * (1 + erff(x * inverseRootTwo))
+                values[index] = 0.5 * x * (1 + fastErf(x * inverseRootTwo))
             }
         }
     }

@@ -168,6 +168,9 @@ service_env() {
     echo "CONDUIT_REDIS_PORT=$REDIS_PORT"
     echo "CONDUIT_KAFKA_BROKERS=127.0.0.1:$KAFKA_PORT"
     echo "CONDUIT_MINILM_DIR=$MODEL_DIR"
+    # OpenBLAS 0.3.21 does not recognise recent AMD cores and falls back to its AVX2 kernels;
+    # where the CPU has AVX-512 its SkylakeX kernels are about twice as fast.
+    if grep -qw avx512f /proc/cpuinfo 2>/dev/null; then echo "OPENBLAS_CORETYPE=SKYLAKEX"; fi
     for service in "${SERVICES[@]}"; do
         local prefix="CONDUIT_$(echo "$service" | tr 'a-z-' 'A-Z_')"
         echo "${prefix}_PORT=$((SERVICE_BASE_PORT + i))"
