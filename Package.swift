@@ -27,7 +27,7 @@ func cLibrary(_ name: String, pkgConfig: String, apt: String) -> Target {
 let services = [
     service("Gateway", product: "gateway", dependencies: ["Postgres", "Redis", "Kafka"]),
     service("Orchestrator", product: "orchestrator", dependencies: ["Redis", "Kafka", "HTTP"]),
-    service("Embedder", product: "embedder", dependencies: ["Kafka"]),
+    service("Embedder", product: "embedder", dependencies: ["Kafka", "TextEmbedding"]),
     service("Retriever", product: "retriever", dependencies: ["Postgres", "Kafka"]),
     service("CostService", product: "cost-service", dependencies: ["Postgres", "Redis", "Kafka"]),
     service("PromptRegistry", product: "prompt-registry", dependencies: ["Postgres", "Redis"]),
@@ -111,6 +111,11 @@ let package = Package(
         .testTarget(name: "HTTPTests", dependencies: [
             "HTTP", "TestSupport", .product(name: "NIOPosix", package: "swift-nio"),
         ], path: "Tests/HTTPTests"),
+        .testTarget(name: "EmbedderTests", dependencies: [
+            "Embedder", "ConduitKit", "ConduitProtocol", "TestSupport",
+            .product(name: "HummingbirdTesting", package: "hummingbird"),
+            .product(name: "NIOCore", package: "swift-nio"),
+        ], path: "Tests/EmbedderTests"),
         .testTarget(name: "TextEmbeddingTests", dependencies: ["TextEmbedding", "TestSupport"], path: "Tests/TextEmbeddingTests",
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "IntegrationTests", dependencies: [

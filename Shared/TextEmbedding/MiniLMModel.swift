@@ -1,4 +1,4 @@
-import COpenBLAS
+internal import COpenBLAS
 import Foundation
 
 /// sentence-transformers/all-MiniLM-L6-v2: a 6-layer BERT encoder (hidden 384, 12 heads of 32,

@@ -1,0 +1,104 @@
+import ConduitKit
+import ConduitProtocol
+import Foundation
+import Hummingbird
+import TextEmbedding
+
+/// `POST /v1/embeddings` (OpenAI-compatible) and `GET /v1/models`, served by the native engine.
+struct EmbeddingsController: Sendable {
+    struct Limits: Sendable {
+        /// Inputs in one request at most. Default 2048 (OpenAI's limit).
+        var maxInputs = 2048
+        /// Tokens in one input at most before it is refused; longer than the model's 256 is
+        /// truncated as sentence-transformers does. Default 8192.
+        var maxInputTokens = 8192
+    }
+
+    static let modelID = "all-minilm-l6-v2"
+    static let aliases: Set<String> = [modelID, "sentence-transformers/all-MiniLM-L6-v2", "all-MiniLM-L6-v2"]
+
+    let batcher: EmbeddingBatcher
+    let tokenizer: WordPieceTokenizer
+    let limits: Limits
+    let maxSequenceLength = 256
+
+    func addRoutes(to router: Router<ConduitRequestContext>) {
+        router.post("/v1/embeddings") { request, context in
+            try await embeddings(request: request, context: context)
+        }
+        router.get("/v1/models") { _, _ in
+            try jsonResponse(ModelList(data: [.init(id: Self.modelID, created: 1_700_000_000, ownedBy: "conduit")]))
+        }
+    }
+
+    func embeddings(request: Request, context: ConduitRequestContext) async throws -> Response {
+        let body = try await request.decodeJSON(EmbeddingsRequest.self, context: context)
+        guard Self.aliases.contains(body.model) else {
+            throw APIError(status: .notFound, type: .invalidRequest, message: "The model '\(body.model)' does not exist; this embedder serves '\(Self.modelID)'.", param: "model", code: "model_not_found")
+        }
+        if let dimensions = body.dimensions, dimensions != MiniLMModel.hidden {
+            throw APIError.invalidRequest("'\(Self.modelID)' produces \(MiniLMModel.hidden) dimensions; 'dimensions' cannot be \(dimensions).", param: "dimensions")
+        }
+        let sequences = try tokenize(body.input)
+        let vectors: [[Float]]
+        do {
+            vectors = try await batcher.embed(sequences)
+        } catch is EmbeddingBatcher.Overloaded {
+            throw APIError(status: .tooManyRequests, type: .rateLimit, message: "The embedder is at capacity; retry shortly.", code: "queue_full")
+        } catch is EmbeddingBatcher.ShutDown {
+            throw APIError.serviceUnavailable("The embedder is shutting down.")
+        }
+        let format = body.encodingFormat ?? .float
+        let response = EmbeddingsResponse(
+            data: vectors.enumerated().map { Embedding(index: $0.offset, embedding: EmbeddingVector($0.element, format: format)) },
+            model: Self.modelID,
+            usage: EmbeddingsUsage(promptTokens: sequences.reduce(0) { $0 + $1.count })
+        )
+        return try jsonResponse(response)
+    }
+
+    /// Token sequences (`[CLS] … [SEP]`) for every input, or a 400 naming the bad one.
+    func tokenize(_ input: EmbeddingInput) throws -> [[Int]] {
+        guard input.count > 0 else { throw APIError.invalidRequest("'input' must not be empty.", param: "input") }
+        guard input.count <= limits.maxInputs else {
+            throw APIError.invalidRequest("'input' has \(input.count) items; at most \(limits.maxInputs) are allowed per request.", param: "input")
+        }
+        switch input {
+        case .text(let text):
+            return [try encode(text, param: "input")]
+        case .texts(let texts):
+            return try texts.enumerated().map { try encode($0.element, param: "input[\($0.offset)]") }
+        case .tokens(let ids):
+            return [try wrap(ids, param: "input")]
+        case .tokenArrays(let arrays):
+            return try arrays.enumerated().map { try wrap($0.element, param: "input[\($0.offset)]") }
+        }
+    }
+
+    private func encode(_ text: String, param: String) throws -> [Int] {
+        guard !text.isEmpty else { throw APIError.invalidRequest("'\(param)' must not be an empty string.", param: param) }
+        let pieces = tokenizer.wordPieces(text)
+        guard pieces.count <= limits.maxInputTokens else {
+            throw APIError.invalidRequest("'\(param)' has \(pieces.count) tokens; at most \(limits.maxInputTokens) are allowed per input.", param: param)
+        }
+        return [WordPieceTokenizer.classID] + pieces.prefix(maxSequenceLength - 2) + [WordPieceTokenizer.separatorID]
+    }
+
+    /// Token-id input is taken as this model's WordPiece ids.
+    private func wrap(_ ids: [Int], param: String) throws -> [Int] {
+        guard !ids.isEmpty else { throw APIError.invalidRequest("'\(param)' must not be an empty token array.", param: param) }
+        guard ids.count <= limits.maxInputTokens else {
+            throw APIError.invalidRequest("'\(param)' has \(ids.count) tokens; at most \(limits.maxInputTokens) are allowed per input.", param: param)
+        }
+        guard ids.allSatisfy({ $0 >= 0 && $0 < tokenizer.vocabularySize }) else {
+            throw APIError.invalidRequest("'\(param)' contains token ids outside 0..<\(tokenizer.vocabularySize).", param: param)
+        }
+        return [WordPieceTokenizer.classID] + ids.prefix(maxSequenceLength - 2) + [WordPieceTokenizer.separatorID]
+    }
+}
+
+func jsonResponse(_ value: some Encodable) throws -> Response {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = .withoutEscapingSlashes
+    return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: try encoder.encode(value))))
+}
