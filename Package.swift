@@ -94,7 +94,9 @@ let package = Package(
             path: "Benchmarks/ClientsBenchmark"
         ),
 
-        .executableTarget(name: "EmbedderBenchmark", dependencies: ["TextEmbedding"], path: "Benchmarks/EmbedderBenchmark"),
+        .executableTarget(name: "EmbedderBenchmark", dependencies: [
+            "TextEmbedding", "HTTP", .product(name: "Logging", package: "swift-log"),
+        ], path: "Benchmarks/EmbedderBenchmark"),
 
         .testTarget(name: "ConduitProtocolTests", dependencies: ["ConduitProtocol"], path: "Tests/ConduitProtocolTests",
                     resources: [.copy("Fixtures")]),

@@ -31,9 +31,12 @@ with open(sys.argv[2], "w") as out:
         out.write(" ".join(random.choice(words) for _ in range(random.randint(40, 60))).capitalize() + ".\n")
 PY
 
-echo "building bench-embedder (release)…" >&2
-swift build --package-path "$ROOT" -c release --product bench-embedder -q 2>&1 | grep -v "^warning:" >&2 || true
-BENCH="$(swift build --package-path "$ROOT" -c release --show-bin-path)/bench-embedder"
+echo "building bench-embedder and embedder (release)…" >&2
+for product in bench-embedder embedder; do
+    swift build --package-path "$ROOT" -c release --product "$product" -q 2>&1 | grep -v "^warning:" >&2 || true
+done
+BIN="$(swift build --package-path "$ROOT" -c release --show-bin-path)"
+BENCH="$BIN/bench-embedder"
 
 reference() {  # THREADS
     HF_HUB_OFFLINE=1 "$VENV/bin/python" - "$MODEL" "$1" "$SENTENCES" 2>/dev/null <<'PY'
@@ -58,5 +61,19 @@ for threads in 1 2; do
     ref[$threads]=$(reference "$threads")
     echo "  $threads thread(s): conduit ${ours[$threads]} sentences/s, sentence-transformers ${ref[$threads]} sentences/s" >&2
 done
+# End to end: the embedder service (release, 2 threads) on a bench port, 16 concurrent clients,
+# one sentence per request. Its own Kafka check is irrelevant here, so readiness is not awaited.
+PORT=18982
+LD_LIBRARY_PATH="$("$STACK" env dev | sed -n 's/^LD_LIBRARY_PATH=//p')" CONDUIT_EMBEDDER_PORT=$PORT CONDUIT_MINILM_DIR="$MODEL" \
+    CONDUIT_KAFKA_BROKERS=127.0.0.1:1 CONDUIT_LOG_LEVEL=warning "$BIN/embedder" >"$DIR/embedder.log" 2>&1 &
+SERVICE=$!
+trap 'kill $SERVICE 2>/dev/null || true' EXIT
+for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null && break; sleep 0.1; done
+http_sps=$("$BENCH" --url "http://127.0.0.1:$PORT" --sentences "$SENTENCES" --clients 16 | awk '/^http_sps/ {print $2}')
+service_peak=$(awk '/VmHWM/ {print int($2 / 1024)}' "/proc/$SERVICE/status")
+kill -TERM $SERVICE; wait $SERVICE 2>/dev/null || true
+echo "  HTTP /v1/embeddings, 16 clients: $http_sps sentences/s (service peak RSS ${service_peak} MB)" >&2
+peak=$(( service_peak > peak ? service_peak : peak ))
+
 ratio() { python3 -c "print(f'{$1 / $2:.2f}')"; }
-echo "bench-embedder: ratio_1t=$(ratio "${ours[1]}" "${ref[1]}") ratio_2t=$(ratio "${ours[2]}" "${ref[2]}") ours_1t_sps=${ours[1]} ref_1t_sps=${ref[1]} ours_2t_sps=${ours[2]} ref_2t_sps=${ref[2]} peak_mb=$peak"
+echo "bench-embedder: ratio_1t=$(ratio "${ours[1]}" "${ref[1]}") ratio_2t=$(ratio "${ours[2]}" "${ref[2]}") ours_1t_sps=${ours[1]} ref_1t_sps=${ref[1]} ours_2t_sps=${ours[2]} ref_2t_sps=${ref[2]} http_sps=$http_sps peak_mb=$peak"
