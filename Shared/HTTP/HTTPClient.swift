@@ -4,6 +4,14 @@ import NIOConcurrencyHelpers
 import NIOPosix
 import ServiceLifecycle
 
+/// Carries the multi handle to the loop thread.
+///
+/// `@unchecked Sendable`: after this hand-off only the loop thread uses the handle, except
+/// `curl_multi_wakeup`, which libcurl documents as safe to call from any thread.
+private struct MultiHandle: @unchecked Sendable {
+    let pointer: UnsafeMutableRawPointer
+}
+
 private let curlGlobalInit: Bool = curl_global_init(3) == CURLE_OK  // CURL_GLOBAL_ALL
 
 /// An HTTP client over libcurl's multi interface. One dedicated thread drives every transfer
@@ -97,7 +105,8 @@ public final class HTTPClient: Service, Sendable {
             thread.start()
             let box = self.shared
             let logger = self.logger
-            thread.submit { _ in Self.loop(multi: multi, shared: box, logger: logger) }
+            let handle = MultiHandle(pointer: multi)
+            thread.submit { _ in Self.loop(multi: handle.pointer, shared: box, logger: logger) }
         }
     }
 
