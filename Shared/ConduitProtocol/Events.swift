@@ -39,8 +39,9 @@ public struct IndexingRequest: Codable, Sendable, Hashable {
     }
 }
 
-/// One embedded chunk of a document (`conduit.indexing.chunks`), or a document delete.
-public struct IndexedChunkEvent: Codable, Sendable, Hashable {
+/// One document version, chunked and embedded (`conduit.indexing.chunks`, key
+/// `tenant/collection/doc_id`), or a tombstone for a delete (`op: "delete"`, no chunks).
+public struct IndexedDocumentEvent: Codable, Sendable, Hashable {
     public static let currentSchemaVersion = 1
 
     public var schemaVersion: Int
@@ -48,35 +49,60 @@ public struct IndexedChunkEvent: Codable, Sendable, Hashable {
     public var tenant: String
     public var collection: String
     public var docID: String
-    public var chunkID: String?
-    public var chunkIndex: Int?
-    public var chunkCount: Int?
-    public var text: String?
-    /// Character offsets of the chunk in the document text.
-    public var start: Int?
-    public var end: Int?
-    public var embedding: [Float]?
+    /// Content hash of the document text and metadata: the same document gives the same version.
+    public var version: String
     public var model: String?
-    public var contentHash: String?
     public var metadata: [String: JSONValue]?
     public var source: String?
+    public var chunks: [Chunk]
 
-    public init(op: IndexingRequest.Operation, tenant: String, collection: String, docID: String) {
+    public init(op: IndexingRequest.Operation, tenant: String, collection: String, docID: String, version: String, model: String? = nil, chunks: [Chunk] = []) {
         self.schemaVersion = Self.currentSchemaVersion
         self.op = op
         self.tenant = tenant
         self.collection = collection
         self.docID = docID
+        self.version = version
+        self.model = model
+        self.chunks = chunks
+    }
+
+    public var key: String { "\(tenant)/\(collection)/\(docID)" }
+
+    public struct Chunk: Codable, Sendable, Hashable {
+        /// `doc_id#n`, stable for the same document text.
+        public var id: String
+        public var index: Int
+        public var text: String
+        /// Unicode scalar (code point) offsets of the chunk in the source text, end exclusive.
+        public var start: Int
+        public var end: Int
+        /// The nearest heading above the chunk (Markdown or HTML sources), for context.
+        public var heading: String?
+        public var contentHash: String
+        public var embedding: [Float]
+
+        public init(id: String, index: Int, text: String, start: Int, end: Int, heading: String?, contentHash: String, embedding: [Float]) {
+            self.id = id
+            self.index = index
+            self.text = text
+            self.start = start
+            self.end = end
+            self.heading = heading
+            self.contentHash = contentHash
+            self.embedding = embedding
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case id, index, text, start, end, heading, embedding
+            case contentHash = "content_hash"
+        }
     }
 
     enum CodingKeys: String, CodingKey {
-        case op, tenant, collection, text, start, end, embedding, model, metadata, source
+        case op, tenant, collection, version, model, metadata, source, chunks
         case schemaVersion = "schema_version"
         case docID = "doc_id"
-        case chunkID = "chunk_id"
-        case chunkIndex = "chunk_index"
-        case chunkCount = "chunk_count"
-        case contentHash = "content_hash"
     }
 }
 

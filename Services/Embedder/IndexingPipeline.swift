@@ -1,0 +1,147 @@
+import ConduitKit
+import ConduitProtocol
+import Foundation
+import Kafka
+import Logging
+import ServiceLifecycle
+import TextEmbedding
+
+/// Consumes indexing requests, chunks and embeds each document, and publishes one event per
+/// document version. An input offset is marked durable only after its output (or its DLQ
+/// record) is acknowledged by the broker, so a restart repeats at most unfinished work.
+struct IndexingPipeline: Service {
+    struct Configuration: Sendable {
+        var chunksTopic = KafkaTopic.indexingChunks
+        var maxDocumentCharacters = 1_000_000
+        var chunkTokens = 200
+        var overlapTokens = 32
+    }
+
+    let consumer: KafkaConsumer
+    let producer: KafkaProducer
+    let dlq: DeadLetterQueue
+    let batcher: EmbeddingBatcher
+    let chunker: DocumentChunker
+    let configuration: Configuration
+    let logger: Logger
+
+    /// Why an event cannot be indexed; the text goes into the DLQ record.
+    struct Rejection: Error {
+        let reason: String
+    }
+
+    func run() async throws {
+        do {
+            try await cancelWhenGracefulShutdown {
+                for try await message in consumer.messages {
+                    try await handle(message)
+                }
+            }
+        } catch is CancellationError {
+            // Graceful shutdown: the consumer commits what is durable and leaves the group.
+        }
+    }
+
+    func handle(_ message: KafkaMessage) async throws {
+        do {
+            let event = try process(try decode(message))
+            try await publish(event)
+        } catch let rejection as Rejection {
+            try await withRetries { try await dlq.send(message, reason: rejection.reason, service: "embedder") }
+            logger.warning("indexing request rejected", metadata: ["reason": "\(rejection.reason)", "offset": "\(message.offset)"])
+        }
+        do {
+            try consumer.markDurable(message)
+        } catch {
+            logger.debug("offset not stored (partition moved?)", metadata: [LogKey.error: "\(error)"])
+        }
+    }
+
+    func decode(_ message: KafkaMessage) throws -> IndexingRequest {
+        let request: IndexingRequest
+        do {
+            request = try JSONDecoder().decode(IndexingRequest.self, from: Data(message.value))
+        } catch let error as DecodingError {
+            throw Rejection(reason: "invalid indexing request: \(ErrorEnvelopeMiddleware.describe(error))")
+        } catch {
+            throw Rejection(reason: "invalid indexing request: not JSON")
+        }
+        guard request.schemaVersion == IndexingRequest.currentSchemaVersion else {
+            throw Rejection(reason: "unsupported schema_version \(request.schemaVersion)")
+        }
+        for (field, value) in [("tenant", request.tenant), ("collection", request.collection), ("doc_id", request.docID)] where value.isEmpty {
+            throw Rejection(reason: "'\(field)' must not be empty")
+        }
+        if request.op == .upsert {
+            guard let text = request.text else { throw Rejection(reason: "'text' is required for upsert") }
+            guard text.unicodeScalars.count <= configuration.maxDocumentCharacters else {
+                throw Rejection(reason: "'text' has more than \(configuration.maxDocumentCharacters) characters")
+            }
+        }
+        return request
+    }
+
+    /// The event for one request: a tombstone for deletes, chunks with vectors for upserts.
+    func process(_ request: IndexingRequest) throws -> PendingEvent {
+        let metadataText = (try? String(decoding: JSONEncoder.sorted.encode(request.metadata ?? [:]), as: UTF8.self)) ?? ""
+        var event = IndexedDocumentEvent(
+            op: request.op, tenant: request.tenant, collection: request.collection, docID: request.docID,
+            version: contentHash((request.text ?? "") + "\u{0}" + metadataText)
+        )
+        event.metadata = request.metadata
+        event.source = request.source
+        guard request.op == .upsert, let text = request.text else { return PendingEvent(event: event, chunks: []) }
+        let contentType = request.metadata?["content_type"]?.stringValue
+        let extracted = ExtractedText.extract(text, format: ExtractedText.format(of: text, contentType: contentType, source: request.source))
+        event.model = EmbeddingsController.modelID
+        return PendingEvent(event: event, chunks: chunker.chunk(extracted))
+    }
+
+    struct PendingEvent {
+        var event: IndexedDocumentEvent
+        var chunks: [DocumentChunker.Chunk]
+    }
+
+    private func publish(_ pending: PendingEvent) async throws {
+        var event = pending.event
+        if !pending.chunks.isEmpty {
+            // Headings give chunks context in the vector, as the text a reader would see under them.
+            let sequences = pending.chunks.map { chunk in
+                chunker.tokenizer.encode(chunk.heading.map { "\($0)\n\(chunk.text)" } ?? chunk.text)
+            }
+            let vectors = try await withRetries { try await batcher.embed(sequences) }
+            event.chunks = zip(pending.chunks, vectors).enumerated().map { index, pair in
+                IndexedDocumentEvent.Chunk(
+                    id: "\(event.docID)#\(index)", index: index, text: pair.0.text, start: pair.0.start, end: pair.0.end,
+                    heading: pair.0.heading, contentHash: contentHash(pair.0.text), embedding: pair.1
+                )
+            }
+        }
+        let value = Array(try EventCoding.encoder().encode(event))
+        try await withRetries { try await producer.send(topic: configuration.chunksTopic, key: event.key, value: value) }
+    }
+
+    /// Retries what failed for a passing reason (broker away, embedder queue full) until it
+    /// works or the service shuts down; nothing already accepted is dropped.
+    private func withRetries<T: Sendable>(_ work: () async throws -> T) async throws -> T {
+        var delay = Duration.milliseconds(100)
+        while true {
+            do {
+                return try await work()
+            } catch {
+                try Task.checkCancellation()
+                logger.warning("indexing step failed; retrying", metadata: [LogKey.error: "\(error)"])
+                try await Task.sleep(for: delay)
+                delay = min(delay * 2, .seconds(5))
+            }
+        }
+    }
+}
+
+extension JSONEncoder {
+    static var sorted: JSONEncoder {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        return encoder
+    }
+}
