@@ -9,6 +9,7 @@ let serviceBase: [Target.Dependency] = [
     .product(name: "Logging", package: "swift-log"),
     .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
     .product(name: "Prometheus", package: "swift-prometheus"),
+    .product(name: "HTTPTypes", package: "swift-http-types"),
 ]
 
 /// An executable product named `product` built from `Services/<name>`.
@@ -27,7 +28,7 @@ func cLibrary(_ name: String, pkgConfig: String, apt: String) -> Target {
 let services = [
     service("Gateway", product: "gateway", dependencies: ["Postgres", "Redis", "Kafka"]),
     service("Orchestrator", product: "orchestrator", dependencies: ["Redis", "Kafka", "HTTP"]),
-    service("Embedder", product: "embedder", dependencies: ["Kafka", "TextEmbedding"]),
+    service("Embedder", product: "embedder", dependencies: ["Kafka", "HTTP", "TextEmbedding"]),
     service("Retriever", product: "retriever", dependencies: ["Postgres", "Kafka"]),
     service("CostService", product: "cost-service", dependencies: ["Postgres", "Redis", "Kafka"]),
     service("PromptRegistry", product: "prompt-registry", dependencies: ["Postgres", "Redis"]),

@@ -1,6 +1,7 @@
 import ConduitKit
 import ConduitProtocol
 import Foundation
+import HTTP
 import Hummingbird
 import Kafka
 import Logging
@@ -20,6 +21,7 @@ import TextEmbedding
 /// | `CONDUIT_EMBEDDER_MAX_INPUTS` / `_MAX_INPUT_TOKENS` | 2048 / 8192 |
 /// | `CONDUIT_EMBEDDER_CHUNK_TOKENS` / `_CHUNK_OVERLAP_TOKENS` | 200 / 32 |
 /// | `CONDUIT_EMBEDDER_MAX_DOCUMENT_CHARS` | 1000000 (longer documents go to the DLQ) |
+/// | `CONDUIT_EMBEDDER_REMOTE_MODELS` | none (JSON list of remote providers; see `RemoteEmbeddings`) |
 /// | `CONDUIT_EMBEDDER_GROUP` | `conduit-embedder` (consumer group) |
 /// | `CONDUIT_EMBEDDER_REQUESTS_TOPIC` / `_CHUNKS_TOPIC` / `_DLQ_TOPIC` | the topics of DESIGN.md |
 func buildApplication(configuration: ServiceConfiguration, logger: Logger) async throws -> some ApplicationProtocol {
@@ -65,8 +67,10 @@ func buildApplication(configuration: ServiceConfiguration, logger: Logger) async
         logger: logger
     )
     let router = makeConduitRouter(configuration: configuration, registry: registry, readiness: [.kafka(producer)])
-    EmbeddingsController(batcher: batcher, tokenizer: embedder.tokenizer, limits: limits).addRoutes(to: router)
+    let http = HTTPClient(configuration: configuration.http, logger: logger)
+    let remote = try RemoteEmbeddings(http: http, environment: environment)
+    EmbeddingsController(batcher: batcher, tokenizer: embedder.tokenizer, limits: limits, remote: remote).addRoutes(to: router)
     // Shutdown runs in reverse: the pipeline stops first, then the consumer commits, the batcher
     // finishes, and the producer flushes last.
-    return makeConduitApplication(router: router, configuration: configuration, services: [producer, batcher, consumer, pipeline], logger: logger)
+    return makeConduitApplication(router: router, configuration: configuration, services: [producer, http, batcher, consumer, pipeline], logger: logger)
 }

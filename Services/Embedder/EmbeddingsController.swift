@@ -20,6 +20,7 @@ struct EmbeddingsController: Sendable {
     let batcher: EmbeddingBatcher
     let tokenizer: WordPieceTokenizer
     let limits: Limits
+    let remote: RemoteEmbeddings
     let maxSequenceLength = 256
 
     func addRoutes(to router: Router<ConduitRequestContext>) {
@@ -27,12 +28,25 @@ struct EmbeddingsController: Sendable {
             try await embeddings(request: request, context: context)
         }
         router.get("/v1/models") { _, _ in
-            try jsonResponse(ModelList(data: [.init(id: Self.modelID, created: 1_700_000_000, ownedBy: "conduit")]))
+            try jsonResponse(ModelList(data: [.init(id: Self.modelID, created: 1_700_000_000, ownedBy: "conduit")]
+                + remote.models.keys.sorted().map { .init(id: $0, created: 1_700_000_000, ownedBy: "remote") }))
         }
     }
 
     func embeddings(request: Request, context: ConduitRequestContext) async throws -> Response {
         let body = try await request.decodeJSON(EmbeddingsRequest.self, context: context)
+        if remote.serves(body.model) {
+            _ = try tokenizeLimitsOnly(body.input)
+            var response = try await remote.embed(body, headers: ServiceClient.propagatedHeaders(from: context))
+            // Re-encode in the format the caller asked for, whatever the provider sent.
+            let format = body.encodingFormat ?? .float
+            response.data = response.data.map { item in
+                var item = item
+                if let floats = item.embedding.floats { item.embedding = EmbeddingVector(floats, format: format) }
+                return item
+            }
+            return try jsonResponse(response)
+        }
         guard Self.aliases.contains(body.model) else {
             throw APIError(status: .notFound, type: .invalidRequest, message: "The model '\(body.model)' does not exist; this embedder serves '\(Self.modelID)'.", param: "model", code: "model_not_found")
         }
@@ -57,12 +71,18 @@ struct EmbeddingsController: Sendable {
         return try jsonResponse(response)
     }
 
-    /// Token sequences (`[CLS] … [SEP]`) for every input, or a 400 naming the bad one.
-    func tokenize(_ input: EmbeddingInput) throws -> [[Int]] {
+    /// The per-request input count limit, for models whose tokens are counted by the provider.
+    func tokenizeLimitsOnly(_ input: EmbeddingInput) throws -> Int {
         guard input.count > 0 else { throw APIError.invalidRequest("'input' must not be empty.", param: "input") }
         guard input.count <= limits.maxInputs else {
             throw APIError.invalidRequest("'input' has \(input.count) items; at most \(limits.maxInputs) are allowed per request.", param: "input")
         }
+        return input.count
+    }
+
+    /// Token sequences (`[CLS] … [SEP]`) for every input, or a 400 naming the bad one.
+    func tokenize(_ input: EmbeddingInput) throws -> [[Int]] {
+        _ = try tokenizeLimitsOnly(input)
         switch input {
         case .text(let text):
             return [try encode(text, param: "input")]

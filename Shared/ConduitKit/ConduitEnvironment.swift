@@ -37,5 +37,11 @@ public struct ConduitEnvironment: Sendable {
 public struct ConfigurationError: Error, CustomStringConvertible {
     public var key: String
     public var expected: String
+
+    public init(key: String, expected: String) {
+        self.key = key
+        self.expected = expected
+    }
+
     public var description: String { "\(key) must be \(expected)" }
 }
