@@ -167,6 +167,9 @@ service_env() {
     echo "CONDUIT_POSTGRES_PORT=$PG_PORT"
     echo "CONDUIT_REDIS_PORT=$REDIS_PORT"
     echo "CONDUIT_KAFKA_BROKERS=127.0.0.1:$KAFKA_PORT"
+    # Tansu lets a consumer group join only after the rebalance timeout (max.poll.interval.ms):
+    # keep it short on the local stack or consumers wait five minutes for their partitions.
+    echo "CONDUIT_KAFKA_MAX_POLL_INTERVAL_MS=10000"
     echo "CONDUIT_MINILM_DIR=$MODEL_DIR"
     # OpenBLAS 0.3.21 does not recognise recent AMD cores and falls back to its AVX2 kernels;
     # where the CPU has AVX-512 its SkylakeX kernels are about twice as fast.
