@@ -101,7 +101,7 @@ struct EmbeddingsController: Sendable {
         guard pieces.count <= limits.maxInputTokens else {
             throw APIError.invalidRequest("'\(param)' has \(pieces.count) tokens; at most \(limits.maxInputTokens) are allowed per input.", param: param)
         }
-        return [WordPieceTokenizer.classID] + pieces.prefix(maxSequenceLength - 2) + [WordPieceTokenizer.separatorID]
+        return WordPieceTokenizer.sequence(pieces, maxLength: maxSequenceLength)
     }
 
     /// Token-id input is taken as this model's WordPiece ids.
@@ -113,7 +113,7 @@ struct EmbeddingsController: Sendable {
         guard ids.allSatisfy({ $0 >= 0 && $0 < tokenizer.vocabularySize }) else {
             throw APIError.invalidRequest("'\(param)' contains token ids outside 0..<\(tokenizer.vocabularySize).", param: param)
         }
-        return [WordPieceTokenizer.classID] + ids.prefix(maxSequenceLength - 2) + [WordPieceTokenizer.separatorID]
+        return WordPieceTokenizer.sequence(ids, maxLength: maxSequenceLength)
     }
 }
 

@@ -31,8 +31,12 @@ public struct WordPieceTokenizer: Sendable {
 
     /// `[CLS] pieces… [SEP]`, truncated so the whole sequence has at most `maxLength` ids.
     public func encode(_ text: String, maxLength: Int = 256) -> [Int] {
-        let pieces = wordPieces(text)
-        return [Self.classID] + pieces.prefix(max(0, maxLength - 2)) + [Self.separatorID]
+        Self.sequence(wordPieces(text), maxLength: maxLength)
+    }
+
+    /// `[CLS] pieces… [SEP]` from pieces already computed, truncated to `maxLength` ids in all.
+    public static func sequence(_ pieces: [Int], maxLength: Int = 256) -> [Int] {
+        [classID] + pieces.prefix(max(0, maxLength - 2)) + [separatorID]
     }
 
     /// The WordPiece ids of `text`, without special tokens or truncation.
