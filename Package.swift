@@ -82,6 +82,7 @@ let package = Package(
 
         // Engines: pure Swift over BLAS, no I/O beyond reading their model files.
         .target(name: "TextEmbedding", dependencies: ["COpenBLAS"], path: "Shared/TextEmbedding"),
+        .target(name: "SearchEngine", path: "Shared/SearchEngine"),
 
         // Thin async wrappers; no C type leaks past them.
         wrapper("Postgres", c: "CLibPQ"),
@@ -119,6 +120,7 @@ let package = Package(
             .product(name: "HummingbirdTesting", package: "hummingbird"),
             .product(name: "NIOCore", package: "swift-nio"),
         ], path: "Tests/EmbedderTests"),
+        .testTarget(name: "SearchEngineTests", dependencies: ["SearchEngine"], path: "Tests/SearchEngineTests"),
         .testTarget(name: "TextEmbeddingTests", dependencies: ["TextEmbedding", "TestSupport"], path: "Tests/TextEmbeddingTests",
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "IntegrationTests", dependencies: [

@@ -1,0 +1,61 @@
+/// Combines ranked lists from several signals (vector, keyword) into one.
+public enum RankFusion {
+    /// One fused result with what each signal said about it.
+    public struct Result: Sendable, Equatable {
+        public var id: String
+        public var score: Double
+        /// Per signal: 1-based rank and raw score, absent if that signal did not return it.
+        public var signals: [String: Signal]
+    }
+
+    public struct Signal: Sendable, Equatable {
+        public var rank: Int
+        public var score: Double
+        public init(rank: Int, score: Double) {
+            self.rank = rank
+            self.score = score
+        }
+    }
+
+    /// Reciprocal-rank fusion: Σ weight / (k + rank). `k` default 60 (the usual choice).
+    public static func reciprocalRank(
+        _ lists: [String: [(id: String, score: Double)]],
+        k: Double = 60,
+        weights: [String: Double] = [:],
+        limit: Int
+    ) -> [Result] {
+        var fused: [String: Result] = [:]
+        for (signal, list) in lists {
+            let weight = weights[signal] ?? 1
+            for (index, item) in list.enumerated() {
+                var result = fused[item.id] ?? Result(id: item.id, score: 0, signals: [:])
+                result.score += weight / (k + Double(index + 1))
+                result.signals[signal] = Signal(rank: index + 1, score: item.score)
+                fused[item.id] = result
+            }
+        }
+        return Array(fused.values.sorted { $0.score != $1.score ? $0.score > $1.score : $0.id < $1.id }.prefix(limit))
+    }
+
+    /// Min-max score normalisation per signal, then a weighted sum: the alternative to RRF when
+    /// score magnitudes carry meaning.
+    public static func normalizedScores(
+        _ lists: [String: [(id: String, score: Double)]],
+        weights: [String: Double] = [:],
+        limit: Int
+    ) -> [Result] {
+        var fused: [String: Result] = [:]
+        for (signal, list) in lists {
+            guard let high = list.map(\.score).max(), let low = list.map(\.score).min() else { continue }
+            let weight = weights[signal] ?? 1
+            for (index, item) in list.enumerated() {
+                let normalized = high > low ? (item.score - low) / (high - low) : 1
+                var result = fused[item.id] ?? Result(id: item.id, score: 0, signals: [:])
+                result.score += weight * normalized
+                result.signals[signal] = Signal(rank: index + 1, score: item.score)
+                fused[item.id] = result
+            }
+        }
+        return Array(fused.values.sorted { $0.score != $1.score ? $0.score > $1.score : $0.id < $1.id }.prefix(limit))
+    }
+}
