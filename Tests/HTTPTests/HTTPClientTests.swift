@@ -42,7 +42,7 @@ struct HTTPClientTests {
                     gate.withLock { $0 = iterator }
                     semaphore.signal()
                 }
-                if semaphore.wait(timeout: .now() + 5) == .timedOut { connection.close(); return }
+                if semaphore.wait(timeout: .now() + 60) == .timedOut { connection.close(); return }
             }
             connection.writeChunk(": keep-alive comment\n\ndata: [DONE]\n\n")
             connection.endChunks()
@@ -66,15 +66,14 @@ struct HTTPClientTests {
 
     @Test func totalTimeoutFailsWithTimeout() async throws {
         let server = try TestHTTPServer { _, connection in
-            _ = connection.waitForPeerClose(seconds: 5)
+            _ = connection.waitForPeerClose(seconds: 30)
         }
         let http = Self.client()
-        let start = ContinuousClock.now
         let error = try await #require(throws: HTTPClientError.self) {
             try await http.execute(HTTPRequest(url: server.baseURL + "/slow", timeout: .milliseconds(300)))
         }
+        // The server would answer after 30 s at the earliest; only the client's timeout ends this sooner.
         #expect(error.code == .timeout)
-        #expect(ContinuousClock.now - start < .seconds(4))
         await http.shutdown()
     }
 
@@ -92,7 +91,7 @@ struct HTTPClientTests {
             connection.startChunked(contentType: "text/event-stream")
             connection.writeChunk("data: first\n\n")
             // Stream stalls; only the client closing ends this.
-            closed.withLock { $0 = connection.waitForPeerClose(seconds: 10) }
+            closed.withLock { $0 = connection.waitForPeerClose(seconds: 40) }
         }
         let http = Self.client()
         let firstEvent = AsyncStream<Void>.makeStream()
@@ -106,7 +105,7 @@ struct HTTPClientTests {
         _ = await iterator.next()
         reader.cancel()
         _ = await reader.result
-        #expect(try await eventually(within: .seconds(5)) { closed.withLock { $0 } })
+        #expect(try await eventually(within: .seconds(30)) { closed.withLock { $0 } })
         await http.shutdown()
     }
 
@@ -115,7 +114,7 @@ struct HTTPClientTests {
         let server = try TestHTTPServer { _, connection in
             connection.startChunked(contentType: "application/octet-stream")
             connection.writeChunk("part one")
-            closed.withLock { $0 = connection.waitForPeerClose(seconds: 10) }
+            closed.withLock { $0 = connection.waitForPeerClose(seconds: 40) }
         }
         let http = Self.client()
         do {
@@ -123,7 +122,7 @@ struct HTTPClientTests {
             var iterator = response.body.makeAsyncIterator()
             _ = try await iterator.next()
         }
-        #expect(try await eventually(within: .seconds(5)) { closed.withLock { $0 } })
+        #expect(try await eventually(within: .seconds(30)) { closed.withLock { $0 } })
         await http.shutdown()
     }
 
