@@ -1,7 +1,7 @@
 # The two commands: `make up` runs the platform, `make test` runs every test.
 STACK := deploy/dev/stack.sh
 
-.PHONY: up down status logs test build bench-clients bench-embedder
+.PHONY: up down status logs test build bench-clients bench-embedder bench-retriever
 
 up:
 	@$(STACK) up
@@ -26,3 +26,6 @@ bench-clients:
 
 bench-embedder:
 	@deploy/dev/bench-embedder.sh
+
+bench-retriever:
+	@deploy/dev/bench-retriever.sh

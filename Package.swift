@@ -41,6 +41,7 @@ let package = Package(
     products: services.map(\.0) + [
         .executable(name: "bench-clients", targets: ["ClientsBenchmark"]),
         .executable(name: "bench-embedder", targets: ["EmbedderBenchmark"]),
+        .executable(name: "bench-retriever", targets: ["RetrieverBenchmark"]),
     ],
     dependencies: [
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
@@ -99,6 +100,8 @@ let package = Package(
         .executableTarget(name: "EmbedderBenchmark", dependencies: [
             "TextEmbedding", "HTTP", .product(name: "Logging", package: "swift-log"),
         ], path: "Benchmarks/EmbedderBenchmark"),
+
+        .executableTarget(name: "RetrieverBenchmark", dependencies: ["SearchEngine"], path: "Benchmarks/RetrieverBenchmark"),
 
         .testTarget(name: "ConduitProtocolTests", dependencies: ["ConduitProtocol"], path: "Tests/ConduitProtocolTests",
                     resources: [.copy("Fixtures")]),
