@@ -240,21 +240,71 @@ public final class VectorIndex: @unchecked Sendable {
 
     /// Best-first search of one layer; returns up to `ef` nodes, best first.
     private func searchLayer(_ query: [Float], entry: Int32, entryScore: Float, ef: Int, level: Int) -> [Candidate] {
-        var visited = Set<Int32>([entry])
-        var frontier = [Candidate(node: entry, score: entryScore)]  // max-heap by score, kept sorted
-        var results = [Candidate(node: entry, score: entryScore)]   // sorted best first, at most ef
-        while let next = frontier.popLast() {
-            if results.count >= ef, let worst = results.last, next.score < worst.score { break }
-            for neighbor in neighbors[Int(next.node)][level] where visited.insert(neighbor).inserted {
-                let score = similarity(query, neighbor)
-                if results.count < ef || score > results.last!.score {
-                    insertSorted(&results, Candidate(node: neighbor, score: score))
-                    if results.count > ef { results.removeLast() }
-                    insertAscending(&frontier, Candidate(node: neighbor, score: score))
+        // A flat bitset per search: searches run concurrently, so nothing here is shared.
+        var visited = [UInt64](repeating: 0, count: (ids.count + 63) / 64)
+        func firstVisit(_ node: Int32) -> Bool {
+            let word = Int(node) >> 6
+            let bit = UInt64(1) << UInt64(node & 63)
+            if visited[word] & bit != 0 { return false }
+            visited[word] |= bit
+            return true
+        }
+        _ = firstVisit(entry)
+        var frontier = CandidateHeap()
+        frontier.push(Candidate(node: entry, score: entryScore))
+        var results = [Candidate(node: entry, score: entryScore)]  // sorted best first, at most ef
+        results.reserveCapacity(ef + 1)
+        query.withUnsafeBufferPointer { query in
+            vectors.withUnsafeBufferPointer { vectors in
+                let base = vectors.baseAddress!
+                while let next = frontier.pop() {
+                    if results.count >= ef, let worst = results.last, next.score < worst.score { break }
+                    for neighbor in neighbors[Int(next.node)][level] where firstVisit(neighbor) {
+                        let score = Self.dot(query.baseAddress!, base + Int(neighbor) * dimension, dimension)
+                        if results.count < ef || score > results.last!.score {
+                            insertSorted(&results, Candidate(node: neighbor, score: score))
+                            if results.count > ef { results.removeLast() }
+                            frontier.push(Candidate(node: neighbor, score: score))
+                        }
+                    }
                 }
             }
         }
         return results
+    }
+
+    /// A binary max-heap of candidates by score.
+    private struct CandidateHeap {
+        private var items: [Candidate] = []
+
+        mutating func push(_ candidate: Candidate) {
+            items.append(candidate)
+            var child = items.count - 1
+            while child > 0 {
+                let parent = (child - 1) / 2
+                if items[parent].score >= items[child].score { break }
+                items.swapAt(parent, child)
+                child = parent
+            }
+        }
+
+        mutating func pop() -> Candidate? {
+            guard !items.isEmpty else { return nil }
+            items.swapAt(0, items.count - 1)
+            let top = items.removeLast()
+            var parent = 0
+            while true {
+                let left = 2 * parent + 1
+                let right = left + 1
+                var largest = parent
+                if left < items.count, items[left].score > items[largest].score { largest = left }
+                if right < items.count, items[right].score > items[largest].score { largest = right }
+                if largest == parent { break }
+                items.swapAt(parent, largest)
+                parent = largest
+            }
+            return top
+        }
     }
 
     private func exactScan(_ query: [Float], k: Int, allowed: ((String) -> Bool)?) -> [Hit] {
@@ -276,17 +326,6 @@ public final class VectorIndex: @unchecked Sendable {
         while low < high {
             let middle = (low + high) / 2
             if list[middle].score >= candidate.score { low = middle + 1 } else { high = middle }
-        }
-        list.insert(candidate, at: low)
-    }
-
-    /// Keeps `list` sorted worst first, so `popLast` yields the best.
-    private func insertAscending(_ list: inout [Candidate], _ candidate: Candidate) {
-        var low = 0
-        var high = list.count
-        while low < high {
-            let middle = (low + high) / 2
-            if list[middle].score <= candidate.score { low = middle + 1 } else { high = middle }
         }
         list.insert(candidate, at: low)
     }
