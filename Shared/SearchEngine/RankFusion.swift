@@ -34,7 +34,7 @@ public enum RankFusion {
                 fused[item.id] = result
             }
         }
-        return Array(fused.values.sorted { $0.score != $1.score ? $0.score > $1.score : $0.id < $1.id }.prefix(limit))
+        return ranked(fused, limit: limit)
     }
 
     /// Min-max score normalisation per signal, then a weighted sum: the alternative to RRF when
@@ -56,6 +56,11 @@ public enum RankFusion {
                 fused[item.id] = result
             }
         }
-        return Array(fused.values.sorted { $0.score != $1.score ? $0.score > $1.score : $0.id < $1.id }.prefix(limit))
+        return ranked(fused, limit: limit)
+    }
+
+    /// Best fused score first, ties by id so equal inputs always give the same order.
+    private static func ranked(_ fused: [String: Result], limit: Int) -> [Result] {
+        Array(fused.values.sorted { $0.score != $1.score ? $0.score > $1.score : $0.id < $1.id }.prefix(limit))
     }
 }
