@@ -29,7 +29,7 @@ let services = [
     service("Gateway", product: "gateway", dependencies: ["Postgres", "Redis", "Kafka"]),
     service("Orchestrator", product: "orchestrator", dependencies: ["Redis", "Kafka", "HTTP"]),
     service("Embedder", product: "embedder", dependencies: ["Kafka", "HTTP", "TextEmbedding"]),
-    service("Retriever", product: "retriever", dependencies: ["Postgres", "Kafka"]),
+    service("Retriever", product: "retriever", dependencies: ["Postgres", "Kafka", "HTTP", "SearchEngine"]),
     service("CostService", product: "cost-service", dependencies: ["Postgres", "Redis", "Kafka"]),
     service("PromptRegistry", product: "prompt-registry", dependencies: ["Postgres", "Redis"]),
     service("MetricsExporter", product: "metrics-exporter", dependencies: ["Kafka"]),
@@ -83,7 +83,9 @@ let package = Package(
 
         // Engines: pure Swift over BLAS, no I/O beyond reading their model files.
         .target(name: "TextEmbedding", dependencies: ["COpenBLAS"], path: "Shared/TextEmbedding"),
-        .target(name: "SearchEngine", path: "Shared/SearchEngine"),
+        .target(name: "SearchEngine", dependencies: ["CSearchKernels"], path: "Shared/SearchEngine"),
+        // A prefetch hint for the vector index's walk (Swift has no prefetch intrinsic).
+        .target(name: "CSearchKernels", path: "Shared/CSearchKernels"),
 
         // Thin async wrappers; no C type leaks past them.
         wrapper("Postgres", c: "CLibPQ"),
@@ -123,9 +125,15 @@ let package = Package(
             .product(name: "HummingbirdTesting", package: "hummingbird"),
             .product(name: "NIOCore", package: "swift-nio"),
         ], path: "Tests/EmbedderTests"),
-        .testTarget(name: "SearchEngineTests", dependencies: ["SearchEngine"], path: "Tests/SearchEngineTests"),
+        .testTarget(name: "SearchEngineTests", dependencies: ["SearchEngine", "TestSupport"], path: "Tests/SearchEngineTests"),
         .testTarget(name: "TextEmbeddingTests", dependencies: ["TextEmbedding", "TestSupport"], path: "Tests/TextEmbeddingTests",
                     resources: [.copy("Fixtures")]),
+        .testTarget(name: "RetrieverTests", dependencies: [
+            "Retriever", "ConduitKit", "ConduitProtocol", "TestSupport", "Kafka", "Postgres", "SearchEngine",
+            .product(name: "HummingbirdTesting", package: "hummingbird"),
+            .product(name: "HTTPTypes", package: "swift-http-types"),
+            .product(name: "NIOCore", package: "swift-nio"),
+        ], path: "Tests/RetrieverTests"),
         .testTarget(name: "IntegrationTests", dependencies: [
             "TestSupport", "HTTP", "Postgres", "Kafka", "ConduitProtocol",
             .product(name: "Logging", package: "swift-log"),
@@ -152,10 +160,19 @@ func wrapper(_ name: String, c: String, extra: [Target.Dependency] = []) -> Targ
     )
 }
 
-for target in package.targets where target.type != .system {
+for target in package.targets where target.type != .system && target.name != "CSearchKernels" {
     target.swiftSettings = (target.swiftSettings ?? []) + [
         .swiftLanguageMode(.v6),
         .enableUpcomingFeature("ExistentialAny"),
         .enableUpcomingFeature("MemberImportVisibility"),
     ]
 }
+
+// The vector index's distance kernels: 256-bit fused multiply-adds on x86-64 (every x86-64
+// server since 2013 has AVX2 and FMA); Swift takes its code-generation features from these
+// clang flags.
+#if arch(x86_64)
+if let engine = package.targets.first(where: { $0.name == "SearchEngine" }) {
+    engine.swiftSettings = (engine.swiftSettings ?? []) + [.unsafeFlags(["-Xcc", "-mavx2", "-Xcc", "-mfma"])]
+}
+#endif

@@ -1,8 +1,8 @@
 /// Combines ranked lists from several signals (vector, keyword) into one.
 public enum RankFusion {
     /// One fused result with what each signal said about it.
-    public struct Result: Sendable, Equatable {
-        public var id: String
+    public struct Result<ID: Hashable & Comparable & Sendable>: Sendable, Equatable {
+        public var id: ID
         public var score: Double
         /// Per signal: 1-based rank and raw score, absent if that signal did not return it.
         public var signals: [String: Signal]
@@ -18,13 +18,13 @@ public enum RankFusion {
     }
 
     /// Reciprocal-rank fusion: Σ weight / (k + rank). `k` default 60 (the usual choice).
-    public static func reciprocalRank(
-        _ lists: [String: [(id: String, score: Double)]],
+    public static func reciprocalRank<ID>(
+        _ lists: [String: [(id: ID, score: Double)]],
         k: Double = 60,
         weights: [String: Double] = [:],
         limit: Int
-    ) -> [Result] {
-        var fused: [String: Result] = [:]
+    ) -> [Result<ID>] {
+        var fused: [ID: Result<ID>] = [:]
         for (signal, list) in lists {
             let weight = weights[signal] ?? 1
             for (index, item) in list.enumerated() {
@@ -39,12 +39,12 @@ public enum RankFusion {
 
     /// Min-max score normalisation per signal, then a weighted sum: the alternative to RRF when
     /// score magnitudes carry meaning.
-    public static func normalizedScores(
-        _ lists: [String: [(id: String, score: Double)]],
+    public static func normalizedScores<ID>(
+        _ lists: [String: [(id: ID, score: Double)]],
         weights: [String: Double] = [:],
         limit: Int
-    ) -> [Result] {
-        var fused: [String: Result] = [:]
+    ) -> [Result<ID>] {
+        var fused: [ID: Result<ID>] = [:]
         for (signal, list) in lists {
             guard let high = list.map(\.score).max(), let low = list.map(\.score).min() else { continue }
             let weight = weights[signal] ?? 1
@@ -60,7 +60,7 @@ public enum RankFusion {
     }
 
     /// Best fused score first, ties by id so equal inputs always give the same order.
-    private static func ranked(_ fused: [String: Result], limit: Int) -> [Result] {
+    private static func ranked<ID>(_ fused: [ID: Result<ID>], limit: Int) -> [Result<ID>] {
         Array(fused.values.sorted { $0.score != $1.score ? $0.score > $1.score : $0.id < $1.id }.prefix(limit))
     }
 }

@@ -27,16 +27,17 @@ struct TextAnalyzerTests {
 }
 
 struct KeywordIndexTests {
-    static let corpus = [
-        "a": "the cat sat on the mat",
-        "b": "the dog chased the cat around the garden",
-        "c": "quantum computing with superconducting qubits",
-        "d": "cats and dogs are common pets",
+    // Labels: a = 1, b = 2, c = 3, d = 4.
+    static let corpus: [UInt32: String] = [
+        1: "the cat sat on the mat",
+        2: "the dog chased the cat around the garden",
+        3: "quantum computing with superconducting qubits",
+        4: "cats and dogs are common pets",
     ]
 
     func index() -> KeywordIndex {
         var index = KeywordIndex()
-        for (id, text) in Self.corpus.sorted(by: { $0.key < $1.key }) { index.upsert(id: id, text: text) }
+        for (label, text) in Self.corpus.sorted(by: { $0.key < $1.key }) { index.upsert(label: label, text: text) }
         return index
     }
 
@@ -44,41 +45,46 @@ struct KeywordIndexTests {
         let index = index()
         let hits = index.search("cat", limit: 10)
         // "cat" (stemmed "cats" too) appears in a, b and d; N = 4, n = 3.
-        #expect(Set(hits.map(\.id)) == ["a", "b", "d"])
+        #expect(Set(hits.map(\.label)) == [1, 2, 4])
         let idf = log(1 + (4 - 3 + 0.5) / (3 + 0.5))
         #expect(abs(index.idf("cat") - idf) < 1e-12)
         let lengths = ["a": 6.0, "b": 8.0, "c": 5.0, "d": 6.0]
         let average = lengths.values.reduce(0, +) / 4
         let expectedA = idf * 1 * 2.2 / (1 + 1.2 * (1 - 0.75 + 0.75 * lengths["a"]! / average))
-        #expect(abs(hits.first { $0.id == "a" }!.score - expectedA) < 1e-9)
-        // Equal length and frequency tie (broken by id); the longer document ranks last.
-        #expect(hits.map(\.id) == ["a", "d", "b"])
+        #expect(abs(hits.first { $0.label == 1 }!.score - expectedA) < 1e-9)
+        // Equal length and frequency tie (broken by label); the longer document ranks last.
+        #expect(hits.map(\.label) == [1, 4, 2])
         #expect(hits[0].score == hits[1].score)
         #expect(hits[1].score > hits[2].score)
     }
 
     @Test func rareTermsOutweighCommonOnes() {
         let hits = index().search("the qubits", limit: 2)
-        #expect(hits.first?.id == "c")
+        #expect(hits.first?.label == 3)
     }
 
     @Test func replacingAndRemovingUpdateStatistics() {
         var index = index()
-        index.upsert(id: "c", text: "a cat in a box")
+        index.upsert(label: 3, text: "a cat in a box")
         #expect(index.count == 4)
         #expect(index.search("qubits", limit: 5).isEmpty)
-        #expect(index.search("cat", limit: 5).map(\.id).contains("c"))
-        index.remove(id: "a")
-        index.remove(id: "missing")
+        #expect(index.search("cat", limit: 5).map(\.label).contains(3))
+        // Four documents now contain "cat": its document frequency followed the replacement.
+        #expect(abs(index.idf("cat") - log(1 + 0.5 / 4.5)) < 1e-12)
+        index.remove(label: 1)
+        index.remove(label: 99)
         #expect(index.count == 3)
-        #expect(!index.search("mat", limit: 5).map(\.id).contains("a"))
-        #expect(!index.contains("a"))
+        #expect(!index.search("mat", limit: 5).map(\.label).contains(1))
+        #expect(!index.contains(1))
+        // Many replacements of one document leave one live copy (stale postings are swept).
+        for round in 0..<50 { index.upsert(label: 2, text: "dog number \(round)") }
+        #expect(index.search("dog", limit: 10).map(\.label) == [2, 4])
     }
 
     @Test func filterAndLimitApply() {
         let index = index()
         #expect(index.search("cat", limit: 1).count == 1)
-        #expect(index.search("cat", limit: 10) { $0 != "d" }.map(\.id).sorted() == ["a", "b"])
+        #expect(index.search("cat", limit: 10) { $0 != 4 }.map(\.label).sorted() == [1, 2])
         #expect(index.search("nothing matches", limit: 10).isEmpty)
         #expect(index.search("cat", limit: 0).isEmpty)
     }
