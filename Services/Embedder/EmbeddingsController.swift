@@ -116,9 +116,3 @@ struct EmbeddingsController: Sendable {
         return WordPieceTokenizer.sequence(ids, maxLength: maxSequenceLength)
     }
 }
-
-func jsonResponse(_ value: some Encodable) throws -> Response {
-    let encoder = JSONEncoder()
-    encoder.outputFormatting = .withoutEscapingSlashes
-    return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: try encoder.encode(value))))
-}

@@ -1,21 +1,93 @@
 import ConduitKit
+import ConduitProtocol
+import Foundation
+import HTTP
 import Hummingbird
 import Kafka
 import Logging
 import Postgres
 import Prometheus
+import SearchEngine
+import ServiceLifecycle
 
-/// Chunks in Postgres, the in-memory hybrid index, search routes (arrive with the retriever issue).
+/// Hybrid search over chunks kept in Postgres and indexed in memory: `conduit.indexing.chunks`
+/// in, `/v1/search` and `/v1/collections` out.
+///
+/// | variable | default |
+/// |---|---|
+/// | `CONDUIT_RETRIEVER_GROUP` | `conduit-retriever` (consumer group) |
+/// | `CONDUIT_RETRIEVER_CHUNKS_TOPIC` / `_DLQ_TOPIC` | the topics of DESIGN.md |
+/// | `CONDUIT_RETRIEVER_EMBEDDING_MODEL` | `all-minilm-l6-v2` (embeds query text) |
+/// | `CONDUIT_RETRIEVER_M` / `_EF_CONSTRUCTION` / `_EF_SEARCH` | 16 / 200 / 64 (collections created by indexing) |
+/// | `CONDUIT_RETRIEVER_QUANTIZATION` | `none` (or `int8`) |
 func buildApplication(configuration: ServiceConfiguration, logger: Logger) async throws -> some ApplicationProtocol {
+    let environment = configuration.environment
     let postgres = PostgresClient(configuration: configuration.postgres, logger: logger)
     let producer = KafkaProducer(configuration: .init(kafka: configuration.kafka), logger: logger)
+    let consumer = KafkaConsumer(
+        configuration: .init(
+            kafka: configuration.kafka,
+            groupID: environment.string("CONDUIT_RETRIEVER_GROUP", default: "conduit-retriever"),
+            topics: [environment.string("CONDUIT_RETRIEVER_CHUNKS_TOPIC", default: KafkaTopic.indexingChunks)],
+            maxPollIntervalMilliseconds: configuration.kafkaMaxPollIntervalMilliseconds
+        ),
+        logger: logger
+    )
+    let quantizationName = environment.string("CONDUIT_RETRIEVER_QUANTIZATION", default: "none")
+    guard let quantization = VectorIndex.Quantization(rawValue: quantizationName) else {
+        throw ConfigurationError(key: "CONDUIT_RETRIEVER_QUANTIZATION", expected: "none or int8")
+    }
+    let defaults = SearchCollection.Configuration(dimension: 384, vector: .init(
+        m: try environment.int("CONDUIT_RETRIEVER_M", default: 16),
+        efConstruction: try environment.int("CONDUIT_RETRIEVER_EF_CONSTRUCTION", default: 200),
+        efSearch: try environment.int("CONDUIT_RETRIEVER_EF_SEARCH", default: 64),
+        quantization: quantization))
+    let repository = PostgresChunkRepository(postgres: postgres)
+    let catalog = SearchCatalog()
+    let http = HTTPClient(configuration: configuration.http, logger: logger)
+    let embeddings = EmbedderQueryEmbedding(
+        client: ServiceClient(http: http, baseURLs: configuration.serviceURLs),
+        defaultModel: environment.string("CONDUIT_RETRIEVER_EMBEDDING_MODEL", default: "all-minilm-l6-v2"))
+    let chunks = ChunkConsumer(
+        consumer: consumer,
+        dlq: DeadLetterQueue(producer: producer, topic: environment.string("CONDUIT_RETRIEVER_DLQ_TOPIC", default: KafkaTopic.indexingDLQ)),
+        repository: repository, catalog: catalog, defaults: defaults, logger: logger)
+
     let registry = PrometheusCollectorRegistry()
     let router = makeConduitRouter(configuration: configuration, registry: registry, readiness: [.postgres(postgres), .kafka(producer)])
+    SearchController(catalog: catalog, embeddings: embeddings).addRoutes(to: router)
+    CollectionsController(catalog: catalog, repository: repository).addRoutes(to: router)
+    // The consumer starts only after the indexes are loaded, so events apply on top of them.
     return makeConduitApplication(
         router: router,
         configuration: configuration,
-        services: [postgres, producer],
+        services: [postgres, producer, http, consumer, chunks],
         logger: logger,
-        beforeServerStarts: [{ try await migrate(RetrieverMigrations.retriever, on: postgres, logger: logger) }]
+        beforeServerStarts: [
+            { try await migrate(RetrieverMigrations.retriever, on: postgres, logger: logger) },
+            { try await IndexLoader(repository: repository, catalog: catalog, logger: logger).load() },
+        ]
     )
+}
+
+/// Rebuilds every collection's indexes from Postgres at start.
+struct IndexLoader {
+    let repository: any ChunkRepository
+    let catalog: SearchCatalog
+    let logger: Logger
+
+    func load() async throws {
+        let start = ContinuousClock.now
+        var total = 0
+        for (key, configuration) in try await repository.collections() {
+            let rows = try await repository.chunks(key)
+            let collection = SearchCollection(configuration: configuration, capacity: max(rows.count, 64))
+            var documents: [String: [SearchCollection.Chunk]] = [:]
+            for (documentID, chunk) in rows { documents[documentID, default: []].append(chunk) }
+            for (documentID, chunks) in documents { try collection.replaceDocument(documentID, chunks: chunks) }
+            catalog.insert(collection, for: key)
+            total += rows.count
+        }
+        logger.info("indexes loaded", metadata: ["chunks": "\(total)", "seconds": "\(ContinuousClock.now - start)"])
+    }
 }

@@ -1,5 +1,7 @@
 import Foundation
 import Hummingbird
+import HTTPTypes
+import NIOCore
 
 extension Request {
     /// Decodes a JSON body. Unlike Hummingbird's `decode`, the `DecodingError` reaches the error
@@ -9,4 +11,11 @@ extension Request {
         let buffer = try await body.collect(upTo: context.maxUploadSize)
         return try JSONDecoder().decode(T.self, from: Data(buffer.readableBytesView))
     }
+}
+
+/// A JSON response body (slashes left unescaped, as OpenAI's are).
+public func jsonResponse(_ value: some Encodable, status: HTTPResponse.Status = .ok) throws -> Response {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = .withoutEscapingSlashes
+    return Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: try encoder.encode(value))))
 }

@@ -1,0 +1,116 @@
+import ConduitKit
+import ConduitProtocol
+import Foundation
+import Kafka
+import Logging
+import SearchEngine
+import ServiceLifecycle
+
+/// Consumes `conduit.indexing.chunks`: each event is one document version (or a tombstone).
+/// Postgres first, in one transaction with the consumed offset; then the in-memory collection,
+/// where the version's chunks replace the old ones in one step; then the Kafka offset. A crash
+/// anywhere replays the event, and a replay of a stored version changes nothing.
+struct ChunkConsumer: Service {
+    let consumer: KafkaConsumer
+    let dlq: DeadLetterQueue
+    let repository: any ChunkRepository
+    let catalog: SearchCatalog
+    let defaults: SearchCollection.Configuration
+    let logger: Logger
+
+    struct Rejection: Error {
+        let reason: String
+    }
+
+    func run() async throws {
+        do {
+            try await cancelWhenGracefulShutdown {
+                for try await message in consumer.messages {
+                    try await handle(message)
+                }
+            }
+        } catch is CancellationError {
+            // Graceful shutdown: the consumer commits what is durable and leaves the group.
+        }
+    }
+
+    func handle(_ message: KafkaMessage) async throws {
+        do {
+            let event = try decode(message)
+            let position = ConsumedPosition(topic: message.topic, partition: Int(message.partition), nextOffset: message.offset + 1)
+            let outcome = try await withRetries { try await repository.apply(event, position: position, defaults: defaults) }
+            try apply(outcome, of: event)
+        } catch let rejection as Rejection {
+            try await withRetries { try await dlq.send(message, reason: rejection.reason, service: "retriever") }
+            logger.warning("indexed document rejected", metadata: ["reason": "\(rejection.reason)", "offset": "\(message.offset)"])
+        }
+        do {
+            try consumer.markDurable(message)
+        } catch {
+            logger.debug("offset not stored (partition moved?)", metadata: [LogKey.error: "\(error)"])
+        }
+    }
+
+    func decode(_ message: KafkaMessage) throws -> IndexedDocumentEvent {
+        let event: IndexedDocumentEvent
+        do {
+            event = try EventCoding.decoder().decode(IndexedDocumentEvent.self, from: Data(message.value))
+        } catch let error as DecodingError {
+            throw Rejection(reason: "invalid indexed-document event: \(ErrorEnvelopeMiddleware.describe(error))")
+        } catch {
+            throw Rejection(reason: "invalid indexed-document event: not JSON")
+        }
+        guard event.schemaVersion == IndexedDocumentEvent.currentSchemaVersion else {
+            throw Rejection(reason: "unsupported schema_version \(event.schemaVersion)")
+        }
+        for (field, value) in [("tenant", event.tenant), ("collection", event.collection), ("doc_id", event.docID), ("version", event.version)]
+        where value.isEmpty {
+            throw Rejection(reason: "'\(field)' must not be empty")
+        }
+        if event.op == .upsert {
+            guard let dimension = event.chunks.first?.embedding.count, dimension > 0 else {
+                throw Rejection(reason: "an upsert needs at least one chunk with an embedding")
+            }
+            if let odd = event.chunks.first(where: { $0.embedding.count != dimension }) {
+                throw Rejection(reason: "chunk \(odd.id) has \(odd.embedding.count) dimensions, the first chunk \(dimension)")
+            }
+            if let bad = event.chunks.first(where: { $0.embedding.contains { !$0.isFinite } }) {
+                throw Rejection(reason: "chunk \(bad.id) has a non-finite vector component")
+            }
+            if Set(event.chunks.map(\.id)).count != event.chunks.count {
+                throw Rejection(reason: "chunk ids repeat within the document")
+            }
+        }
+        return event
+    }
+
+    private func apply(_ outcome: ApplyOutcome, of event: IndexedDocumentEvent) throws {
+        let key = SearchCatalog.Key(tenant: event.tenant, collection: event.collection)
+        switch outcome {
+        case .replaced(let configuration, let chunks):
+            try catalog.collection(key, orCreate: configuration).replaceDocument(event.docID, chunks: chunks)
+        case .deleted:
+            catalog.collection(key)?.removeDocument(event.docID)
+        case .unchanged:
+            break
+        case .rejected(let reason):
+            throw Rejection(reason: reason)
+        }
+    }
+
+    /// Retries what failed for a passing reason (database or broker away) until it works or
+    /// the service shuts down; an event already received is never skipped.
+    private func withRetries<T: Sendable>(_ work: () async throws -> T) async throws -> T {
+        var delay = Duration.milliseconds(100)
+        while true {
+            do {
+                return try await work()
+            } catch {
+                try Task.checkCancellation()
+                logger.warning("applying indexed document failed; retrying", metadata: [LogKey.error: "\(error)"])
+                try await Task.sleep(for: delay)
+                delay = min(delay * 2, .seconds(5))
+            }
+        }
+    }
+}

@@ -1,0 +1,226 @@
+import ConduitProtocol
+import Foundation
+import Postgres
+import SearchEngine
+
+/// Where the retriever's chunks live durably: the source of truth the in-memory indexes are
+/// rebuilt from.
+protocol ChunkRepository: Sendable {
+    func collections() async throws -> [(SearchCatalog.Key, SearchCollection.Configuration)]
+    /// False if the collection already exists.
+    func createCollection(_ key: SearchCatalog.Key, configuration: SearchCollection.Configuration) async throws -> Bool
+    func deleteCollection(_ key: SearchCatalog.Key) async throws -> Bool
+    func deleteDocument(_ key: SearchCatalog.Key, documentID: String) async throws -> Bool
+    /// Applies one document version (or tombstone) and records `position` as consumed, in one
+    /// transaction. Creates the collection with `defaults` (and the event's dimension) if needed.
+    func apply(_ event: IndexedDocumentEvent, position: ConsumedPosition, defaults: SearchCollection.Configuration) async throws -> ApplyOutcome
+    func chunks(_ key: SearchCatalog.Key) async throws -> [(documentID: String, chunk: SearchCollection.Chunk)]
+    func appliedOffsets() async throws -> [ConsumedPosition]
+}
+
+struct ConsumedPosition: Sendable, Equatable, Codable {
+    var topic: String
+    var partition: Int
+    /// The offset after the last applied message.
+    var nextOffset: Int64
+}
+
+enum ApplyOutcome: Sendable, Equatable {
+    /// The collection's configuration (possibly just created) and the chunks now stored.
+    case replaced(SearchCollection.Configuration, [SearchCollection.Chunk])
+    case deleted
+    /// A replay (at or before the stored position), the same version again, or a tombstone for
+    /// a document that is not there.
+    case unchanged
+    case rejected(String)
+}
+
+struct PostgresChunkRepository: ChunkRepository {
+    let postgres: PostgresClient
+
+    func collections() async throws -> [(SearchCatalog.Key, SearchCollection.Configuration)] {
+        try await postgres.query("SELECT tenant_id, name, configuration FROM retriever.collections").map { row in
+            (SearchCatalog.Key(tenant: try row.decode(at: 0), collection: try row.decode(at: 1)),
+             try row.decode(PostgresJSON.self, at: 2).decode(SearchCollection.Configuration.self))
+        }
+    }
+
+    func createCollection(_ key: SearchCatalog.Key, configuration: SearchCollection.Configuration) async throws -> Bool {
+        let rows = try await postgres.query(
+            "INSERT INTO retriever.collections (tenant_id, name, configuration) VALUES ($1, $2, $3::jsonb) ON CONFLICT DO NOTHING RETURNING 1",
+            key.tenant, key.collection, try PostgresJSON(encoding: configuration))
+        return !rows.isEmpty
+    }
+
+    func deleteCollection(_ key: SearchCatalog.Key) async throws -> Bool {
+        !(try await postgres.query("DELETE FROM retriever.collections WHERE tenant_id = $1 AND name = $2 RETURNING 1",
+                                   key.tenant, key.collection)).isEmpty
+    }
+
+    /// Keeps the document row as a tombstone, so a replay of an older event cannot revive it.
+    func deleteDocument(_ key: SearchCatalog.Key, documentID: String) async throws -> Bool {
+        try await postgres.withTransaction { session in
+            let marked = try await session.query(
+                "UPDATE retriever.documents SET deleted = true, updated_at = now() WHERE tenant_id = $1 AND collection = $2 AND doc_id = $3 AND NOT deleted RETURNING 1",
+                key.tenant, key.collection, documentID)
+            try await session.query("DELETE FROM retriever.chunks WHERE tenant_id = $1 AND collection = $2 AND doc_id = $3",
+                                    key.tenant, key.collection, documentID)
+            return !marked.isEmpty
+        }
+    }
+
+    func apply(_ event: IndexedDocumentEvent, position: ConsumedPosition, defaults: SearchCollection.Configuration) async throws -> ApplyOutcome {
+        try await postgres.withTransaction { session in
+            let outcome = try await apply(event, position: position, defaults: defaults, on: session)
+            try await session.query("""
+                INSERT INTO retriever.applied_offsets (topic, partition, next_offset) VALUES ($1, $2, $3)
+                ON CONFLICT (topic, partition) DO UPDATE SET next_offset = excluded.next_offset, updated_at = now()
+                """, position.topic, position.partition, position.nextOffset)
+            return outcome
+        }
+    }
+
+    private func apply(_ event: IndexedDocumentEvent, position: ConsumedPosition, defaults: SearchCollection.Configuration,
+                       on session: PostgresSession) async throws -> ApplyOutcome {
+        let tenant = event.tenant
+        let collection = event.collection
+        let offset = position.nextOffset - 1
+        let current = try await session.query("""
+            SELECT version, deleted, source_topic, source_partition, source_offset FROM retriever.documents
+            WHERE tenant_id = $1 AND collection = $2 AND doc_id = $3 FOR UPDATE
+            """, tenant, collection, event.docID).first
+        if let current {
+            // One key, one partition: a position at or before the stored one is a replay.
+            let topic: String? = try current.decode(at: 2)
+            let partition: Int? = try current.decode(at: 3)
+            let stored: Int64? = try current.decode(at: 4)
+            if topic == position.topic, partition == position.partition, let stored, stored >= offset { return .unchanged }
+        }
+        let recordPosition = """
+            UPDATE retriever.documents SET source_topic = $4, source_partition = $5, source_offset = $6, updated_at = now()
+            WHERE tenant_id = $1 AND collection = $2 AND doc_id = $3
+            """
+        if event.op == .delete {
+            guard let current, try !current.decode(Bool.self, at: 1) else {
+                if current != nil {
+                    try await session.query(recordPosition, tenant, collection, event.docID, position.topic, position.partition, offset)
+                }
+                return .unchanged
+            }
+            try await session.query("DELETE FROM retriever.chunks WHERE tenant_id = $1 AND collection = $2 AND doc_id = $3",
+                                    tenant, collection, event.docID)
+            try await session.query("UPDATE retriever.documents SET deleted = true, version = $4 WHERE tenant_id = $1 AND collection = $2 AND doc_id = $3",
+                                    tenant, collection, event.docID, event.version)
+            try await session.query(recordPosition, tenant, collection, event.docID, position.topic, position.partition, offset)
+            return .deleted
+        }
+        var configuration = defaults
+        configuration.dimension = event.chunks.first?.embedding.count ?? defaults.dimension
+        try await session.query(
+            "INSERT INTO retriever.collections (tenant_id, name, configuration) VALUES ($1, $2, $3::jsonb) ON CONFLICT DO NOTHING",
+            tenant, collection, try PostgresJSON(encoding: configuration))
+        let stored = try await session.query(
+            "SELECT configuration FROM retriever.collections WHERE tenant_id = $1 AND name = $2 FOR SHARE", tenant, collection)
+        configuration = try stored[0].decode(PostgresJSON.self, at: 0).decode(SearchCollection.Configuration.self)
+        if let wrong = event.chunks.first(where: { $0.embedding.count != configuration.dimension }) {
+            return .rejected("chunk \(wrong.id) has a \(wrong.embedding.count)-dimensional vector; collection '\(collection)' has \(configuration.dimension)")
+        }
+        if let current, try current.decode(String.self, at: 0) == event.version, try !current.decode(Bool.self, at: 1) {
+            try await session.query(recordPosition, tenant, collection, event.docID, position.topic, position.partition, offset)
+            return .unchanged
+        }
+        try await session.query("""
+            INSERT INTO retriever.documents (tenant_id, collection, doc_id, version) VALUES ($1, $2, $3, $4)
+            ON CONFLICT (tenant_id, collection, doc_id) DO UPDATE SET version = excluded.version, deleted = false
+            """, tenant, collection, event.docID, event.version)
+        try await session.query(recordPosition, tenant, collection, event.docID, position.topic, position.partition, offset)
+        try await session.query("DELETE FROM retriever.chunks WHERE tenant_id = $1 AND collection = $2 AND doc_id = $3",
+                                tenant, collection, event.docID)
+        let metadata = MetadataConversion.chunkMetadata(document: event.metadata, source: event.source)
+        let chunks = event.chunks.map { chunk in
+            var own = metadata
+            if let heading = chunk.heading { own["heading"] = .string(heading) }
+            return SearchCollection.Chunk(id: chunk.id, documentID: event.docID, text: chunk.text, start: chunk.start,
+                                          end: chunk.end, metadata: own, vector: chunk.embedding)
+        }
+        // Rows in batches of 200 keep each statement well under the 65,535-parameter limit.
+        for (batchStart, batch) in stride(from: 0, to: chunks.count, by: 200).map({ ($0, Array(chunks[$0..<min($0 + 200, chunks.count)])) }) {
+            var binds: [any PostgresEncodable] = []
+            var rows: [String] = []
+            for (offset, chunk) in batch.enumerated() {
+                let source = event.chunks[batchStart + offset]
+                let base = binds.count
+                rows.append("(" + (1...11).map { "$\(base + $0)" }.joined(separator: ", ") + ")")
+                binds += [tenant, collection, event.docID, chunk.id, source.index, chunk.text, chunk.start, chunk.end,
+                          try PostgresJSON(encoding: chunk.metadata), VectorCoding.bytes(chunk.vector), source.contentHash]
+            }
+            try await session.query("""
+                INSERT INTO retriever.chunks (tenant_id, collection, doc_id, chunk_id, chunk_index, text, start_offset,
+                    end_offset, metadata, vector, content_hash) VALUES \(rows.joined(separator: ", "))
+                """, binds: binds)
+        }
+        return .replaced(configuration, chunks)
+    }
+
+    func chunks(_ key: SearchCatalog.Key) async throws -> [(documentID: String, chunk: SearchCollection.Chunk)] {
+        let rows = try await postgres.query("""
+            SELECT doc_id, chunk_id, text, start_offset, end_offset, metadata, vector FROM retriever.chunks
+            WHERE tenant_id = $1 AND collection = $2 ORDER BY doc_id, chunk_index
+            """, key.tenant, key.collection)
+        return try rows.map { row in
+            let documentID: String = try row.decode(at: 0)
+            let chunk = SearchCollection.Chunk(
+                id: try row.decode(at: 1), documentID: documentID, text: try row.decode(at: 2), start: try row.decode(at: 3),
+                end: try row.decode(at: 4), metadata: try row.decode(PostgresJSON.self, at: 5).decode([String: MetadataValue].self),
+                vector: VectorCoding.floats(try row.decode(Data.self, at: 6)))
+            return (documentID, chunk)
+        }
+    }
+
+    func appliedOffsets() async throws -> [ConsumedPosition] {
+        try await postgres.query("SELECT topic, partition, next_offset FROM retriever.applied_offsets ORDER BY topic, partition").map { row in
+            ConsumedPosition(topic: try row.decode(at: 0), partition: try row.decode(at: 1), nextOffset: try row.decode(at: 2))
+        }
+    }
+}
+
+/// Vectors as little-endian float32 bytes: a quarter of the text form's size, no parsing.
+enum VectorCoding {
+    static func bytes(_ vector: [Float]) -> Data {
+        vector.withUnsafeBufferPointer { Data(buffer: $0) }
+    }
+
+    static func floats(_ data: Data) -> [Float] {
+        data.withUnsafeBytes { raw in
+            (0..<(raw.count / 4)).map { raw.loadUnaligned(fromByteOffset: $0 * 4, as: Float.self) }
+        }
+    }
+}
+
+/// Document metadata as filterable chunk metadata: scalars and lists as they are, nested
+/// objects flattened to dotted keys (`{"a":{"b":1}}` → `a.b`), plus the document's source.
+enum MetadataConversion {
+    static func chunkMetadata(document: [String: JSONValue]?, source: String?) -> [String: MetadataValue] {
+        var flat: [String: MetadataValue] = [:]
+        func add(_ value: JSONValue, at key: String) {
+            switch value {
+            case .object(let object): for (child, nested) in object { add(nested, at: key + "." + child) }
+            default: if let converted = convert(value) { flat[key] = converted }
+            }
+        }
+        for (key, value) in document ?? [:] { add(value, at: key) }
+        if let source, flat["source"] == nil { flat["source"] = .string(source) }
+        return flat
+    }
+
+    private static func convert(_ value: JSONValue) -> MetadataValue? {
+        switch value {
+        case .null: .null
+        case .bool(let value): .bool(value)
+        case .number(let value): .number(value)
+        case .string(let value): .string(value)
+        case .array(let items): .list(items.compactMap(convert))
+        case .object: nil
+        }
+    }
+}

@@ -1,0 +1,175 @@
+import ConduitKit
+import ConduitProtocol
+import Foundation
+import Kafka
+import Logging
+import Postgres
+@testable import Retriever
+import SearchEngine
+import Testing
+import TestSupport
+
+/// The chunk consumer against the test stack's broker and Postgres, each test on its own
+/// topics, group and tenant.
+@Suite(.timeLimit(.minutes(3)))
+struct ChunkConsumerTests {
+    static let kafka = KafkaConfiguration(bootstrapServers: TestEnvironment.kafkaBrokers, clientID: "retriever-tests")
+    static let logger = Logger(label: "retriever-consumer")
+
+    static func postgres() -> PostgresClient {
+        PostgresClient(configuration: try! ServiceConfiguration(service: .retriever).postgres, logger: logger)
+    }
+
+    /// A consumer with its own catalog, reading `topic` as `group`; `stop` ends it.
+    struct Running {
+        let catalog = SearchCatalog()
+        let tasks: [Task<Void, any Error>]
+
+        init(topic: String, dlq: String, group: String, postgres: PostgresClient, producer: KafkaProducer) {
+            let consumer = KafkaConsumer(
+                configuration: .init(kafka: ChunkConsumerTests.kafka, groupID: group, topics: [topic], maxPollIntervalMilliseconds: 7000,
+                                     sessionTimeoutMilliseconds: 6000, commitIntervalMilliseconds: 200),
+                logger: ChunkConsumerTests.logger)
+            let chunks = ChunkConsumer(
+                consumer: consumer, dlq: DeadLetterQueue(producer: producer, topic: dlq), repository: PostgresChunkRepository(postgres: postgres),
+                catalog: catalog, defaults: .init(dimension: 384), logger: ChunkConsumerTests.logger)
+            tasks = [Task { try await consumer.run() }, Task { try await chunks.run() }]
+        }
+
+        func stop() async {
+            for task in tasks.reversed() {
+                task.cancel()
+                _ = await task.result
+            }
+        }
+    }
+
+    static func event(_ tenant: String, _ docID: String, version: String, texts: [String], axis: Int = 0, op: IndexingRequest.Operation = .upsert) -> IndexedDocumentEvent {
+        var event = IndexedDocumentEvent(op: op, tenant: tenant, collection: "docs", docID: docID, version: version)
+        event.metadata = ["lang": .string("en"), "meta": .object(["year": .number(2024)])]
+        event.chunks = op == .delete ? [] : texts.enumerated().map { index, text in
+            var vector = [Float](repeating: 0.01, count: 4)
+            vector[(axis + index) % 4] = 1
+            return .init(id: "\(docID)#\(index)", index: index, text: text, start: index * 10, end: index * 10 + text.count,
+                         heading: index == 0 ? "Intro" : nil, contentHash: "h\(index)", embedding: vector)
+        }
+        return event
+    }
+
+    static func publish(_ producer: KafkaProducer, _ topic: String, _ event: IndexedDocumentEvent) async throws {
+        try await producer.send(topic: topic, key: event.key, value: Array(try EventCoding.encoder().encode(event)))
+    }
+
+    /// (chunk_id, row_id, text) of a tenant's stored chunks, in order.
+    static func rows(_ postgres: PostgresClient, tenant: String) async throws -> [String] {
+        try await postgres.query("SELECT chunk_id, row_id, text FROM retriever.chunks WHERE tenant_id = $1 ORDER BY chunk_id", tenant).map {
+            "\(try $0.decode(String.self, at: 0))|\(try $0.decode(Int64.self, at: 1))|\(try $0.decode(String.self, at: 2))"
+        }
+    }
+
+    static func keywordHits(_ catalog: SearchCatalog, _ tenant: String, _ text: String) -> [String] {
+        let collection = catalog.collection(.init(tenant: tenant, collection: "docs"))
+        return ((try? collection?.search(.init(text: text, topK: 20, mode: .keyword))) ?? []).map(\.chunkID).sorted()
+    }
+
+    @Test func versionsReplaceTombstonesDeleteAndReplaysChangeNothing() async throws {
+        let tenant = TestEnvironment.uniqueName("tenant")
+        let topic = TestEnvironment.uniqueName("conduit.test.chunks")
+        let dlq = TestEnvironment.uniqueName("conduit.test.dlq")
+        let postgres = Self.postgres()
+        let producer = KafkaProducer(configuration: .init(kafka: Self.kafka), logger: Self.logger)
+        let services = [Task { try await postgres.run() }, Task { try await producer.run() }]
+        defer { for task in services { task.cancel() } }
+        try await migrate(RetrieverMigrations.retriever, on: postgres, logger: Self.logger)
+
+        try await Self.publish(producer, topic, Self.event(tenant, "guide", version: "v1", texts: ["alpha one", "alpha two", "alpha three"]))
+        try await Self.publish(producer, topic, Self.event(tenant, "faq", version: "v1", texts: ["beta question"]))
+        try await Self.publish(producer, topic, Self.event(tenant, "guide", version: "v2", texts: ["gamma one", "gamma two"]))
+        try await Self.publish(producer, topic, Self.event(tenant, "gone", version: "v1", texts: ["delta"]))
+        try await Self.publish(producer, topic, Self.event(tenant, "gone", version: "v1", texts: [], op: .delete))
+        // A replayed old event of the same version is a no-op.
+        try await Self.publish(producer, topic, Self.event(tenant, "faq", version: "v1", texts: ["beta question"]))
+
+        let first = Running(topic: topic, dlq: dlq, group: TestEnvironment.uniqueName("retriever"), postgres: postgres, producer: producer)
+        #expect(try await eventually(within: .seconds(60)) { try await Self.rows(postgres, tenant: tenant).count == 3 && Self.keywordHits(first.catalog, tenant, "gamma beta").count == 3 })
+        let stored = try await Self.rows(postgres, tenant: tenant)
+        #expect(stored.map { $0.split(separator: "|")[0] } == ["faq#0", "guide#0", "guide#1"])
+        #expect(Self.keywordHits(first.catalog, tenant, "alpha").isEmpty)
+        #expect(Self.keywordHits(first.catalog, tenant, "delta").isEmpty)
+        // Document metadata is flattened into each chunk, with its heading.
+        let hit = try #require(try first.catalog.collection(.init(tenant: tenant, collection: "docs"))?.search(.init(text: "gamma one", topK: 1, mode: .keyword)).first)
+        #expect(hit.metadata["lang"] == .string("en"))
+        #expect(hit.metadata["meta.year"] == .number(2024))
+        #expect(hit.metadata["heading"] == .string("Intro"))
+        // Keys spread over partitions; every partition's position is the end of what it holds.
+        let offsets = try await PostgresChunkRepository(postgres: postgres).appliedOffsets().filter { $0.topic == topic }
+        #expect(offsets.map(\.nextOffset).reduce(0, +) == 6)
+        await first.stop()
+
+        // Replay the whole topic twice with fresh groups, each starting as the service does
+        // (indexes loaded from Postgres): the same rows, the same row ids, the same answers.
+        for _ in 0..<2 {
+            let replay = Running(topic: topic, dlq: dlq, group: TestEnvironment.uniqueName("retriever-replay"), postgres: postgres, producer: producer)
+            try await IndexLoader(repository: PostgresChunkRepository(postgres: postgres), catalog: replay.catalog, logger: Self.logger).load()
+            let partitions = offsets.count
+            let start: String = try await postgres.query("SELECT now()::text")[0].decode(at: 0)
+            #expect(try await eventually(within: .seconds(60)) {
+                // Done when every partition's position was written again by this replay.
+                let again = try await postgres.query(
+                    "SELECT next_offset FROM retriever.applied_offsets WHERE topic = $1 AND updated_at > $2::timestamptz", topic, start)
+                let total = try again.map { try $0.decode(Int64.self, at: 0) }.reduce(0, +)
+                return again.count == partitions && total == 6
+            })
+            #expect(try await Self.rows(postgres, tenant: tenant) == stored)
+            #expect(Self.keywordHits(replay.catalog, tenant, "gamma beta alpha delta") == ["faq#0", "guide#0", "guide#1"])
+            await replay.stop()
+        }
+    }
+
+    @Test func badEventsGoToTheDLQWithAReasonAndTheRestIsApplied() async throws {
+        let tenant = TestEnvironment.uniqueName("tenant")
+        let topic = TestEnvironment.uniqueName("conduit.test.chunks")
+        let dlq = TestEnvironment.uniqueName("conduit.test.dlq")
+        let postgres = Self.postgres()
+        let producer = KafkaProducer(configuration: .init(kafka: Self.kafka), logger: Self.logger)
+        let services = [Task { try await postgres.run() }, Task { try await producer.run() }]
+        defer { for task in services { task.cancel() } }
+        try await migrate(RetrieverMigrations.retriever, on: postgres, logger: Self.logger)
+
+        // The collection exists with 4 dimensions before any event arrives.
+        #expect(try await PostgresChunkRepository(postgres: postgres).createCollection(.init(tenant: tenant, collection: "docs"), configuration: .init(dimension: 4)))
+        try await producer.send(topic: topic, key: "\(tenant)/docs/x", value: Array("{\"schema_version\":1,\"op\":".utf8))
+        try await Self.publish(producer, topic, Self.event(tenant, "good", version: "v1", texts: ["kept text"]))
+        var wrongDimension = Self.event(tenant, "wide", version: "v1", texts: ["wide"])
+        wrongDimension.chunks[0].embedding = [1, 0, 0, 0, 0, 0]
+        try await Self.publish(producer, topic, wrongDimension)
+        try await Self.publish(producer, topic, Self.event("", "anon", version: "v1", texts: ["x"]))
+        var mixed = Self.event(tenant, "mixed", version: "v1", texts: ["a", "b"])
+        mixed.chunks[1].embedding = [1, 0]
+        try await Self.publish(producer, topic, mixed)
+        try await Self.publish(producer, topic, Self.event(tenant, "after", version: "v1", texts: ["after text"]))
+
+        let running = Running(topic: topic, dlq: dlq, group: TestEnvironment.uniqueName("retriever"), postgres: postgres, producer: producer)
+        defer { Task { await running.stop() } }
+        #expect(try await eventually(within: .seconds(60)) { Self.keywordHits(running.catalog, tenant, "kept after").count == 2 })
+
+        let reader = KafkaConsumer(configuration: .init(kafka: Self.kafka, groupID: TestEnvironment.uniqueName("reader"), topics: [dlq],
+                                                        maxPollIntervalMilliseconds: 7000, sessionTimeoutMilliseconds: 6000), logger: Self.logger)
+        let readerTask = Task { try await reader.run() }
+        var reasons: [String] = []
+        for try await message in reader.messages {
+            let dead = try JSONDecoder().decode(DeadLetterEvent.self, from: Data(message.value))
+            #expect(dead.service == "retriever")
+            #expect(dead.sourceTopic == topic)
+            reasons.append(dead.reason)
+            if reasons.count == 4 { break }
+        }
+        readerTask.cancel()
+        // Keys spread over partitions, so the DLQ's order is not the input's.
+        for fragment in ["invalid indexed-document event", "6-dimensional vector; collection 'docs' has 4",
+                         "'tenant' must not be empty", "mixed#1 has 2 dimensions"] {
+            #expect(reasons.filter { $0.contains(fragment) }.count == 1, "\(fragment) in \(reasons)")
+        }
+        #expect(try await Self.rows(postgres, tenant: tenant).count == 2)
+    }
+}
