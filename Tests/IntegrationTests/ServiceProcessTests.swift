@@ -37,6 +37,8 @@ struct ServiceProcessTests {
             environment[ServiceProcessTests.portKey(of: service)] = String(port)
             // Each instance its own consumer group: members of one group joining at once stall Tansu's coordinator.
             environment["CONDUIT_METRICS_EXPORTER_GROUP"] = TestEnvironment.uniqueName("metrics-exporter")
+            environment["CONDUIT_RETRIEVER_GROUP"] = TestEnvironment.uniqueName("retriever")
+            environment["CONDUIT_EMBEDDER_GROUP"] = TestEnvironment.uniqueName("embedder")
             environment.merge(extraEnvironment) { _, new in new }
             process = try ChildProcess(executable: TestEnvironment.binDirectory.appendingPathComponent(service).path, arguments: [], environment: environment, outputPath: log)
             base = "http://127.0.0.1:\(port)"
@@ -44,6 +46,12 @@ struct ServiceProcessTests {
 
         func get(_ path: String, timeout: Duration = .seconds(10)) async throws -> (status: Int, body: String) {
             let response = try await http.execute(HTTPRequest(url: base + path, timeout: timeout))
+            return (response.status, String(decoding: try await response.body.collect(upTo: 1 << 22), as: UTF8.self))
+        }
+
+        func post(_ path: String, _ json: String, headers: [(name: String, value: String)] = []) async throws -> (status: Int, body: String) {
+            let response = try await http.execute(HTTPRequest(
+                method: "POST", url: base + path, headers: [("Content-Type", "application/json")] + headers, body: Array(json.utf8), timeout: .seconds(10)))
             return (response.status, String(decoding: try await response.body.collect(upTo: 1 << 22), as: UTF8.self))
         }
 

@@ -1,0 +1,142 @@
+import ConduitProtocol
+import Foundation
+import HTTP
+import Kafka
+import Logging
+import Postgres
+import Testing
+import TestSupport
+
+/// The retriever binary with the embedder binary and the test stack: documents in through
+/// Kafka, answers out through `/v1/search`; and a retriever killed mid-stream.
+@Suite(.timeLimit(.minutes(4)))
+struct RetrieverProcessTests {
+    static let kafka = KafkaConfiguration(bootstrapServers: TestEnvironment.kafkaBrokers, clientID: "retriever-process-tests")
+    static let logger = Logger(label: "retriever-process")
+
+    static func postgres() -> PostgresClient {
+        PostgresClient(configuration: .init(port: TestEnvironment.postgresPort, user: "conduit", database: "conduit"), logger: logger)
+    }
+
+    @Test func documentsFlowFromIndexingRequestsToHybridSearchWithQueryText() async throws {
+        let tenant = TestEnvironment.uniqueName("tenant")
+        let requests = TestEnvironment.uniqueName("conduit.test.requests")
+        let chunks = TestEnvironment.uniqueName("conduit.test.chunks")
+        let embedder = try ServiceProcessTests.RunningService("embedder", portOffset: 40, extraEnvironment: [
+            "CONDUIT_EMBEDDER_REQUESTS_TOPIC": requests, "CONDUIT_EMBEDDER_CHUNKS_TOPIC": chunks,
+        ])
+        defer { embedder.process.signal(SIGKILL) }
+        let retriever = try ServiceProcessTests.RunningService("retriever", portOffset: 40, extraEnvironment: [
+            "CONDUIT_RETRIEVER_CHUNKS_TOPIC": chunks, "CONDUIT_EMBEDDER_URL": embedder.base,
+        ])
+        defer { retriever.process.signal(SIGKILL) }
+        try await embedder.waitUntilReady()
+        try await retriever.waitUntilReady()
+
+        let producer = KafkaProducer(configuration: .init(kafka: Self.kafka), logger: Self.logger)
+        let producerTask = Task { try await producer.run() }
+        defer { producerTask.cancel() }
+        let documents: [(String, String, [String: JSONValue])] = [
+            ("volcano", "Volcanoes erupt when magma rises through the crust and escapes as lava and ash.", ["topic": .string("geology"), "year": .number(2021)]),
+            ("bread", "Sourdough bread rises because wild yeast and bacteria ferment the flour.", ["topic": .string("cooking"), "year": .number(2023)]),
+            ("orbit", "Planets orbit the sun along elliptical paths described by Kepler's laws.", ["topic": .string("astronomy"), "year": .number(2020)]),
+        ]
+        for (id, text, metadata) in documents {
+            let request = IndexingRequest(op: .upsert, tenant: tenant, collection: "kb", docID: id, text: text, metadata: metadata)
+            try await producer.send(topic: requests, key: "\(tenant)/kb/\(id)", value: Array(try JSONEncoder().encode(request)))
+        }
+        let identity = [(name: "X-Conduit-Tenant", value: tenant)]
+        #expect(try await eventually(within: .seconds(90)) {
+            let stats = try await retriever.http.execute(HTTPRequest(url: retriever.base + "/v1/collections/kb", headers: identity))
+            let body = try JSONSerialization.jsonObject(with: Data(try await stats.body.collect(upTo: 1 << 20))) as? [String: Any]
+            return body?["documents"] as? Int == 3
+        })
+
+        // Query text is embedded by the embedder; the meaning, not the words, finds the volcano.
+        let vector = try await retriever.post("/v1/search", #"{"collection":"kb","query":"molten rock from a mountain","mode":"vector","top_k":1}"#, headers: identity)
+        #expect(vector.status == 200)
+        #expect(vector.body.contains(#""doc_id":"volcano""#))
+        let hybrid = try await retriever.post("/v1/search", #"{"collection":"kb","query":"yeast fermentation","top_k":3}"#, headers: identity)
+        let results = try #require((try JSONSerialization.jsonObject(with: Data(hybrid.body.utf8)) as? [String: Any])?["results"] as? [[String: Any]])
+        #expect(results.first?["doc_id"] as? String == "bread")
+        let scores = try #require(results.first?["scores"] as? [String: Double])
+        #expect(scores["vector"] != nil && scores["keyword"] != nil)
+        #expect((results.first?["metadata"] as? [String: Any])?["topic"] as? String == "cooking")
+        let filtered = try await retriever.post("/v1/search", #"{"collection":"kb","query":"rises","filter":{"field":"year","lt":2022},"top_k":3}"#, headers: identity)
+        #expect(filtered.body.contains("volcano") && !filtered.body.contains("bread"))
+        // Another tenant's request for the same collection name finds no collection.
+        let stranger = try await retriever.post("/v1/search", #"{"collection":"kb","query":"bread"}"#, headers: [("X-Conduit-Tenant", tenant + "-x")])
+        #expect(stranger.status == 404)
+    }
+
+    @Test func aRetrieverKilledMidStreamLosesNothingAndHalfAppliesNothing() async throws {
+        let tenant = TestEnvironment.uniqueName("tenant")
+        let chunks = TestEnvironment.uniqueName("conduit.test.chunks")
+        let group = TestEnvironment.uniqueName("retriever-restart")
+        let postgres = Self.postgres()
+        let producer = KafkaProducer(configuration: .init(kafka: Self.kafka), logger: Self.logger)
+        let tasks = [Task { try await postgres.run() }, Task { try await producer.run() }]
+        defer { for task in tasks { task.cancel() } }
+
+        // 300 documents of 1–8 chunks each; document n has n % 8 + 1 chunks.
+        let documentCount = 300
+        var events: [IndexedDocumentEvent] = []
+        for number in 0..<documentCount {
+            var event = IndexedDocumentEvent(op: .upsert, tenant: tenant, collection: "bulk", docID: "doc\(number)", version: "v1")
+            event.chunks = (0...(number % 8)).map { index in
+                // A deterministic pseudo-random direction per chunk (xorshift seeded by its position).
+                var state = UInt64(number * 16 + index + 1) &* 0x9E37_79B9_7F4A_7C15
+                var vector = (0..<384).map { _ -> Float in
+                    state ^= state << 13
+                    state ^= state >> 7
+                    state ^= state << 17
+                    return Float(Int64(bitPattern: state) % 1000) / 1000
+                }
+                let norm = vector.reduce(0) { $0 + $1 * $1 }.squareRoot()
+                vector = vector.map { $0 / norm }
+                return .init(id: "doc\(number)#\(index)", index: index, text: "document \(number) part \(index)", start: 0, end: 10,
+                             heading: nil, contentHash: "h", embedding: vector)
+            }
+            events.append(event)
+        }
+        for event in events {
+            try await producer.send(topic: chunks, key: event.key, value: Array(try EventCoding.encoder().encode(event)))
+        }
+        let environment = ["CONDUIT_RETRIEVER_CHUNKS_TOPIC": chunks, "CONDUIT_RETRIEVER_GROUP": group]
+        func storedDocuments() async throws -> Int {
+            try await postgres.query("SELECT count(*) FROM retriever.documents WHERE tenant_id = $1", tenant)[0].decode(Int.self, at: 0)
+        }
+        let first = try ServiceProcessTests.RunningService("retriever", portOffset: 41, extraEnvironment: environment)
+        try await first.waitUntilReady()
+        #expect(try await eventually(within: .seconds(60)) { try await storedDocuments() >= 20 })
+        first.process.signal(SIGKILL)
+        _ = await first.process.wait()
+        let atKill = try await storedDocuments()
+        #expect(atKill < documentCount, "the kill came after everything was applied; nothing was interrupted")
+
+        let second = try ServiceProcessTests.RunningService("retriever", portOffset: 41, extraEnvironment: environment)
+        defer { second.process.signal(SIGKILL) }
+        try await second.waitUntilReady()
+        let complete = try await eventually(within: .seconds(120)) { try await storedDocuments() == documentCount }
+        let stored = try await storedDocuments()
+        #expect(complete, "stored \(stored) of \(documentCount) (\(atKill) when killed)")
+        // Every document whole: exactly its chunk count, no strays, no duplicates.
+        let counts = try await postgres.query(
+            "SELECT doc_id, count(*) FROM retriever.chunks WHERE tenant_id = $1 GROUP BY doc_id", tenant
+        ).map { (try $0.decode(String.self, at: 0), try $0.decode(Int.self, at: 1)) }
+        #expect(counts.count == documentCount)
+        for (document, count) in counts {
+            #expect(count == Int(document.dropFirst(3))! % 8 + 1, "\(document) has \(count) chunks")
+        }
+        // The restarted index answers for documents applied before and after the kill.
+        let identity = [(name: "X-Conduit-Tenant", value: tenant)]
+        let response = try await second.http.execute(HTTPRequest(url: second.base + "/v1/collections/bulk", headers: identity))
+        let stats = String(decoding: try await response.body.collect(upTo: 1 << 20), as: UTF8.self)
+        #expect(stats.contains("\"chunks\":\(events.reduce(0) { $0 + $1.chunks.count })"))
+        for number in [0, documentCount - 1] {
+            let vector = events[number].chunks[0].embedding.map { "\($0)" }.joined(separator: ",")
+            let hit = try await second.post("/v1/search", #"{"collection":"bulk","vector":[\#(vector)],"mode":"vector","top_k":1}"#, headers: identity)
+            #expect(hit.body.contains("\"chunk_id\":\"doc\(number)#0\""), "\(hit.body.prefix(300))")
+        }
+    }
+}
