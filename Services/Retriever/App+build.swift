@@ -20,6 +20,8 @@ import ServiceLifecycle
 /// | `CONDUIT_RETRIEVER_EMBEDDING_MODEL` | `all-minilm-l6-v2` (embeds query text) |
 /// | `CONDUIT_RETRIEVER_M` / `_EF_CONSTRUCTION` / `_EF_SEARCH` | 16 / 200 / 64 (collections created by indexing) |
 /// | `CONDUIT_RETRIEVER_QUANTIZATION` | `none` (or `int8`) |
+/// | `CONDUIT_RETRIEVER_SNAPSHOT_DIR` | `.stack/snapshots/retriever` |
+/// | `CONDUIT_RETRIEVER_SNAPSHOT_INTERVAL_S` | 300 (and one at shutdown) |
 func buildApplication(configuration: ServiceConfiguration, logger: Logger) async throws -> some ApplicationProtocol {
     let environment = configuration.environment
     let postgres = PostgresClient(configuration: configuration.postgres, logger: logger)
@@ -53,41 +55,56 @@ func buildApplication(configuration: ServiceConfiguration, logger: Logger) async
         dlq: DeadLetterQueue(producer: producer, topic: environment.string("CONDUIT_RETRIEVER_DLQ_TOPIC", default: KafkaTopic.indexingDLQ)),
         repository: repository, catalog: catalog, defaults: defaults, logger: logger)
 
+    let snapshots = SnapshotStore(
+        directory: URL(fileURLWithPath: environment.string("CONDUIT_RETRIEVER_SNAPSHOT_DIR", default: ".stack/snapshots/retriever")),
+        interval: .seconds(try environment.int("CONDUIT_RETRIEVER_SNAPSHOT_INTERVAL_S", default: 300)),
+        catalog: catalog, logger: logger)
+
     let registry = PrometheusCollectorRegistry()
     let router = makeConduitRouter(configuration: configuration, registry: registry, readiness: [.postgres(postgres), .kafka(producer)])
     SearchController(catalog: catalog, embeddings: embeddings).addRoutes(to: router)
-    CollectionsController(catalog: catalog, repository: repository).addRoutes(to: router)
+    CollectionsController(catalog: catalog, repository: repository, snapshots: snapshots).addRoutes(to: router)
     // The consumer starts only after the indexes are loaded, so events apply on top of them.
     return makeConduitApplication(
         router: router,
         configuration: configuration,
-        services: [postgres, producer, http, consumer, chunks],
+        services: [postgres, producer, http, snapshots, consumer, chunks],
         logger: logger,
         beforeServerStarts: [
             { try await migrate(RetrieverMigrations.retriever, on: postgres, logger: logger) },
-            { try await IndexLoader(repository: repository, catalog: catalog, logger: logger).load() },
+            { try await IndexLoader(repository: repository, catalog: catalog, snapshots: snapshots, logger: logger).load() },
         ]
     )
 }
 
-/// Rebuilds every collection's indexes from Postgres at start.
+/// Rebuilds every collection's indexes at start: the newest snapshot's graph for the chunks it
+/// holds, plus the rows stored after it (their vectors read from Postgres).
 struct IndexLoader {
     let repository: any ChunkRepository
     let catalog: SearchCatalog
+    let snapshots: SnapshotStore?
     let logger: Logger
 
     func load() async throws {
         let start = ContinuousClock.now
         var total = 0
+        var fromSnapshots = 0
         for (key, configuration) in try await repository.collections() {
-            let rows = try await repository.chunks(key)
-            let collection = SearchCollection(configuration: configuration, capacity: max(rows.count, 64))
-            var documents: [String: [SearchCollection.Chunk]] = [:]
-            for (documentID, chunk) in rows { documents[documentID, default: []].append(chunk) }
-            for (documentID, chunks) in documents { try collection.replaceDocument(documentID, chunks: chunks) }
-            catalog.insert(collection, for: key)
-            total += rows.count
+            let snapshot = snapshots?.load(key)
+            let chunks = try await repository.chunks(key, vectorsAfter: snapshot?.maxStorageID ?? 0)
+            let restored: SearchCollection
+            do {
+                restored = try SearchCollection.restore(configuration: configuration, snapshot: snapshot, chunks: chunks)
+            } catch {
+                // The snapshot does not fit the rows (say, written by another database): rebuild.
+                logger.warning("snapshot does not match the stored chunks; rebuilding", metadata: ["collection": "\(key.collection)", LogKey.error: "\(error)"])
+                restored = try SearchCollection.restore(configuration: configuration, snapshot: nil,
+                                                        chunks: try await repository.chunks(key, vectorsAfter: 0))
+            }
+            catalog.insert(restored, for: key)
+            total += chunks.count
+            if snapshot != nil { fromSnapshots += 1 }
         }
-        logger.info("indexes loaded", metadata: ["chunks": "\(total)", "seconds": "\(ContinuousClock.now - start)"])
+        logger.info("indexes loaded", metadata: ["chunks": "\(total)", "snapshots": "\(fromSnapshots)", "seconds": "\(ContinuousClock.now - start)"])
     }
 }

@@ -14,7 +14,9 @@ protocol ChunkRepository: Sendable {
     /// Applies one document version (or tombstone) and records `position` as consumed, in one
     /// transaction. Creates the collection with `defaults` (and the event's dimension) if needed.
     func apply(_ event: IndexedDocumentEvent, position: ConsumedPosition, defaults: SearchCollection.Configuration) async throws -> ApplyOutcome
-    func chunks(_ key: SearchCatalog.Key) async throws -> [(documentID: String, chunk: SearchCollection.Chunk)]
+    /// The collection's stored chunks, each with its row id as storage id; vectors only for rows
+    /// after `vectorsAfter` (a snapshot holds the others).
+    func chunks(_ key: SearchCatalog.Key, vectorsAfter: Int64) async throws -> [SearchCollection.Chunk]
     func appliedOffsets() async throws -> [ConsumedPosition]
 }
 
@@ -137,7 +139,7 @@ struct PostgresChunkRepository: ChunkRepository {
         try await session.query("DELETE FROM retriever.chunks WHERE tenant_id = $1 AND collection = $2 AND doc_id = $3",
                                 tenant, collection, event.docID)
         let metadata = MetadataConversion.chunkMetadata(document: event.metadata, source: event.source)
-        let chunks = event.chunks.map { chunk in
+        var chunks = event.chunks.map { chunk in
             var own = metadata
             if let heading = chunk.heading { own["heading"] = .string(heading) }
             return SearchCollection.Chunk(id: chunk.id, documentID: event.docID, text: chunk.text, start: chunk.start,
@@ -154,26 +156,26 @@ struct PostgresChunkRepository: ChunkRepository {
                 binds += [tenant, collection, event.docID, chunk.id, source.index, chunk.text, chunk.start, chunk.end,
                           try PostgresJSON(encoding: chunk.metadata), VectorCoding.bytes(chunk.vector), source.contentHash]
             }
-            try await session.query("""
+            let inserted = try await session.query("""
                 INSERT INTO retriever.chunks (tenant_id, collection, doc_id, chunk_id, chunk_index, text, start_offset,
-                    end_offset, metadata, vector, content_hash) VALUES \(rows.joined(separator: ", "))
+                    end_offset, metadata, vector, content_hash) VALUES \(rows.joined(separator: ", ")) RETURNING chunk_id, row_id
                 """, binds: binds)
+            let rowIDs = try Dictionary(uniqueKeysWithValues: inserted.map { (try $0.decode(String.self, at: 0), try $0.decode(Int64.self, at: 1)) })
+            for index in batchStart..<(batchStart + batch.count) { chunks[index].storageID = rowIDs[chunks[index].id] ?? 0 }
         }
         return .replaced(configuration, chunks)
     }
 
-    func chunks(_ key: SearchCatalog.Key) async throws -> [(documentID: String, chunk: SearchCollection.Chunk)] {
+    func chunks(_ key: SearchCatalog.Key, vectorsAfter: Int64) async throws -> [SearchCollection.Chunk] {
         let rows = try await postgres.query("""
-            SELECT doc_id, chunk_id, text, start_offset, end_offset, metadata, vector FROM retriever.chunks
-            WHERE tenant_id = $1 AND collection = $2 ORDER BY doc_id, chunk_index
-            """, key.tenant, key.collection)
+            SELECT row_id, doc_id, chunk_id, text, start_offset, end_offset, metadata, CASE WHEN row_id > $3 THEN vector END
+            FROM retriever.chunks WHERE tenant_id = $1 AND collection = $2 ORDER BY doc_id, chunk_index
+            """, key.tenant, key.collection, vectorsAfter)
         return try rows.map { row in
-            let documentID: String = try row.decode(at: 0)
-            let chunk = SearchCollection.Chunk(
-                id: try row.decode(at: 1), documentID: documentID, text: try row.decode(at: 2), start: try row.decode(at: 3),
-                end: try row.decode(at: 4), metadata: try row.decode(PostgresJSON.self, at: 5).decode([String: MetadataValue].self),
-                vector: VectorCoding.floats(try row.decode(Data.self, at: 6)))
-            return (documentID, chunk)
+            SearchCollection.Chunk(
+                id: try row.decode(at: 2), documentID: try row.decode(at: 1), text: try row.decode(at: 3), start: try row.decode(at: 4),
+                end: try row.decode(at: 5), metadata: try row.decode(PostgresJSON.self, at: 6).decode([String: MetadataValue].self),
+                vector: try row.decode(Data?.self, at: 7).map(VectorCoding.floats) ?? [], storageID: try row.decode(at: 0))
         }
     }
 

@@ -38,6 +38,7 @@ struct CollectionsController: Sendable {
         var chunks: Int
         var indexBytes: Int
         var appliedOffsets: [ConsumedPosition]
+        var snapshotAgeSeconds: Double?
 
         enum CodingKeys: String, CodingKey {
             case object, name, dimension, m, quantization, k1, b, documents, chunks
@@ -45,6 +46,7 @@ struct CollectionsController: Sendable {
             case efSearch = "ef_search"
             case indexBytes = "index_bytes"
             case appliedOffsets = "applied_offsets"
+            case snapshotAgeSeconds = "snapshot_age_seconds"
         }
     }
 
@@ -56,6 +58,7 @@ struct CollectionsController: Sendable {
 
     let catalog: SearchCatalog
     let repository: any ChunkRepository
+    let snapshots: SnapshotStore?
 
     func addRoutes(to router: Router<ConduitRequestContext>) {
         router.post("/v1/collections") { request, context in try await create(request: request, context: context) }
@@ -73,6 +76,7 @@ struct CollectionsController: Sendable {
             let key = try key(request, context)
             guard try await repository.deleteCollection(key) else { throw notFound(key) }
             catalog.remove(key)
+            snapshots?.remove(key)
             return try jsonResponse(Deleted(id: key.collection, object: "collection"))
         }
         router.delete("/v1/collections/{name}/documents/{doc_id}") { request, context in
@@ -121,7 +125,8 @@ struct CollectionsController: Sendable {
             name: key.collection, dimension: configuration.dimension, m: configuration.vector.m,
             efConstruction: configuration.vector.efConstruction, efSearch: configuration.vector.efSearch,
             quantization: configuration.vector.quantization, k1: configuration.keyword.k1, b: configuration.keyword.b,
-            documents: stats.documents, chunks: stats.chunks, indexBytes: stats.indexBytes, appliedOffsets: offsets)
+            documents: stats.documents, chunks: stats.chunks, indexBytes: stats.indexBytes, appliedOffsets: offsets,
+            snapshotAgeSeconds: snapshots?.age(of: key))
     }
 
     private func key(_ request: Request, _ context: ConduitRequestContext) throws -> SearchCatalog.Key {

@@ -29,8 +29,12 @@ public final class SearchCollection: @unchecked Sendable {
         public var end: Int
         public var metadata: [String: MetadataValue]
         public var vector: [Float]
+        /// The durable store's immutable id for this chunk version (Postgres' row id), so a
+        /// snapshot can tell which chunks it already holds. 0 when there is none.
+        public var storageID: Int64
 
-        public init(id: String, documentID: String, text: String, start: Int, end: Int, metadata: [String: MetadataValue], vector: [Float]) {
+        public init(id: String, documentID: String, text: String, start: Int, end: Int, metadata: [String: MetadataValue], vector: [Float],
+                    storageID: Int64 = 0) {
             self.id = id
             self.documentID = documentID
             self.text = text
@@ -38,6 +42,7 @@ public final class SearchCollection: @unchecked Sendable {
             self.end = end
             self.metadata = metadata
             self.vector = vector
+            self.storageID = storageID
         }
     }
 
@@ -109,23 +114,29 @@ public final class SearchCollection: @unchecked Sendable {
         }
     }
 
-    private struct Record {
+    struct Record {
         var id: String
         var documentID: String
         var text: String
         var start: Int
         var end: Int
         var metadata: [String: MetadataValue]
+        var storageID: Int64
     }
 
     public let configuration: Configuration
-    private let lock: UnsafeMutablePointer<pthread_rwlock_t>
-    private let vectors: VectorIndex
-    private var keywords: KeywordIndex
-    private var records: [Record?] = []
-    private var freeLabels: [UInt32] = []
-    private var labelOfChunk: [String: UInt32] = [:]
-    private var chunksOfDocument: [String: [UInt32]] = [:]
+    let lock: UnsafeMutablePointer<pthread_rwlock_t>
+    var vectors: VectorIndex
+    var keywords: KeywordIndex
+    var records: [Record?] = []
+    var freeLabels: [UInt32] = []
+    var labelOfChunk: [String: UInt32] = [:]
+    var chunksOfDocument: [String: [UInt32]] = [:]
+    /// Bumped by every change; a snapshot records the one it saw.
+    var changeCount = 0
+
+    /// Changes so far (a snapshot is due when this moved since the last one).
+    public var changes: Int { reading { changeCount } }
 
     public init(configuration: Configuration, capacity: Int = 64) {
         self.configuration = configuration
@@ -141,13 +152,13 @@ public final class SearchCollection: @unchecked Sendable {
         lock.deallocate()
     }
 
-    private func reading<T>(_ body: () throws -> T) rethrows -> T {
+    func reading<T>(_ body: () throws -> T) rethrows -> T {
         pthread_rwlock_rdlock(lock)
         defer { pthread_rwlock_unlock(lock) }
         return try body()
     }
 
-    private func writing<T>(_ body: () throws -> T) rethrows -> T {
+    func writing<T>(_ body: () throws -> T) rethrows -> T {
         pthread_rwlock_wrlock(lock)
         defer { pthread_rwlock_unlock(lock) }
         return try body()
@@ -166,6 +177,7 @@ public final class SearchCollection: @unchecked Sendable {
             throw QueryError(message: "chunk \(chunk.id) has a \(chunk.vector.count)-dimensional vector; the collection has \(configuration.dimension)", parameter: "vector")
         }
         writing {
+            changeCount += 1
             removeLocked(documentID)
             var labels: [UInt32] = []
             for chunk in chunks {
@@ -174,7 +186,7 @@ public final class SearchCollection: @unchecked Sendable {
                 let label = freeLabels.popLast() ?? UInt32(records.count)
                 if Int(label) == records.count { records.append(nil) }
                 records[Int(label)] = Record(id: chunk.id, documentID: documentID, text: chunk.text, start: chunk.start,
-                                             end: chunk.end, metadata: chunk.metadata)
+                                             end: chunk.end, metadata: chunk.metadata, storageID: chunk.storageID)
                 labelOfChunk[chunk.id] = label
                 vectors.upsert(label: label, vector: chunk.vector)
                 keywords.upsert(label: label, text: chunk.text)
@@ -185,7 +197,10 @@ public final class SearchCollection: @unchecked Sendable {
     }
 
     public func removeDocument(_ documentID: String) {
-        writing { removeLocked(documentID) }
+        writing {
+            changeCount += 1
+            removeLocked(documentID)
+        }
     }
 
     private func removeLocked(_ documentID: String) {
@@ -281,6 +296,8 @@ public final class SearchCatalog: Sendable {
 
     @discardableResult
     public func remove(_ key: Key) -> SearchCollection? { collections.withLock { $0.removeValue(forKey: key) } }
+
+    public func allKeys() -> [Key] { collections.withLock { $0.keys.sorted() } }
 
     public func keys(tenant: String) -> [Key] { collections.withLock { $0.keys.filter { $0.tenant == tenant }.sorted() } }
 }

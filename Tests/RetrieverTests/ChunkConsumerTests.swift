@@ -110,7 +110,7 @@ struct ChunkConsumerTests {
         // (indexes loaded from Postgres): the same rows, the same row ids, the same answers.
         for _ in 0..<2 {
             let replay = Running(topic: topic, dlq: dlq, group: TestEnvironment.uniqueName("retriever-replay"), postgres: postgres, producer: producer)
-            try await IndexLoader(repository: PostgresChunkRepository(postgres: postgres), catalog: replay.catalog, logger: Self.logger).load()
+            try await IndexLoader(repository: PostgresChunkRepository(postgres: postgres), catalog: replay.catalog, snapshots: nil, logger: Self.logger).load()
             let partitions = offsets.count
             let start: String = try await postgres.query("SELECT now()::text")[0].decode(at: 0)
             #expect(try await eventually(within: .seconds(60)) {
@@ -171,5 +171,45 @@ struct ChunkConsumerTests {
             #expect(reasons.filter { $0.contains(fragment) }.count == 1, "\(fragment) in \(reasons)")
         }
         #expect(try await Self.rows(postgres, tenant: tenant).count == 2)
+    }
+}
+
+/// Start-up from a snapshot plus the rows stored after it.
+@Suite(.timeLimit(.minutes(2)))
+struct SnapshotLoadingTests {
+    @Test func theLoaderTakesOldVectorsFromTheSnapshotAndNewRowsFromPostgres() async throws {
+        let tenant = TestEnvironment.uniqueName("tenant")
+        let postgres = ChunkConsumerTests.postgres()
+        let task = Task { try await postgres.run() }
+        defer { task.cancel() }
+        try await migrate(RetrieverMigrations.retriever, on: postgres, logger: ChunkConsumerTests.logger)
+        let repository = PostgresChunkRepository(postgres: postgres)
+        let directory = URL(fileURLWithPath: TestEnvironment.scratchDirectory("snapshots-\(tenant)"))
+        let catalog = SearchCatalog()
+        let store = SnapshotStore(directory: directory, interval: .seconds(3600), catalog: catalog, logger: ChunkConsumerTests.logger)
+
+        func apply(_ event: IndexedDocumentEvent, offset: Int64) async throws {
+            let outcome = try await repository.apply(event, position: .init(topic: "t", partition: 0, nextOffset: offset + 1), defaults: .init(dimension: 4))
+            guard case .replaced(let configuration, let chunks) = outcome else { Issue.record("not applied: \(outcome)"); return }
+            try catalog.collection(.init(tenant: tenant, collection: "docs"), orCreate: configuration).replaceDocument(event.docID, chunks: chunks)
+        }
+        try await apply(ChunkConsumerTests.event(tenant, "old", version: "v1", texts: ["ancient scrolls", "old maps"], axis: 0), offset: 0)
+        await store.writeChanged()
+        #expect(store.age(of: .init(tenant: tenant, collection: "docs")) != nil)
+        // Tell the sources apart: Postgres now holds another direction for the old rows; only
+        // the snapshot still has the original one.
+        try await postgres.query("UPDATE retriever.chunks SET vector = $2 WHERE tenant_id = $1", tenant, VectorCoding.bytes([0.01, 0.01, 0.01, 1]))
+        try await apply(ChunkConsumerTests.event(tenant, "new", version: "v1", texts: ["fresh news"], axis: 2), offset: 1)
+
+        let restarted = SearchCatalog()
+        let reopened = SnapshotStore(directory: directory, interval: .seconds(3600), catalog: restarted, logger: ChunkConsumerTests.logger)
+        try await IndexLoader(repository: repository, catalog: restarted, snapshots: reopened, logger: ChunkConsumerTests.logger).load()
+        let collection = try #require(restarted.collection(.init(tenant: tenant, collection: "docs")))
+        #expect(collection.stats.chunks == 3)
+        let hit = try #require(try collection.search(.init(vector: [1, 0, 0, 0], topK: 1, mode: .vector)).first)
+        #expect(hit.chunkID == "old#0")
+        #expect(hit.score > 0.99)
+        #expect(try collection.search(.init(vector: [0, 0, 1, 0], topK: 1, mode: .vector)).first?.chunkID == "new#0")
+        #expect(try collection.search(.init(text: "scrolls news", topK: 5, mode: .keyword)).count == 2)
     }
 }

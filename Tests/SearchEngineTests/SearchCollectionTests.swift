@@ -134,3 +134,57 @@ struct SearchCollectionTests {
         #expect(catalog.collection(.init(tenant: "acme", collection: "docs"), orCreate: .init(dimension: 8)) === acme)
     }
 }
+
+struct SearchCollectionSnapshotTests {
+    static func chunk(_ id: String, document: String, axis: Int, text: String, storageID: Int64) -> SearchCollection.Chunk {
+        var chunk = SearchCollectionTests.chunk(id, document: document, axis: axis, text: text)
+        chunk.storageID = storageID
+        return chunk
+    }
+
+    @Test func restoreReusesTheSnapshotForStoredChunksAndIndexesOnlyNewOnes() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("collection-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let configuration = SearchCollection.Configuration(dimension: 4)
+        let original = SearchCollection(configuration: configuration)
+        try original.replaceDocument("a", chunks: [Self.chunk("a#0", document: "a", axis: 0, text: "apples", storageID: 1),
+                                                   Self.chunk("a#1", document: "a", axis: 1, text: "apricots", storageID: 2)])
+        try original.replaceDocument("b", chunks: [Self.chunk("b#0", document: "b", axis: 2, text: "bananas", storageID: 3)])
+        #expect(try original.writeSnapshot(to: directory) == original.changes)
+        let snapshot = try SearchCollection.readSnapshot(from: directory)
+        #expect(snapshot.maxStorageID == 3)
+
+        // Since the snapshot: "b" was deleted, "c" was added. Stored rows: a's (without vectors:
+        // the snapshot has them) and c's (with).
+        var rows = [Self.chunk("a#0", document: "a", axis: 0, text: "apples", storageID: 1),
+                    Self.chunk("a#1", document: "a", axis: 1, text: "apricots", storageID: 2)]
+        rows = rows.map { var row = $0; row.vector = []; return row }
+        rows.append(Self.chunk("c#0", document: "c", axis: 3, text: "cherries", storageID: 4))
+        let restored = try SearchCollection.restore(configuration: configuration, snapshot: snapshot, chunks: rows)
+        #expect(restored.stats.documents == 2)
+        #expect(restored.stats.chunks == 3)
+        #expect(try restored.search(.init(vector: [0, 1, 0, 0], topK: 1, mode: .vector)).map(\.chunkID) == ["a#1"])
+        #expect(try restored.search(.init(vector: [0, 0, 0, 1], topK: 1, mode: .vector)).map(\.chunkID) == ["c#0"])
+        // The deleted document's vector is gone from the graph, its text from the keywords.
+        #expect(try restored.search(.init(vector: [0, 0, 1, 0], topK: 3, mode: .vector)).allSatisfy { $0.documentID != "b" })
+        #expect(try restored.search(.init(text: "bananas", mode: .keyword)).isEmpty)
+        // A row the snapshot does not hold must bring its vector.
+        #expect(throws: SearchCollection.QueryError.self) {
+            try SearchCollection.restore(configuration: configuration, snapshot: snapshot,
+                                         chunks: [Self.chunk("d#0", document: "d", axis: 0, text: "dates", storageID: 9)].map { var row = $0; row.vector = []; return row })
+        }
+    }
+
+    @Test func aDamagedLabelMapIsRefused() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("collection-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let collection = SearchCollection(configuration: .init(dimension: 4))
+        try collection.replaceDocument("a", chunks: [Self.chunk("a#0", document: "a", axis: 0, text: "apples", storageID: 1)])
+        try collection.writeSnapshot(to: directory)
+        let labels = directory.appendingPathComponent("labels.bin")
+        var bytes = try Data(contentsOf: labels)
+        bytes[20] ^= 1
+        try bytes.write(to: labels)
+        #expect(throws: VectorIndex.SnapshotError.self) { try SearchCollection.readSnapshot(from: directory) }
+    }
+}
