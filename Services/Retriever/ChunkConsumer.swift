@@ -41,7 +41,7 @@ struct ChunkConsumer: Service {
             let outcome = try await withRetries { try await repository.apply(event, position: position, defaults: defaults) }
             try apply(outcome, of: event)
         } catch let rejection as Rejection {
-            try await withRetries { try await dlq.send(message, reason: rejection.reason, service: "retriever") }
+            _ = try await withRetries { try await dlq.send(message, reason: rejection.reason, service: "retriever") }
             logger.warning("indexed document rejected", metadata: ["reason": "\(rejection.reason)", "offset": "\(message.offset)"])
         }
         do {

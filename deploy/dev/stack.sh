@@ -171,6 +171,7 @@ service_env() {
     # keep it short on the local stack or consumers wait five minutes for their partitions.
     echo "CONDUIT_KAFKA_MAX_POLL_INTERVAL_MS=10000"
     echo "CONDUIT_MINILM_DIR=$MODEL_DIR"
+    echo "CONDUIT_RETRIEVER_SNAPSHOT_DIR=$STACK_DIR/snapshots/retriever"
     # OpenBLAS 0.3.21 does not recognise recent AMD cores and falls back to its AVX2 kernels;
     # where the CPU has AVX-512 its SkylakeX kernels are about twice as fast.
     if grep -qw avx512f /proc/cpuinfo 2>/dev/null; then echo "OPENBLAS_CORETYPE=SKYLAKEX"; fi
