@@ -26,7 +26,7 @@ func cLibrary(_ name: String, pkgConfig: String, apt: String) -> Target {
 }
 
 let services = [
-    service("Gateway", product: "gateway", dependencies: ["Postgres", "Redis", "Kafka"]),
+    service("Gateway", product: "gateway", dependencies: ["Postgres", "Redis", "Kafka", "HTTP", .product(name: "Crypto", package: "swift-crypto")]),
     service("Orchestrator", product: "orchestrator", dependencies: ["Redis", "Kafka", "HTTP"]),
     service("Embedder", product: "embedder", dependencies: ["Kafka", "HTTP", "TextEmbedding"]),
     service("Retriever", product: "retriever", dependencies: ["Postgres", "Kafka", "HTTP", "SearchEngine"]),
@@ -51,6 +51,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
     ],
     targets: services.map(\.1) + [
         // Wire types: Foundation only, no I/O.
@@ -128,6 +129,12 @@ let package = Package(
         .testTarget(name: "SearchEngineTests", dependencies: ["SearchEngine", "TestSupport"], path: "Tests/SearchEngineTests"),
         .testTarget(name: "TextEmbeddingTests", dependencies: ["TextEmbedding", "TestSupport"], path: "Tests/TextEmbeddingTests",
                     resources: [.copy("Fixtures")]),
+        .testTarget(name: "GatewayTests", dependencies: [
+            "Gateway", "ConduitKit", "TestSupport",
+            .product(name: "HummingbirdTesting", package: "hummingbird"),
+            .product(name: "HTTPTypes", package: "swift-http-types"),
+            .product(name: "NIOCore", package: "swift-nio"),
+        ], path: "Tests/GatewayTests"),
         .testTarget(name: "RetrieverTests", dependencies: [
             "Retriever", "ConduitKit", "ConduitProtocol", "TestSupport", "Kafka", "Postgres", "SearchEngine",
             .product(name: "HummingbirdTesting", package: "hummingbird"),

@@ -1,4 +1,5 @@
 import ConduitKit
+import HTTP
 import Hummingbird
 import Kafka
 import Logging
@@ -6,25 +7,42 @@ import Postgres
 import Prometheus
 import Redis
 
-/// The public entry point: API keys, tenants, rate limits and audit (routes arrive with their issues).
+/// The public entry point: API keys and tenants, `/v1/embeddings` and `/v1/search` passed on
+/// with the caller's identity (the chat path, rate limits and audit arrive with their issues).
+///
+/// | variable | default |
+/// |---|---|
+/// | `CONDUIT_ADMIN_KEY` | none (`make up` generates one); installed at start as the admin key of `CONDUIT_ADMIN_TENANT` |
+/// | `CONDUIT_ADMIN_TENANT` | `default` |
 func buildApplication(configuration: ServiceConfiguration, logger: Logger) async throws -> some ApplicationProtocol {
     let postgres = PostgresClient(configuration: configuration.postgres, logger: logger)
     let redis = RedisClient(configuration: configuration.redis, logger: logger)
     let producer = KafkaProducer(configuration: .init(kafka: configuration.kafka), logger: logger)
+    let http = HTTPClient(configuration: configuration.http, logger: logger)
+    let authenticator = APIKeyAuthenticator(postgres: postgres)
+    let adminKey = configuration.environment.optionalString("CONDUIT_ADMIN_KEY")
+    let adminTenant = configuration.environment.string("CONDUIT_ADMIN_TENANT", default: "default")
     let registry = PrometheusCollectorRegistry()
     let router = makeConduitRouter(
         configuration: configuration,
         registry: registry,
         readiness: [.postgres(postgres), .redis(redis), .kafka(producer)]
     )
+    router.add(middleware: AuthenticationMiddleware(authenticator: authenticator))
+    ForwardingController(client: ServiceClient(http: http, baseURLs: configuration.serviceURLs)).addRoutes(to: router)
     return makeConduitApplication(
         router: router,
         configuration: configuration,
-        services: [postgres, redis, producer],
+        services: [postgres, redis, producer, http],
         logger: logger,
         beforeServerStarts: [
             { try await migrate(GatewayMigrations.gateway, on: postgres, logger: logger) },
             { try await migrate(GatewayMigrations.audit, on: postgres, logger: logger) },
+            {
+                guard let adminKey else { return }
+                try await authenticator.installAdminKey(adminKey, tenant: adminTenant)
+                logger.info("admin key installed", metadata: ["tenant": "\(adminTenant)"])
+            },
         ]
     )
 }

@@ -9,6 +9,8 @@ public struct ConduitRequestContext: RequestContext {
     public var requestID: String
     /// This hop's span in the caller's trace (or a new trace).
     public var trace: TraceContext
+    /// Who is calling, once the gateway has authenticated the request.
+    public var identity: CallerIdentity?
 
     public init(source: Source) {
         coreContext = .init(source: source)
@@ -18,6 +20,25 @@ public struct ConduitRequestContext: RequestContext {
 
     /// Request bodies larger than this are refused with 413 before decoding. 4 MiB.
     public var maxUploadSize: Int { 4 * 1024 * 1024 }
+}
+
+/// An authenticated caller: the tenant its key belongs to, the key's id and roles. The gateway
+/// forwards it to internal services in the `X-Conduit-*` headers.
+public struct CallerIdentity: Sendable, Equatable {
+    public var tenant: String
+    public var keyID: String
+    public var roles: [String]
+
+    public init(tenant: String, keyID: String, roles: [String]) {
+        self.tenant = tenant
+        self.keyID = keyID
+        self.roles = roles
+    }
+
+    /// The identity headers for the next hop.
+    public var headers: [(name: String, value: String)] {
+        [(ConduitHeader.tenant, tenant), (ConduitHeader.keyID, keyID), (ConduitHeader.roles, roles.joined(separator: ","))]
+    }
 }
 
 /// Metadata keys of ConduitKit's log lines.

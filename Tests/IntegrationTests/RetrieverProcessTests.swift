@@ -67,6 +67,23 @@ struct RetrieverProcessTests {
         // Another tenant's request for the same collection name finds no collection.
         let stranger = try await retriever.post("/v1/search", #"{"collection":"kb","query":"bread"}"#, headers: [("X-Conduit-Tenant", tenant + "-x")])
         #expect(stranger.status == 404)
+
+        // Through the gateway: the key decides the tenant, whatever headers the caller sends.
+        let key = "cdt-test-\(UUID().uuidString)"
+        let gateway = try ServiceProcessTests.RunningService("gateway", portOffset: 40, extraEnvironment: [
+            "CONDUIT_ADMIN_KEY": key, "CONDUIT_ADMIN_TENANT": tenant,
+            "CONDUIT_RETRIEVER_URL": retriever.base, "CONDUIT_EMBEDDER_URL": embedder.base,
+        ])
+        defer { gateway.process.signal(SIGKILL) }
+        try await gateway.waitUntilReady()
+        let viaGateway = try await gateway.post("/v1/search", #"{"collection":"kb","query":"yeast fermentation","top_k":1}"#,
+                                                headers: [("Authorization", "Bearer \(key)"), ("X-Conduit-Tenant", "someone-else")])
+        #expect(viaGateway.status == 200)
+        #expect(viaGateway.body.contains(#""doc_id":"bread""#))
+        let embedded = try await gateway.post("/v1/embeddings", #"{"model":"all-minilm-l6-v2","input":"hello"}"#, headers: [("Authorization", "Bearer \(key)")])
+        #expect(embedded.status == 200)
+        #expect(embedded.body.contains(#""object":"embedding""#))
+        #expect(try await gateway.post("/v1/search", #"{"collection":"kb","query":"x"}"#).status == 401)
     }
 
     @Test func aRetrieverKilledMidStreamLosesNothingAndHalfAppliesNothing() async throws {

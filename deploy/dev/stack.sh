@@ -191,14 +191,30 @@ build() {
     [ -x "$(bin_dir)/gateway" ] || die "build failed"
 }
 
+# The gateway's first admin key: CONDUIT_ADMIN_KEY when set, else the one generated on the first
+# `make up`, kept in $STACK_DIR/admin-key (git-ignored, mode 600).
+ensure_admin_key() {
+    local file="$STACK_DIR/admin-key"
+    mkdir -p "$STACK_DIR"
+    if [ -n "${CONDUIT_ADMIN_KEY:-}" ]; then
+        printf '%s\n' "$CONDUIT_ADMIN_KEY" >"$file"
+    elif [ ! -s "$file" ]; then
+        python3 -c 'import secrets; print("cdt-" + secrets.token_urlsafe(32))' >"$file"
+    fi
+    chmod 600 "$file"
+}
+
 start_services() {
     local bin; bin=$(bin_dir)
     mkdir -p "$STACK_DIR/services"
+    ensure_admin_key
     local environment; mapfile -t environment < <(service_env)
     for service in "${SERVICES[@]}"; do
         local pidfile="$STACK_DIR/services/$service.pid"
         pid_alive "$pidfile" && continue
-        env "${environment[@]}" nohup "$bin/$service" >>"$STACK_DIR/services/$service.log" 2>&1 &
+        local own=()
+        [ "$service" != gateway ] || own=("CONDUIT_ADMIN_KEY=$(cat "$STACK_DIR/admin-key")")
+        env "${environment[@]}" "${own[@]}" nohup "$bin/$service" >>"$STACK_DIR/services/$service.log" 2>&1 &
         echo $! >"$pidfile"
     done
     local i=0
@@ -258,6 +274,8 @@ cmd_up() {
     say "  postgres          postgresql://conduit@127.0.0.1:$PG_PORT/conduit"
     say "  redis             redis://127.0.0.1:$REDIS_PORT"
     say "  kafka             127.0.0.1:$KAFKA_PORT"
+    say "admin API key (tenant 'default', also in $STACK_DIR/admin-key):"
+    say "  $(cat "$STACK_DIR/admin-key")"
     say "logs: make logs · status: make status · stop: make down"
 }
 
