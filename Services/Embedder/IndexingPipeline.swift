@@ -31,15 +31,7 @@ struct IndexingPipeline: Service {
     }
 
     func run() async throws {
-        do {
-            try await cancelWhenGracefulShutdown {
-                for try await message in consumer.messages {
-                    try await handle(message)
-                }
-            }
-        } catch is CancellationError {
-            // Graceful shutdown: the consumer commits what is durable and leaves the group.
-        }
+        try await consumer.forEachMessageUntilShutdown { try await handle($0) }
     }
 
     func handle(_ message: KafkaMessage) async throws {
@@ -121,20 +113,9 @@ struct IndexingPipeline: Service {
         try await withRetries { try await producer.send(topic: configuration.chunksTopic, key: event.key, value: value) }
     }
 
-    /// Retries what failed for a passing reason (broker away, embedder queue full) until it
-    /// works or the service shuts down; nothing already accepted is dropped.
+    @discardableResult
     private func withRetries<T: Sendable>(_ work: () async throws -> T) async throws -> T {
-        var delay = Duration.milliseconds(100)
-        while true {
-            do {
-                return try await work()
-            } catch {
-                try Task.checkCancellation()
-                logger.warning("indexing step failed; retrying", metadata: [LogKey.error: "\(error)"])
-                try await Task.sleep(for: delay)
-                delay = min(delay * 2, .seconds(5))
-            }
-        }
+        try await retryUntilCancelled(logger: logger, "indexing step", work)
     }
 }
 

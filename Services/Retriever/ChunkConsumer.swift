@@ -23,15 +23,7 @@ struct ChunkConsumer: Service {
     }
 
     func run() async throws {
-        do {
-            try await cancelWhenGracefulShutdown {
-                for try await message in consumer.messages {
-                    try await handle(message)
-                }
-            }
-        } catch is CancellationError {
-            // Graceful shutdown: the consumer commits what is durable and leaves the group.
-        }
+        try await consumer.forEachMessageUntilShutdown { try await handle($0) }
     }
 
     func handle(_ message: KafkaMessage) async throws {
@@ -41,7 +33,7 @@ struct ChunkConsumer: Service {
             let outcome = try await withRetries { try await repository.apply(event, position: position, defaults: defaults) }
             try apply(outcome, of: event)
         } catch let rejection as Rejection {
-            _ = try await withRetries { try await dlq.send(message, reason: rejection.reason, service: "retriever") }
+            try await withRetries { try await dlq.send(message, reason: rejection.reason, service: "retriever") }
             logger.warning("indexed document rejected", metadata: ["reason": "\(rejection.reason)", "offset": "\(message.offset)"])
         }
         do {
@@ -98,19 +90,8 @@ struct ChunkConsumer: Service {
         }
     }
 
-    /// Retries what failed for a passing reason (database or broker away) until it works or
-    /// the service shuts down; an event already received is never skipped.
+    @discardableResult
     private func withRetries<T: Sendable>(_ work: () async throws -> T) async throws -> T {
-        var delay = Duration.milliseconds(100)
-        while true {
-            do {
-                return try await work()
-            } catch {
-                try Task.checkCancellation()
-                logger.warning("applying indexed document failed; retrying", metadata: [LogKey.error: "\(error)"])
-                try await Task.sleep(for: delay)
-                delay = min(delay * 2, .seconds(5))
-            }
-        }
+        try await retryUntilCancelled(logger: logger, "applying indexed document", work)
     }
 }

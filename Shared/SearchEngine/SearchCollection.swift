@@ -125,7 +125,7 @@ public final class SearchCollection: @unchecked Sendable {
     }
 
     public let configuration: Configuration
-    let lock: UnsafeMutablePointer<pthread_rwlock_t>
+    let lock = ReadWriteLock()
     var vectors: VectorIndex
     var keywords: KeywordIndex
     var records: [Record?] = []
@@ -142,27 +142,11 @@ public final class SearchCollection: @unchecked Sendable {
         self.configuration = configuration
         vectors = VectorIndex(dimension: configuration.dimension, parameters: configuration.vector, capacity: capacity)
         keywords = KeywordIndex(parameters: configuration.keyword)
-        lock = .allocate(capacity: 1)
-        lock.initialize(to: pthread_rwlock_t())
-        pthread_rwlock_init(lock, nil)
     }
 
-    deinit {
-        pthread_rwlock_destroy(lock)
-        lock.deallocate()
-    }
+    func reading<T>(_ body: () throws -> T) rethrows -> T { try lock.reading(body) }
 
-    func reading<T>(_ body: () throws -> T) rethrows -> T {
-        pthread_rwlock_rdlock(lock)
-        defer { pthread_rwlock_unlock(lock) }
-        return try body()
-    }
-
-    func writing<T>(_ body: () throws -> T) rethrows -> T {
-        pthread_rwlock_wrlock(lock)
-        defer { pthread_rwlock_unlock(lock) }
-        return try body()
-    }
+    func writing<T>(_ body: () throws -> T) rethrows -> T { try lock.writing(body) }
 
     public var stats: Stats {
         reading { Stats(documents: chunksOfDocument.count, chunks: labelOfChunk.count, indexBytes: vectors.memoryBytes) }

@@ -58,8 +58,7 @@ public final class VectorIndex: @unchecked Sendable {
 
     public let dimension: Int
     public let parameters: Parameters
-    /// Heap-allocated: a pthread lock must not move.
-    private let lock: UnsafeMutablePointer<pthread_rwlock_t>
+    private let lock = ReadWriteLock()
     private(set) var graph: HNSWGraph
     /// Changes made while a background rebuild runs, replayed onto the rebuilt graph.
     private var compactionLog: [Change]?
@@ -73,27 +72,11 @@ public final class VectorIndex: @unchecked Sendable {
         dimension = graph.dimension
         parameters = graph.parameters
         self.graph = graph
-        lock = .allocate(capacity: 1)
-        lock.initialize(to: pthread_rwlock_t())
-        pthread_rwlock_init(lock, nil)
     }
 
-    deinit {
-        pthread_rwlock_destroy(lock)
-        lock.deallocate()
-    }
+    func reading<T>(_ body: () throws -> T) rethrows -> T { try lock.reading(body) }
 
-    func reading<T>(_ body: () throws -> T) rethrows -> T {
-        pthread_rwlock_rdlock(lock)
-        defer { pthread_rwlock_unlock(lock) }
-        return try body()
-    }
-
-    private func writing<T>(_ body: () throws -> T) rethrows -> T {
-        pthread_rwlock_wrlock(lock)
-        defer { pthread_rwlock_unlock(lock) }
-        return try body()
-    }
+    func writing<T>(_ body: () throws -> T) rethrows -> T { try lock.writing(body) }
 
     /// Live (not deleted) vectors.
     public var count: Int { reading { graph.liveCount } }

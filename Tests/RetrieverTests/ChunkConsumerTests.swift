@@ -56,6 +56,15 @@ struct ChunkConsumerTests {
         return event
     }
 
+    /// A running Postgres pool (schema migrated) and producer; cancel the tasks when done.
+    static func infrastructure() async throws -> (PostgresClient, KafkaProducer, [Task<Void, any Error>]) {
+        let postgres = postgres()
+        let producer = KafkaProducer(configuration: .init(kafka: kafka), logger: logger)
+        let services = [Task { try await postgres.run() }, Task { try await producer.run() }]
+        try await migrate(RetrieverMigrations.retriever, on: postgres, logger: logger)
+        return (postgres, producer, services)
+    }
+
     static func publish(_ producer: KafkaProducer, _ topic: String, _ event: IndexedDocumentEvent) async throws {
         try await producer.send(topic: topic, key: event.key, value: Array(try EventCoding.encoder().encode(event)))
     }
@@ -76,11 +85,8 @@ struct ChunkConsumerTests {
         let tenant = TestEnvironment.uniqueName("tenant")
         let topic = TestEnvironment.uniqueName("conduit.test.chunks")
         let dlq = TestEnvironment.uniqueName("conduit.test.dlq")
-        let postgres = Self.postgres()
-        let producer = KafkaProducer(configuration: .init(kafka: Self.kafka), logger: Self.logger)
-        let services = [Task { try await postgres.run() }, Task { try await producer.run() }]
+        let (postgres, producer, services) = try await Self.infrastructure()
         defer { for task in services { task.cancel() } }
-        try await migrate(RetrieverMigrations.retriever, on: postgres, logger: Self.logger)
 
         try await Self.publish(producer, topic, Self.event(tenant, "guide", version: "v1", texts: ["alpha one", "alpha two", "alpha three"]))
         try await Self.publish(producer, topic, Self.event(tenant, "faq", version: "v1", texts: ["beta question"]))
@@ -130,11 +136,8 @@ struct ChunkConsumerTests {
         let tenant = TestEnvironment.uniqueName("tenant")
         let topic = TestEnvironment.uniqueName("conduit.test.chunks")
         let dlq = TestEnvironment.uniqueName("conduit.test.dlq")
-        let postgres = Self.postgres()
-        let producer = KafkaProducer(configuration: .init(kafka: Self.kafka), logger: Self.logger)
-        let services = [Task { try await postgres.run() }, Task { try await producer.run() }]
+        let (postgres, producer, services) = try await Self.infrastructure()
         defer { for task in services { task.cancel() } }
-        try await migrate(RetrieverMigrations.retriever, on: postgres, logger: Self.logger)
 
         // The collection exists with 4 dimensions before any event arrives.
         #expect(try await PostgresChunkRepository(postgres: postgres).createCollection(.init(tenant: tenant, collection: "docs"), configuration: .init(dimension: 4)))
