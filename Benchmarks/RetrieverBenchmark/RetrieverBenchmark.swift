@@ -38,8 +38,16 @@ struct RetrieverBenchmark {
             let before = residentBytes()
             var start = ContinuousClock.now
             // Sized up front, as the retriever does when it loads a collection.
-            let index = VectorIndex(dimension: dimension, parameters: parameters, capacity: data.count)
-            for (number, vector) in data.enumerated() { index.upsert(label: UInt32(number), vector: vector) }
+            let index: VectorIndex
+            // `--snapshot-dir D` reuses a graph saved by an earlier run (for profiling the queries).
+            let snapshot = options["snapshot-dir"].map { URL(fileURLWithPath: $0).appendingPathComponent("\(quantization.rawValue).snap") }
+            if let snapshot, FileManager.default.fileExists(atPath: snapshot.path) {
+                index = try VectorIndex.load(from: snapshot)
+            } else {
+                index = VectorIndex(dimension: dimension, parameters: parameters, capacity: data.count)
+                for (number, vector) in data.enumerated() { index.upsert(label: UInt32(number), vector: vector) }
+                if let snapshot { try index.write(to: snapshot) }
+            }
             let name = quantization == .none ? "fp32" : "int8"
             print("\(name) build_seconds \(seconds(since: start)) memory_bytes \(residentBytes() - before) accounted_bytes \(index.memoryBytes)")
             // Best of `repeats` passes per efSearch (the anchors get the same), which damps the
