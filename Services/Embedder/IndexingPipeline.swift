@@ -26,26 +26,16 @@ struct IndexingPipeline: Service {
     let logger: Logger
 
     /// Why an event cannot be indexed; the text goes into the DLQ record.
-    struct Rejection: Error {
-        let reason: String
-    }
+    typealias Rejection = MessageRejection
 
     func run() async throws {
         try await consumer.forEachMessageUntilShutdown { try await handle($0) }
     }
 
     func handle(_ message: KafkaMessage) async throws {
-        do {
+        try await consumer.process(message, deadLetters: dlq, service: "embedder", logger: logger) {
             let event = try process(try decode(message))
             try await publish(event)
-        } catch let rejection as Rejection {
-            try await withRetries { try await dlq.send(message, reason: rejection.reason, service: "embedder") }
-            logger.warning("indexing request rejected", metadata: ["reason": "\(rejection.reason)", "offset": "\(message.offset)"])
-        }
-        do {
-            try consumer.markDurable(message)
-        } catch {
-            logger.debug("offset not stored (partition moved?)", metadata: [LogKey.error: "\(error)"])
         }
     }
 

@@ -18,28 +18,18 @@ struct ChunkConsumer: Service {
     let defaults: SearchCollection.Configuration
     let logger: Logger
 
-    struct Rejection: Error {
-        let reason: String
-    }
+    typealias Rejection = MessageRejection
 
     func run() async throws {
         try await consumer.forEachMessageUntilShutdown { try await handle($0) }
     }
 
     func handle(_ message: KafkaMessage) async throws {
-        do {
+        try await consumer.process(message, deadLetters: dlq, service: "retriever", logger: logger) {
             let event = try decode(message)
             let position = ConsumedPosition(topic: message.topic, partition: Int(message.partition), nextOffset: message.offset + 1)
             let outcome = try await withRetries { try await repository.apply(event, position: position, defaults: defaults) }
             try apply(outcome, of: event)
-        } catch let rejection as Rejection {
-            try await withRetries { try await dlq.send(message, reason: rejection.reason, service: "retriever") }
-            logger.warning("indexed document rejected", metadata: ["reason": "\(rejection.reason)", "offset": "\(message.offset)"])
-        }
-        do {
-            try consumer.markDurable(message)
-        } catch {
-            logger.debug("offset not stored (partition moved?)", metadata: [LogKey.error: "\(error)"])
         }
     }
 

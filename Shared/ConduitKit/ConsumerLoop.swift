@@ -33,3 +33,34 @@ public func retryUntilCancelled<T: Sendable>(logger: Logger, _ what: String, _ w
         }
     }
 }
+
+/// Why a consumed message cannot be processed; `reason` goes into its dead-letter record.
+public struct MessageRejection: Error, Sendable {
+    public let reason: String
+    public init(reason: String) { self.reason = reason }
+}
+
+extension KafkaConsumer {
+    /// Processes one message the way every Conduit consumer does: `work` runs; if it rejects the
+    /// message, the message goes to `deadLetters` with the reason (retried until the broker has
+    /// it); either way its offset is then marked durable. Other errors propagate (and stop the
+    /// consumer) without marking anything, so the message is seen again.
+    public func process(
+        _ message: KafkaMessage, deadLetters: DeadLetterQueue, service: String, logger: Logger,
+        _ work: () async throws -> Void
+    ) async throws {
+        do {
+            try await work()
+        } catch let rejection as MessageRejection {
+            try await retryUntilCancelled(logger: logger, "dead-lettering a message") {
+                try await deadLetters.send(message, reason: rejection.reason, service: service)
+            }
+            logger.warning("message rejected", metadata: ["reason": "\(rejection.reason)", "offset": "\(message.offset)"])
+        }
+        do {
+            try markDurable(message)
+        } catch {
+            logger.debug("offset not stored (partition moved?)", metadata: [LogKey.error: "\(error)"])
+        }
+    }
+}

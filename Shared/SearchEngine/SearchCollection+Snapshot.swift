@@ -105,16 +105,7 @@ extension SearchCollection {
     /// Adds chunks to a document without removing its others (restoring only).
     private func add(_ chunks: [Chunk], to documentID: String) throws {
         writing {
-            for chunk in chunks {
-                let label = freeLabels.popLast() ?? UInt32(records.count)
-                if Int(label) == records.count { records.append(nil) }
-                records[Int(label)] = Record(id: chunk.id, documentID: documentID, text: chunk.text, start: chunk.start,
-                                             end: chunk.end, metadata: chunk.metadata, storageID: chunk.storageID)
-                labelOfChunk[chunk.id] = label
-                vectors.upsert(label: label, vector: chunk.vector)
-                keywords.upsert(label: label, text: chunk.text)
-                chunksOfDocument[documentID, default: []].append(label)
-            }
+            for chunk in chunks { chunksOfDocument[documentID, default: []].append(insertLocked(chunk, documentID: documentID)) }
         }
     }
 }

@@ -167,17 +167,23 @@ public final class SearchCollection: @unchecked Sendable {
             for chunk in chunks {
                 // A chunk id claimed by another document moves to this one.
                 if let previous = labelOfChunk[chunk.id] { removeLabel(previous) }
-                let label = freeLabels.popLast() ?? UInt32(records.count)
-                if Int(label) == records.count { records.append(nil) }
-                records[Int(label)] = Record(id: chunk.id, documentID: documentID, text: chunk.text, start: chunk.start,
-                                             end: chunk.end, metadata: chunk.metadata, storageID: chunk.storageID)
-                labelOfChunk[chunk.id] = label
-                vectors.upsert(label: label, vector: chunk.vector)
-                keywords.upsert(label: label, text: chunk.text)
-                labels.append(label)
+                labels.append(insertLocked(chunk, documentID: documentID))
             }
             if !labels.isEmpty { chunksOfDocument[documentID] = labels }
         }
+    }
+
+    /// Indexes one chunk under a free label (the caller holds the write lock and files the
+    /// label under its document).
+    func insertLocked(_ chunk: Chunk, documentID: String) -> UInt32 {
+        let label = freeLabels.popLast() ?? UInt32(records.count)
+        if Int(label) == records.count { records.append(nil) }
+        records[Int(label)] = Record(id: chunk.id, documentID: documentID, text: chunk.text, start: chunk.start,
+                                     end: chunk.end, metadata: chunk.metadata, storageID: chunk.storageID)
+        labelOfChunk[chunk.id] = label
+        vectors.upsert(label: label, vector: chunk.vector)
+        keywords.upsert(label: label, text: chunk.text)
+        return label
     }
 
     public func removeDocument(_ documentID: String) {
