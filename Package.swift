@@ -27,7 +27,7 @@ func cLibrary(_ name: String, pkgConfig: String, apt: String) -> Target {
 
 let services = [
     service("Gateway", product: "gateway", dependencies: ["Postgres", "Redis", "Kafka", "HTTP", .product(name: "Crypto", package: "swift-crypto")]),
-    service("Orchestrator", product: "orchestrator", dependencies: ["Redis", "Kafka", "HTTP"]),
+    service("Orchestrator", product: "orchestrator", dependencies: ["Redis", "Kafka", "HTTP", "Providers"]),
     service("Embedder", product: "embedder", dependencies: ["Kafka", "HTTP", "TextEmbedding"]),
     service("Retriever", product: "retriever", dependencies: ["Postgres", "Kafka", "HTTP", "SearchEngine"]),
     service("CostService", product: "cost-service", dependencies: ["Postgres", "Redis", "Kafka"]),
@@ -52,6 +52,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "5.0.1"),
     ],
     targets: services.map(\.1) + [
         // Wire types: Foundation only, no I/O.
@@ -85,6 +86,14 @@ let package = Package(
         // Engines: pure Swift over BLAS, no I/O beyond reading their model files.
         .target(name: "TextEmbedding", dependencies: ["COpenBLAS"], path: "Shared/TextEmbedding"),
         .target(name: "SearchEngine", dependencies: ["CSearchKernels"], path: "Shared/SearchEngine"),
+        // LLM provider adapters, the model catalog, retries, fallback and circuit breaking.
+        .target(name: "Providers", dependencies: [
+            "ConduitProtocol", "HTTP",
+            .product(name: "Yams", package: "Yams"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "Prometheus", package: "swift-prometheus"),
+            .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+        ], path: "Shared/Providers"),
         // A prefetch hint for the vector index's walk (Swift has no prefetch intrinsic).
         .target(name: "CSearchKernels", path: "Shared/CSearchKernels"),
 
@@ -141,6 +150,11 @@ let package = Package(
             .product(name: "HTTPTypes", package: "swift-http-types"),
             .product(name: "NIOCore", package: "swift-nio"),
         ], path: "Tests/RetrieverTests"),
+        .testTarget(name: "ProvidersTests", dependencies: [
+            "Providers", "ConduitProtocol", "HTTP", "TestSupport",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "Prometheus", package: "swift-prometheus"),
+        ], path: "Tests/ProvidersTests"),
         .testTarget(name: "IntegrationTests", dependencies: [
             "TestSupport", "HTTP", "Postgres", "Kafka", "ConduitProtocol",
             .product(name: "Logging", package: "swift-log"),

@@ -7,30 +7,58 @@ import Hummingbird
 import NIOCore
 
 /// Routes the gateway passes to an internal service unchanged, with the caller's identity in
-/// the `X-Conduit-*` headers: `/v1/embeddings` to the embedder, `/v1/search` to the retriever
-/// (which scopes it to the caller's tenant).
+/// the `X-Conduit-*` headers: the chat path and the model list to the orchestrator,
+/// `/v1/embeddings` to the embedder, `/v1/search` to the retriever (which scopes it to the
+/// caller's tenant). Event streams are relayed as they arrive; a client that goes away closes
+/// the hop behind it, which cancels the provider call.
 struct ForwardingController: Sendable {
     let client: ServiceClient
 
     func addRoutes(to router: Router<ConduitRequestContext>) {
+        router.post("/v1/chat/completions") { request, context in
+            try await forward(request, context, to: .orchestrator, path: "/v1/chat/completions", timeout: nil)
+        }
+        router.get("/v1/models") { request, context in try await forward(request, context, to: .orchestrator, method: "GET", path: "/v1/models") }
+        router.get("/v1/models/:model") { request, context in
+            let name = context.parameters.get("model") ?? ""
+            let escaped = name.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed.subtracting(["/"])) ?? name
+            return try await forward(request, context, to: .orchestrator, method: "GET", path: "/v1/models/" + escaped)
+        }
         router.post("/v1/embeddings") { request, context in try await forward(request, context, to: .embedder, path: "/v1/embeddings") }
         router.post("/v1/search") { request, context in try await forward(request, context, to: .retriever, path: "/v1/search") }
     }
 
-    func forward(_ request: Request, _ context: ConduitRequestContext, to service: ServiceName, path: String) async throws -> Response {
+    /// `timeout` bounds the whole exchange; nil for streams, which end when the model is done.
+    func forward(_ request: Request, _ context: ConduitRequestContext, to service: ServiceName, method: String = "POST", path: String, timeout: Duration? = .seconds(60)) async throws -> Response {
         guard let identity = context.identity else { throw APIError.unauthorized("This route needs an API key.") }
-        let body = try await request.body.collect(upTo: context.maxUploadSize)
+        let body = method == "GET" ? nil : Array(try await request.body.collect(upTo: context.maxUploadSize).readableBytesView)
         let response: HTTP.HTTPResponse
         do {
             response = try await client.send(
-                to: service, path: path, body: Array(body.readableBytesView),
-                headers: ServiceClient.propagatedHeaders(from: context, identity: identity.headers), timeout: .seconds(60))
+                to: service, method: method, path: path, body: body,
+                headers: ServiceClient.propagatedHeaders(from: context, identity: identity.headers), timeout: timeout)
         } catch {
             throw APIError(status: .badGateway, type: .upstream, message: "The \(service.rawValue) service could not be reached.", code: "service_unavailable")
         }
-        let bytes = try await response.body.collect(upTo: 64 << 20)
         var headers = HTTPFields()
-        headers[.contentType] = response.header("Content-Type") ?? "application/json"
-        return Response(status: .init(code: response.status), headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
+        let contentType = response.header("Content-Type") ?? "application/json"
+        headers[.contentType] = contentType
+        for name in ["X-Conduit-Deployment", "Retry-After"] {
+            if let value = response.header(name) { headers[HTTPField.Name(name)!] = value }
+        }
+        guard contentType.hasPrefix("text/event-stream") else {
+            let bytes = try await response.body.collect(upTo: 64 << 20)
+            return Response(status: .init(code: response.status), headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
+        }
+        headers[.cacheControl] = "no-cache"
+        let upstream = response.body
+        return Response(status: .init(code: response.status), headers: headers, body: ResponseBody { writer in
+            // Leaving this loop early (the client went away) drops the upstream body, which
+            // closes the connection to the orchestrator and so cancels the provider call.
+            for try await chunk in upstream {
+                try await writer.write(ByteBuffer(bytes: chunk))
+            }
+            try await writer.finish(nil)
+        })
     }
 }

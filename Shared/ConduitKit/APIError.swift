@@ -6,6 +6,8 @@ import Hummingbird
 public struct APIError: Error, Sendable {
     public var status: HTTPResponse.Status
     public var envelope: ErrorEnvelope
+    /// Seconds, sent as `Retry-After` (on 429 and 503).
+    public var retryAfterSeconds: Int?
 
     public init(status: HTTPResponse.Status, type: ErrorType, message: String, param: String? = nil, code: String? = nil) {
         self.status = status

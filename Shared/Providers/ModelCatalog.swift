@@ -1,0 +1,206 @@
+/// The public model names a caller may ask for, each served by one or more deployments, with
+/// the models to fall back to when all of them fail.
+public struct ModelCatalog: Sendable {
+    public private(set) var models: [CatalogModel]
+    private var index: [String: Int]
+
+    /// Fails when two models share a name, two deployments share an id, or a fallback names a
+    /// model the catalog does not have.
+    public init(models: [CatalogModel]) throws {
+        self.models = models
+        index = [:]
+        var deploymentIDs = Set<String>()
+        for (position, model) in models.enumerated() {
+            guard index.updateValue(position, forKey: model.name) == nil else {
+                throw CatalogError("model '\(model.name)' is defined twice")
+            }
+            guard !model.deployments.isEmpty else { throw CatalogError("model '\(model.name)' has no deployments") }
+            for deployment in model.deployments {
+                guard deploymentIDs.insert(deployment.id).inserted else {
+                    throw CatalogError("deployment id '\(deployment.id)' is used twice")
+                }
+            }
+        }
+        for model in models {
+            for fallback in model.fallbacks where index[fallback] == nil {
+                throw CatalogError("model '\(model.name)' falls back to '\(fallback)', which the catalog does not define")
+            }
+        }
+    }
+
+    public func model(named name: String) -> CatalogModel? {
+        index[name].map { models[$0] }
+    }
+
+    /// Where a request for `name` may go, in order: the model's own deployments, then those of
+    /// each fallback model (and their fallbacks), each deployment once. Deployments whose API
+    /// key is not configured are left out.
+    public func route(for name: String, keys: APIKeys) -> [Route] {
+        var routes: [Route] = []
+        var seenModels = Set<String>()
+        var pending = [name]
+        while !pending.isEmpty {
+            let next = pending.removeFirst()
+            guard seenModels.insert(next).inserted, let model = model(named: next) else { continue }
+            for deployment in model.deployments where keys.isConfigured(deployment) {
+                routes.append(Route(model: model.name, deployment: deployment))
+            }
+            pending += model.fallbacks
+        }
+        return routes
+    }
+
+    /// The models a caller can use now: those with at least one configured deployment.
+    public func availableModels(keys: APIKeys) -> [CatalogModel] {
+        models.filter { model in model.deployments.contains { keys.isConfigured($0) } }
+    }
+}
+
+/// One step of a request's route: a public model and one of its deployments.
+public struct Route: Sendable, Hashable {
+    public var model: String
+    public var deployment: Deployment
+}
+
+public struct CatalogModel: Sendable, Hashable {
+    public var name: String
+    public var ownedBy: String
+    /// Unix time reported by `/v1/models`.
+    public var created: Int
+    public var deployments: [Deployment]
+    /// Other public models to try, in order, when every deployment of this one failed.
+    public var fallbacks: [String]
+
+    public init(name: String, ownedBy: String = "conduit", created: Int = 0, deployments: [Deployment], fallbacks: [String] = []) {
+        self.name = name
+        self.ownedBy = ownedBy
+        self.created = created
+        self.deployments = deployments
+        self.fallbacks = fallbacks
+    }
+}
+
+/// The provider families an adapter exists for.
+public enum ProviderKind: String, Sendable, Hashable, CaseIterable {
+    /// OpenAI itself and every server speaking its `/v1` API: Ollama, vLLM, llama.cpp's server.
+    case openAI = "openai"
+    case azureOpenAI = "azure"
+    case anthropic
+    case gemini
+}
+
+/// One place a model is served: a provider, its model name there, and what it costs.
+public struct Deployment: Sendable, Hashable {
+    /// Unique in the catalog; names the deployment in metrics, logs and usage events.
+    public var id: String
+    public var provider: ProviderKind
+    /// The provider's name for the model (for Azure, the deployment name).
+    public var upstreamModel: String
+    /// For OpenAI-compatible servers the `/v1` base (`https://api.openai.com/v1`); for Azure the
+    /// resource endpoint; for Anthropic and Gemini the API host.
+    public var baseURL: String
+    /// The environment variable holding the API key; nil for servers that need none.
+    public var apiKeyVariable: String?
+    /// Azure only.
+    public var apiVersion: String?
+    public var prices: Prices
+    public var contextWindow: Int?
+    /// The completion limit sent when the caller sets none (Anthropic requires one).
+    public var defaultMaxTokens: Int
+    public var tier: String?
+    /// Relative answer quality, 0…1, for model selection.
+    public var quality: Double?
+    /// Typical latency to the first token, for model selection.
+    public var latencyMilliseconds: Int?
+    public var timeouts: Timeouts
+
+    public init(
+        id: String, provider: ProviderKind, upstreamModel: String, baseURL: String, apiKeyVariable: String? = nil,
+        apiVersion: String? = nil, prices: Prices = .init(), contextWindow: Int? = nil, defaultMaxTokens: Int = 4096,
+        tier: String? = nil, quality: Double? = nil, latencyMilliseconds: Int? = nil, timeouts: Timeouts = .init()
+    ) {
+        self.id = id
+        self.provider = provider
+        self.upstreamModel = upstreamModel
+        self.baseURL = baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL
+        self.apiKeyVariable = apiKeyVariable
+        self.apiVersion = apiVersion
+        self.prices = prices
+        self.contextWindow = contextWindow
+        self.defaultMaxTokens = defaultMaxTokens
+        self.tier = tier
+        self.quality = quality
+        self.latencyMilliseconds = latencyMilliseconds
+        self.timeouts = timeouts
+    }
+
+    /// US dollars per million tokens.
+    public struct Prices: Sendable, Hashable {
+        public var input: Double
+        public var output: Double
+        /// Prompt tokens served from the provider's prompt cache; defaults to the input price.
+        public var cachedInput: Double?
+
+        public init(input: Double = 0, output: Double = 0, cachedInput: Double? = nil) {
+            self.input = input
+            self.output = output
+            self.cachedInput = cachedInput
+        }
+
+        /// What `usage` costs at these prices.
+        public func cost(of usage: ProviderUsage) -> Double {
+            let cached = Double(usage.cachedTokens)
+            let uncached = Double(max(0, usage.promptTokens - usage.cachedTokens))
+            return (uncached * input + cached * (cachedInput ?? input) + Double(usage.completionTokens) * output) / 1_000_000
+        }
+    }
+
+    public struct Timeouts: Sendable, Hashable {
+        /// Streaming: from sending the request to the first event. Default 30 s.
+        public var firstByte: Duration
+        /// The whole request, body included. Default 300 s.
+        public var total: Duration
+
+        public init(firstByte: Duration = .seconds(30), total: Duration = .seconds(300)) {
+            self.firstByte = firstByte
+            self.total = total
+        }
+    }
+}
+
+/// A request's token counts as the provider reported them (or as estimated when it did not).
+public struct ProviderUsage: Sendable, Hashable {
+    public var promptTokens: Int
+    public var completionTokens: Int
+    public var cachedTokens: Int
+    public var reasoningTokens: Int
+
+    public init(promptTokens: Int, completionTokens: Int, cachedTokens: Int = 0, reasoningTokens: Int = 0) {
+        self.promptTokens = promptTokens
+        self.completionTokens = completionTokens
+        self.cachedTokens = cachedTokens
+        self.reasoningTokens = reasoningTokens
+    }
+}
+
+/// API keys by environment variable name, read once at start. Keys never reach logs or errors.
+public struct APIKeys: Sendable {
+    private let values: [String: String]
+
+    public init(environment: [String: String]) {
+        values = environment.filter { !$0.value.isEmpty }
+    }
+
+    public func key(for deployment: Deployment) -> String? {
+        deployment.apiKeyVariable.flatMap { values[$0] }
+    }
+
+    public func isConfigured(_ deployment: Deployment) -> Bool {
+        deployment.apiKeyVariable == nil || key(for: deployment) != nil
+    }
+}
+
+public struct CatalogError: Error, Sendable, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = "model catalog: " + description }
+}
