@@ -150,6 +150,12 @@ let package = Package(
             .product(name: "HTTPTypes", package: "swift-http-types"),
             .product(name: "NIOCore", package: "swift-nio"),
         ], path: "Tests/RetrieverTests"),
+        .testTarget(name: "OrchestratorTests", dependencies: [
+            "Orchestrator", "ConduitKit", "ConduitProtocol", "TestSupport", "Kafka", "HTTP",
+            .product(name: "HummingbirdTesting", package: "hummingbird"),
+            .product(name: "HTTPTypes", package: "swift-http-types"),
+            .product(name: "NIOCore", package: "swift-nio"),
+        ], path: "Tests/OrchestratorTests"),
         .testTarget(name: "ProvidersTests", dependencies: [
             "Providers", "ConduitProtocol", "HTTP", "TestSupport",
             .product(name: "Logging", package: "swift-log"),

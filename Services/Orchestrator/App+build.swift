@@ -1,4 +1,5 @@
 import ConduitKit
+import ConduitProtocol
 import HTTP
 import Hummingbird
 import Kafka
@@ -18,6 +19,7 @@ import Redis
 /// | `CONDUIT_PROVIDER_BACKOFF_MS` | 250 (first backoff; doubles, full jitter, at most 8 s) |
 /// | `CONDUIT_CIRCUIT_FAILURES` | 3 (consecutive failures that open a deployment's breaker) |
 /// | `CONDUIT_CIRCUIT_COOLDOWN_S` | 30 |
+/// | `CONDUIT_ORCHESTRATOR_USAGE_TOPIC` | `conduit.usage` |
 func buildApplication(configuration: ServiceConfiguration, logger: Logger) async throws -> some ApplicationProtocol {
     let environment = configuration.environment
     let catalogPath = environment.string("CONDUIT_MODEL_CATALOG", default: "deploy/models.yaml")
@@ -39,6 +41,6 @@ func buildApplication(configuration: ServiceConfiguration, logger: Logger) async
         "available": "\(providers.availableModels.map(\.name).joined(separator: ","))",
     ])
     let router = makeConduitRouter(configuration: configuration, registry: registry, readiness: [.redis(redis), .kafka(producer)])
-    ChatController(router: providers, usage: UsageRecorder(producer: producer, logger: logger)).addRoutes(to: router)
+    ChatController(router: providers, usage: UsageRecorder(producer: producer, topic: environment.string("CONDUIT_ORCHESTRATOR_USAGE_TOPIC", default: KafkaTopic.usage), logger: logger)).addRoutes(to: router)
     return makeConduitApplication(router: router, configuration: configuration, services: [redis, producer, http], logger: logger)
 }

@@ -9,13 +9,14 @@ import Logging
 /// events are accounting, not part of the answer.
 struct UsageRecorder: Sendable {
     let producer: KafkaProducer
+    let topic: String
     let logger: Logger
 
     func record(_ event: UsageEvent) {
         Task {
             do {
                 let value = try EventCoding.encoder().encode(event)
-                _ = try await producer.send(topic: KafkaTopic.usage, key: event.requestID, value: Array(value))
+                _ = try await producer.send(topic: topic, key: event.requestID, value: Array(value))
             } catch {
                 logger.warning("usage event not sent", metadata: [LogKey.requestID: "\(event.requestID)", LogKey.error: "\(error)"])
             }

