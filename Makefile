@@ -1,7 +1,7 @@
 # The two commands: `make up` runs the platform, `make test` runs every test.
 STACK := deploy/dev/stack.sh
 
-.PHONY: up down status logs test build bench-clients bench-embedder bench-retriever
+.PHONY: up down status logs test build bench-clients bench-embedder bench-retriever bench-gateway
 
 up:
 	@$(STACK) up
@@ -29,3 +29,6 @@ bench-embedder:
 
 bench-retriever:
 	@deploy/dev/bench-retriever.sh
+
+bench-gateway:
+	@deploy/dev/bench-gateway.sh

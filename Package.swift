@@ -42,6 +42,7 @@ let package = Package(
         .executable(name: "bench-clients", targets: ["ClientsBenchmark"]),
         .executable(name: "bench-embedder", targets: ["EmbedderBenchmark"]),
         .executable(name: "bench-retriever", targets: ["RetrieverBenchmark"]),
+        .executable(name: "bench-gateway-upstream", targets: ["GatewayBenchmark"]),
     ],
     dependencies: [
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
@@ -114,6 +115,12 @@ let package = Package(
         ], path: "Benchmarks/EmbedderBenchmark"),
 
         .executableTarget(name: "RetrieverBenchmark", dependencies: ["SearchEngine"], path: "Benchmarks/RetrieverBenchmark"),
+
+        .executableTarget(name: "GatewayBenchmark", dependencies: [
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "NIOCore", package: "swift-nio"),
+        ], path: "Benchmarks/GatewayBenchmark"),
 
         .testTarget(name: "ConduitProtocolTests", dependencies: ["ConduitProtocol"], path: "Tests/ConduitProtocolTests",
                     resources: [.copy("Fixtures")]),

@@ -153,20 +153,25 @@ public final class ProviderRouter: Sendable {
     private struct Metrics: Sendable {
         let registry: PrometheusCollectorRegistry
 
+        private func descriptor(_ name: String, unit: String = "", help: String) -> MetricNameDescriptor {
+            MetricNameDescriptor(namespace: "conduit", subsystem: "provider", metricName: name, unitName: unit, helpText: help)
+        }
+
         func requests(_ deployment: String, outcome: String) -> Counter {
-            registry.makeCounter(name: "conduit_provider_requests_total", labels: [("deployment", deployment), ("outcome", outcome)])
+            registry.makeCounter(descriptor: descriptor("requests", unit: "total", help: "Provider attempts by deployment and outcome."),
+                                 labels: [("deployment", deployment), ("outcome", outcome)])
         }
         func retries(_ deployment: String) -> Counter {
-            registry.makeCounter(name: "conduit_provider_retries_total", labels: [("deployment", deployment)])
+            registry.makeCounter(descriptor: descriptor("retries", unit: "total", help: "Attempts repeated after a retryable failure."), labels: [("deployment", deployment)])
         }
         func fallbacks(_ deployment: String) -> Counter {
-            registry.makeCounter(name: "conduit_provider_fallbacks_total", labels: [("to_deployment", deployment)])
+            registry.makeCounter(descriptor: descriptor("fallbacks", unit: "total", help: "Requests moved on to this deployment after earlier ones failed."), labels: [("to_deployment", deployment)])
         }
         func circuitOpen(_ deployment: String) -> Gauge {
-            registry.makeGauge(name: "conduit_provider_circuit_open", labels: [("deployment", deployment)])
+            registry.makeGauge(descriptor: descriptor("circuit_open", help: "1 while the deployment's circuit breaker keeps it out of rotation."), labels: [("deployment", deployment)])
         }
         func circuitOpened(_ deployment: String) -> Counter {
-            registry.makeCounter(name: "conduit_provider_circuit_opened_total", labels: [("deployment", deployment)])
+            registry.makeCounter(descriptor: descriptor("circuit_opened", unit: "total", help: "Times the deployment's circuit breaker opened."), labels: [("deployment", deployment)])
         }
     }
 }
