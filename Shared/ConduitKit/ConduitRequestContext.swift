@@ -15,7 +15,8 @@ public struct ConduitRequestContext: RequestContext {
     public init(source: Source) {
         coreContext = .init(source: source)
         requestID = ""
-        trace = .random()
+        // RequestContextMiddleware sets the real one first thing; no random draw here.
+        trace = TraceContext(traceID: "", spanID: "", sampled: false)
     }
 
     /// Request bodies larger than this are refused with 413 before decoding. 4 MiB.

@@ -42,16 +42,27 @@ public struct TraceContext: Sendable, Hashable {
 
     public var traceparent: String { "00-\(traceID)-\(spanID)-\(sampled ? "01" : "00")" }
 
+    /// Lower-case hex of random bytes, never all zeros (the spec forbids all-zero ids). One
+    /// 64-bit draw per eight bytes: this runs on every request, so no per-byte strings.
     static func randomHex(bytes: Int) -> String {
+        let digits = Array("0123456789abcdef".utf8)
         var generator = SystemRandomNumberGenerator()
-        var text = ""
-        repeat {
-            text = (0..<bytes).map { _ in
-                let byte = UInt8.random(in: 0...255, using: &generator)
-                return String(byte >> 4, radix: 16) + String(byte & 0xF, radix: 16)
-            }.joined()
-        } while text.allSatisfy { $0 == "0" }
-        return text
+        while true {
+            var text = [UInt8]()
+            text.reserveCapacity(bytes * 2)
+            var nonZero = false
+            while text.count < bytes * 2 {
+                var word = generator.next()
+                for _ in 0..<min(8, bytes - text.count / 2) {
+                    let byte = UInt8(truncatingIfNeeded: word)
+                    word >>= 8
+                    nonZero = nonZero || byte != 0
+                    text.append(digits[Int(byte >> 4)])
+                    text.append(digits[Int(byte & 0xF)])
+                }
+            }
+            if nonZero { return String(decoding: text, as: UTF8.self) }
+        }
     }
 
     private static func isHex(_ text: Substring) -> Bool {

@@ -96,14 +96,18 @@ final class CurlTransfer: NIOAsyncSequenceProducerDelegate, @unchecked Sendable 
 
     private func receivedHeader(_ pointer: UnsafeMutablePointer<CChar>?, _ count: Int) -> Int {
         guard let pointer else { return count }
-        let line = String(decoding: UnsafeRawBufferPointer(start: pointer, count: count), as: UTF8.self)
-            .trimmingCharacters(in: ["\r", "\n"])
-        if line.hasPrefix("HTTP/") {
+        let line = UnsafeRawBufferPointer(start: pointer, count: count)
+        if line.starts(with: "HTTP/".utf8) {
             // A new status line (after 100 Continue or a redirect) starts a new header block.
             headerLines = []
-        } else if let colon = line.firstIndex(of: ":") {
-            let value = line[line.index(after: colon)...].trimmingCharacters(in: [" ", "\t"])
-            headerLines.append((String(line[..<colon]), value))
+        } else if let colon = line.firstIndex(of: UInt8(ascii: ":")) {
+            // Bytes, not Foundation: this runs for every header of every response.
+            func isSpace(_ byte: UInt8) -> Bool { byte == 0x20 || byte == 0x09 || byte == 0x0D || byte == 0x0A }
+            var start = colon + 1
+            var end = count
+            while start < end, isSpace(line[start]) { start += 1 }
+            while end > start, isSpace(line[end - 1]) { end -= 1 }
+            headerLines.append((String(decoding: line[..<colon], as: UTF8.self), String(decoding: line[start..<end], as: UTF8.self)))
         }
         return count
     }

@@ -1,4 +1,4 @@
-import ConduitKit
+@testable import ConduitKit
 import Foundation
 import Kafka
 import Logging
@@ -72,5 +72,18 @@ struct ConfigurationTests {
         #expect(object["trace_id"] as? String == "abc")
         #expect(object["n"] as? String == "5")
         #expect(object["ts"] is String)
+    }
+
+    @Test func jsonLogLinesEscapeEverythingAndKeepNestedMetadata() throws {
+        let time = Date(timeIntervalSince1970: 1_795_336_558.123)
+        let line = JSONLogHandler.line(
+            time: time, level: .warning, label: "svc", message: "tab\tbell\u{07}quote\"back\\slash é 🚀",
+            metadata: ["list": [.string("a"), .stringConvertible(2)], "map": ["k": "v\n"], "msg": "ignored"], source: "x")
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(line)) as? [String: Any])
+        #expect(object["msg"] as? String == "tab\tbell\u{07}quote\"back\\slash é 🚀")
+        #expect(object["ts"] as? String == "2026-11-22T08:35:58.123Z")
+        #expect(object["level"] as? String == "warning")
+        #expect(object["list"] as? [String] == ["a", "2"])
+        #expect((object["map"] as? [String: String])?["k"] == "v\n")
     }
 }
