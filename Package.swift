@@ -173,6 +173,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ], path: "Tests/IntegrationTests"),
         .target(name: "TestSupport", dependencies: [
+            "Kafka",
             .product(name: "Logging", package: "swift-log"),
         ], path: "Tests/TestSupport"),
     ]

@@ -21,30 +21,25 @@ public struct AnthropicAdapter: ProviderAdapter {
 
     func body(_ request: ChatCompletionRequest, deployment: Deployment, stream: Bool) throws -> JSONValue {
         var system: [String] = []
-        var messages: [(role: String, blocks: [JSONValue])] = []
-        func append(_ role: String, _ blocks: [JSONValue]) {
-            guard !blocks.isEmpty else { return }
-            // Anthropic wants turns to alternate: consecutive messages of one role become one.
-            if messages.last?.role == role { messages[messages.count - 1].blocks += blocks } else { messages.append((role, blocks)) }
-        }
+        var messages = AlternatingTurns()
         for message in request.messages {
             switch message.role {
             case "system", "developer":
                 system.append(message.content?.plainText ?? "")
             case "user":
-                append("user", try Self.blocks(message.content))
+                messages.append("user", try Self.blocks(message.content))
             case "assistant":
                 var blocks = try Self.blocks(message.content)
                 for call in message.toolCalls ?? [] {
                     blocks.append(["type": "tool_use", "id": .string(call.id), "name": .string(call.function.name),
                                    "input": JSONValue.parse(Array(call.function.arguments.utf8)) ?? [:]])
                 }
-                append("assistant", blocks)
+                messages.append("assistant", blocks)
             case "tool":
                 guard let id = message.toolCallID else {
                     throw ProviderError(.badRequest, message: "a tool message needs tool_call_id")
                 }
-                append("user", [["type": "tool_result", "tool_use_id": .string(id), "content": .string(message.content?.plainText ?? "")]])
+                messages.append("user", [["type": "tool_result", "tool_use_id": .string(id), "content": .string(message.content?.plainText ?? "")]])
             default:
                 throw ProviderError(.badRequest, message: "message role '\(message.role)' is not supported by Anthropic")
             }
@@ -52,7 +47,7 @@ public struct AnthropicAdapter: ProviderAdapter {
         var body: JSONValue = [
             "model": .string(deployment.upstreamModel),
             "max_tokens": .number(Double(request.completionTokenLimit ?? deployment.defaultMaxTokens)),
-            "messages": .array(messages.map { ["role": .string($0.role), "content": .array($0.blocks)] }),
+            "messages": messages.json(itemsKey: "content"),
         ]
         var fields = body.objectValue ?? [:]
         if !system.isEmpty { fields["system"] = .string(system.joined(separator: "\n\n")) }

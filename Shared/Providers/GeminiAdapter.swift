@@ -17,25 +17,21 @@ public struct GeminiAdapter: ProviderAdapter {
 
     func body(_ request: ChatCompletionRequest, deployment: Deployment) throws -> JSONValue {
         var system: [String] = []
-        var contents: [(role: String, parts: [JSONValue])] = []
+        var contents = AlternatingTurns()
         var toolNames: [String: String] = [:]
-        func append(_ role: String, _ parts: [JSONValue]) {
-            guard !parts.isEmpty else { return }
-            if contents.last?.role == role { contents[contents.count - 1].parts += parts } else { contents.append((role, parts)) }
-        }
         for message in request.messages {
             switch message.role {
             case "system", "developer":
                 system.append(message.content?.plainText ?? "")
             case "user":
-                append("user", try Self.parts(message.content))
+                contents.append("user", try Self.parts(message.content))
             case "assistant":
                 var parts = try Self.parts(message.content)
                 for call in message.toolCalls ?? [] {
                     toolNames[call.id] = call.function.name
                     parts.append(["functionCall": ["name": .string(call.function.name), "args": JSONValue.parse(Array(call.function.arguments.utf8)) ?? [:]]])
                 }
-                append("model", parts)
+                contents.append("model", parts)
             case "tool":
                 // Gemini matches a response to its call by function name; OpenAI clients send the call id.
                 guard let id = message.toolCallID, let name = toolNames[id] else {
@@ -43,13 +39,13 @@ public struct GeminiAdapter: ProviderAdapter {
                 }
                 let text = message.content?.plainText ?? ""
                 let response: JSONValue = JSONValue.parse(Array(text.utf8)).flatMap { $0.objectValue != nil ? $0 : nil } ?? ["content": .string(text)]
-                append("user", [["functionResponse": ["name": .string(name), "response": response]]])
+                contents.append("user", [["functionResponse": ["name": .string(name), "response": response]]])
             default:
                 throw ProviderError(.badRequest, message: "message role '\(message.role)' is not supported by Gemini")
             }
         }
         var fields: [String: JSONValue] = [
-            "contents": .array(contents.map { ["role": .string($0.role), "parts": .array($0.parts)] }),
+            "contents": contents.json(itemsKey: "parts"),
         ]
         if !system.isEmpty { fields["systemInstruction"] = ["parts": [["text": .string(system.joined(separator: "\n\n"))]]] }
         var generation: [String: JSONValue] = [:]

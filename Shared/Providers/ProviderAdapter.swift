@@ -79,6 +79,22 @@ extension ProviderUsage {
     }
 }
 
+/// A conversation in the strictly alternating turns Anthropic and Gemini require: consecutive
+/// messages of one role (say, several tool results) become one turn.
+struct AlternatingTurns {
+    private var turns: [(role: String, items: [JSONValue])] = []
+
+    mutating func append(_ role: String, _ items: [JSONValue]) {
+        guard !items.isEmpty else { return }
+        if turns.last?.role == role { turns[turns.count - 1].items += items } else { turns.append((role, items)) }
+    }
+
+    /// `[{"role": …, itemsKey: […]}, …]`.
+    func json(itemsKey: String) -> JSONValue {
+        .array(turns.map { ["role": .string($0.role), itemsKey: .array($0.items)] })
+    }
+}
+
 /// Parsing helpers shared by the adapters.
 enum WireJSON {
     static func object(_ bytes: [UInt8], provider: String) throws -> JSONValue {

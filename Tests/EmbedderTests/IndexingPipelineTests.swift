@@ -71,20 +71,6 @@ struct IndexingPipelineTests {
         String(decoding: try JSONEncoder().encode(IndexingRequest(op: op, tenant: "acme", collection: "docs", docID: docID, text: text)), as: UTF8.self)
     }
 
-    /// Reads `count` messages from a topic with a fresh group.
-    static func read(_ topic: String, count: Int) async throws -> [KafkaMessage] {
-        let reader = KafkaConsumer(configuration: .init(kafka: kafka, groupID: TestEnvironment.uniqueName("reader"), topics: [topic], maxPollIntervalMilliseconds: 7000, sessionTimeoutMilliseconds: 6000), logger: Logger(label: "reader"))
-        let task = Task { try await reader.run() }
-        var messages: [KafkaMessage] = []
-        for try await message in reader.messages {
-            messages.append(message)
-            if messages.count == count { break }
-        }
-        task.cancel()
-        _ = await task.result
-        return messages
-    }
-
     @Test func documentInChunksOutAndBadEventsToTheDLQ() async throws {
         let topics = Topics()
         let running = try Self.start(topics)
@@ -96,8 +82,8 @@ struct IndexingPipelineTests {
         try await Self.send(input, topics.requests, key: "acme/docs/old", try Self.request("old", text: nil, op: .delete))
         try await Self.send(input, topics.requests, key: "acme/docs/huge", try Self.request("huge", text: String(repeating: "x ", count: 3000)))
 
-        let outputs = try await Self.read(topics.chunks, count: 2).map { try EventCoding.decoder().decode(IndexedDocumentEvent.self, from: Data($0.value)) }
-        let dead = try await Self.read(topics.dlq, count: 3).map { try JSONDecoder().decode(DeadLetterEvent.self, from: Data($0.value)) }
+        let outputs = try await TestEnvironment.readMessages(topics.chunks, count: 2).map { try EventCoding.decoder().decode(IndexedDocumentEvent.self, from: Data($0.value)) }
+        let dead = try await TestEnvironment.readMessages(topics.dlq, count: 3).map { try JSONDecoder().decode(DeadLetterEvent.self, from: Data($0.value)) }
         await running.stop()
         await input.shutdown()
 
@@ -128,7 +114,7 @@ struct IndexingPipelineTests {
         for _ in 0..<2 {
             try await Self.send(input, topics.requests, key: "acme/docs/same", try Self.request("same", text: DocumentChunkerTests.article))
         }
-        let outputs = try await Self.read(topics.chunks, count: 2).map { try EventCoding.decoder().decode(IndexedDocumentEvent.self, from: Data($0.value)) }
+        let outputs = try await TestEnvironment.readMessages(topics.chunks, count: 2).map { try EventCoding.decoder().decode(IndexedDocumentEvent.self, from: Data($0.value)) }
         await running.stop()
         await input.shutdown()
         #expect(outputs[0].version == outputs[1].version)
@@ -144,7 +130,7 @@ struct IndexingPipelineTests {
         }
         // The first instance stops as soon as a few documents are out.
         let first = try Self.start(topics)
-        _ = try await Self.read(topics.chunks, count: 3)
+        _ = try await TestEnvironment.readMessages(topics.chunks, count: 3)
         await first.stop()
         let second = try Self.start(topics)
         var seen = Set<String>()

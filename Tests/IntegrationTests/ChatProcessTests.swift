@@ -10,7 +10,6 @@ import TestSupport
 /// the real local model (SmolLM2-135M on llama-server) that the test script starts.
 @Suite(.timeLimit(.minutes(5)))
 struct ChatProcessTests {
-    static let logger = Logger(label: "chat-process-tests")
 
     /// Starts an orchestrator and a gateway in front of it; `extra` goes to the orchestrator.
     static func start(portOffset: Int, key: String, orchestrator extra: [String: String]) async throws -> (ServiceProcessTests.RunningService, ServiceProcessTests.RunningService) {
@@ -68,7 +67,7 @@ struct ChatProcessTests {
         _ = try await iterator.next()
         _ = consume iterator
 
-        let events = try await Self.read(usageTopic, count: 3).map { try EventCoding.decoder().decode(UsageEvent.self, from: Data($0.value)) }
+        let events = try await TestEnvironment.readMessages(usageTopic, count: 3).map { try EventCoding.decoder().decode(UsageEvent.self, from: Data($0.value)) }
         #expect(events.filter { $0.status == "ok" }.count == 2)
         let closed = try #require(events.first { $0.status == "client_closed" })
         #expect(closed.completionTokens < 400)
@@ -113,20 +112,6 @@ struct ChatProcessTests {
         #expect(printed.contains("openai-sdk: all checks passed"))
         await gateway.http.shutdown()
         await orchestrator.http.shutdown()
-    }
-
-    static func read(_ topic: String, count: Int) async throws -> [KafkaMessage] {
-        let kafka = KafkaConfiguration(bootstrapServers: TestEnvironment.kafkaBrokers, clientID: "chat-process-tests")
-        let reader = KafkaConsumer(configuration: .init(kafka: kafka, groupID: TestEnvironment.uniqueName("reader"), topics: [topic], maxPollIntervalMilliseconds: 7000, sessionTimeoutMilliseconds: 6000), logger: logger)
-        let task = Task { try await reader.run() }
-        var messages: [KafkaMessage] = []
-        for try await message in reader.messages {
-            messages.append(message)
-            if messages.count == count { break }
-        }
-        task.cancel()
-        _ = await task.result
-        return messages
     }
 }
 

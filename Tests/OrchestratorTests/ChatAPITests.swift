@@ -131,7 +131,7 @@ struct ChatAPITests {
             #expect(body["usage"]?["total_tokens"] == 11)
             #expect(response.headers[HTTPField.Name("X-Conduit-Deployment")!] == "tiny-local")
         }
-        let events = try await KafkaReading.read(harness.usageTopic, count: 1)
+        let events = try await TestEnvironment.readMessages(harness.usageTopic, count: 1)
         let event = try EventCoding.decoder().decode(UsageEvent.self, from: Data(events[0].value))
         #expect(event.requestID == requestID)
         #expect(event.tenant == "acme")
@@ -238,22 +238,5 @@ struct ChatAPITests {
             #expect(try await client.execute(uri: "/v1/models/tiny", method: .get).status == .ok)
             #expect(try await client.execute(uri: "/v1/models/nope", method: .get).status == .notFound)
         }
-    }
-}
-
-enum KafkaReading {
-    /// Reads `count` messages from a topic with a fresh consumer group.
-    static func read(_ topic: String, count: Int) async throws -> [KafkaMessage] {
-        let kafka = KafkaConfiguration(bootstrapServers: TestEnvironment.kafkaBrokers, clientID: "orchestrator-tests")
-        let reader = KafkaConsumer(configuration: .init(kafka: kafka, groupID: TestEnvironment.uniqueName("reader"), topics: [topic], maxPollIntervalMilliseconds: 7000, sessionTimeoutMilliseconds: 6000), logger: Logger(label: "reader"))
-        let task = Task { try await reader.run() }
-        var messages: [KafkaMessage] = []
-        for try await message in reader.messages {
-            messages.append(message)
-            if messages.count == count { break }
-        }
-        task.cancel()
-        _ = await task.result
-        return messages
     }
 }
