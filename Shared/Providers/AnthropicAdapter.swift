@@ -145,10 +145,6 @@ public struct AnthropicAdapter: ProviderAdapter {
         Translator(stamp: stamp)
     }
 
-    public func errorMessage(from body: [UInt8]) -> String? {
-        WireJSON.errorMessage(body)
-    }
-
     struct Translator: StreamTranslator {
         let stamp: ResponseStamp
         var isFinished = false

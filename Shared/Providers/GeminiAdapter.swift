@@ -164,10 +164,6 @@ public struct GeminiAdapter: ProviderAdapter {
         Translator(stamp: stamp)
     }
 
-    public func errorMessage(from body: [UInt8]) -> String? {
-        WireJSON.errorMessage(body)
-    }
-
     struct Translator: StreamTranslator {
         let stamp: ResponseStamp
         var isFinished = false

@@ -42,10 +42,6 @@ public struct OpenAICompatibleAdapter: ProviderAdapter {
         Translator(stamp: stamp)
     }
 
-    public func errorMessage(from body: [UInt8]) -> String? {
-        WireJSON.errorMessage(body)
-    }
-
     struct Translator: StreamTranslator {
         let stamp: ResponseStamp
         var isFinished = false
@@ -96,9 +92,5 @@ public struct AzureOpenAIAdapter: ProviderAdapter {
 
     public func streamTranslator(stamp: ResponseStamp) -> any StreamTranslator {
         OpenAICompatibleAdapter.Translator(stamp: stamp)
-    }
-
-    public func errorMessage(from body: [UInt8]) -> String? {
-        WireJSON.errorMessage(body)
     }
 }

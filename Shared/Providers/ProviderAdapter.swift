@@ -16,6 +16,14 @@ public protocol ProviderAdapter: Sendable {
     func errorMessage(from body: [UInt8]) -> String?
 }
 
+extension ProviderAdapter {
+    /// Every family documented so far nests it as `error.message` (Anthropic beside a `type`,
+    /// Gemini beside a `code` and `status`).
+    public func errorMessage(from body: [UInt8]) -> String? {
+        WireJSON.errorMessage(body)
+    }
+}
+
 /// Turns a provider's server-sent events into OpenAI `chat.completion.chunk`s.
 public protocol StreamTranslator {
     /// The chunks one event adds; throws `ProviderError` on an error event or a malformed one.
