@@ -34,6 +34,9 @@ enum ChatErrors {
             return apiError
         case .timeout:
             return APIError(status: .gatewayTimeout, type: .upstream, message: "The provider did not answer in time\(who).", code: "upstream_timeout")
+        case .authentication:
+            // The deployment's credentials, not the caller's: say so without the provider's words.
+            return APIError(status: .badGateway, type: .upstream, message: "The provider refused this deployment's credentials\(who).", code: "upstream_authentication")
         case .cancelled:
             return APIError(status: .init(code: 499, reasonPhrase: "Client Closed Request"), type: .invalidRequest, message: "The request was cancelled.", code: "client_closed")
         default:

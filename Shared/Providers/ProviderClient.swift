@@ -19,11 +19,12 @@ public struct ProviderClient: Sendable {
     /// A non-streamed completion.
     public func complete(_ request: ChatCompletionRequest, deployment: Deployment, stamp: ResponseStamp) async throws -> ChatCompletion {
         let adapter = deployment.provider.adapter
-        let outbound = try adapter.makeRequest(request, for: deployment, apiKey: keys.key(for: deployment), stream: false)
+        let key = keys.key(for: deployment)
+        let outbound = try adapter.makeRequest(request, for: deployment, apiKey: key, stream: false)
         do {
             let response = try await http.execute(outbound)
             let body = try await response.body.collect(upTo: maxResponseBytes)
-            guard response.status == 200 else { throw Self.statusError(response, body: body, adapter: adapter) }
+            guard response.status == 200 else { throw Self.statusError(response, body: body, adapter: adapter, key: key) }
             return try adapter.completion(from: body, stamp: stamp)
         } catch {
             throw Self.providerError(error, deployment: deployment)
@@ -35,7 +36,8 @@ public struct ProviderClient: Sendable {
     /// Dropping the returned stream cancels the upstream transfer.
     public func stream(_ request: ChatCompletionRequest, deployment: Deployment, stamp: ResponseStamp) async throws -> ProviderStream {
         let adapter = deployment.provider.adapter
-        let outbound = try adapter.makeRequest(request, for: deployment, apiKey: keys.key(for: deployment), stream: true)
+        let key = keys.key(for: deployment)
+        let outbound = try adapter.makeRequest(request, for: deployment, apiKey: key, stream: true)
         let (events, continuation) = AsyncThrowingStream<ProviderStream.Event, any Error>.makeStream()
         let opened = OpenSignal()
         let http = self.http
@@ -44,7 +46,7 @@ public struct ProviderClient: Sendable {
                 let response = try await http.execute(outbound)
                 guard response.status == 200 else {
                     let body = try await response.body.collect(upTo: 1 << 20)
-                    throw Self.statusError(response, body: body, adapter: adapter)
+                    throw Self.statusError(response, body: body, adapter: adapter, key: key)
                 }
                 var translator = adapter.streamTranslator(stamp: stamp)
                 for try await event in response.body.events {
@@ -81,8 +83,11 @@ public struct ProviderClient: Sendable {
         return ProviderStream(events: events, producer: producer)
     }
 
-    static func statusError(_ response: HTTP.HTTPResponse, body: [UInt8], adapter: any ProviderAdapter) -> ProviderError {
-        let message = adapter.errorMessage(from: body) ?? "the provider answered HTTP \(response.status)"
+    /// The provider's message, with the deployment's key cut out should the provider echo it
+    /// (some quote a rejected key back, partly masked or not).
+    static func statusError(_ response: HTTP.HTTPResponse, body: [UInt8], adapter: any ProviderAdapter, key: String?) -> ProviderError {
+        var message = adapter.errorMessage(from: body) ?? "the provider answered HTTP \(response.status)"
+        if let key, key.count >= 4 { message = message.replacingOccurrences(of: key, with: "[key]") }
         return ProviderError.fromStatus(response.status, message: message, retryAfter: RetryPolicy.retryAfter(response.header("Retry-After")))
     }
 

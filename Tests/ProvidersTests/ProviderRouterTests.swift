@@ -189,6 +189,30 @@ import Testing
         await http.shutdown()
     }
 
+    @Test("a provider that quotes the rejected key back does not get it into our errors")
+    func rejectedKeyIsNotEchoed() async throws {
+        let key = "sk-test-openai"
+        let requests = Locked(0)
+        let server = try TestHTTPServer { request, connection in
+            requests.withLock { $0 += 1 }
+            let quoted = request.headers["authorization"]?.replacingOccurrences(of: "Bearer ", with: "") ?? ""
+            connection.respond(status: 401, headers: ["Content-Type": "application/json"],
+                               body: Array(#"{"error":{"message":"Incorrect API key provided: \#(quoted).","type":"invalid_request_error","code":"invalid_api_key"}}"#.utf8))
+        }
+        let http = HTTPClient(logger: Logger(label: "test"))
+        let router = try Self.router([ProviderFixtures.deployment(.openAI, id: "keyed", server: server)], sleeps: Sleeps(), http: http)
+        do {
+            _ = try await router.complete(Self.request())
+            Issue.record("a 401 was served")
+        } catch let error as ProviderError {
+            #expect(error.code == .authentication)
+            #expect(error.message.contains("Incorrect API key provided"))
+            #expect(!"\(error)".contains(key))
+        }
+        #expect(requests.withLock { $0 } == 1)  // a bad key is not retried
+        await http.shutdown()
+    }
+
     @Test("unknown models and models without a configured key are told apart")
     func routingErrors() async throws {
         let http = HTTPClient(logger: Logger(label: "test"))
