@@ -1,4 +1,5 @@
 import ConduitKit
+import ConduitProtocol
 import HTTP
 import Hummingbird
 import Kafka
@@ -7,13 +8,16 @@ import Postgres
 import Prometheus
 import Redis
 
-/// The public entry point: API keys and tenants, `/v1/embeddings` and `/v1/search` passed on
-/// with the caller's identity (the chat path, rate limits and audit arrive with their issues).
+/// The public entry point: API keys and tenants; the chat path and the model list passed on to
+/// the orchestrator, `/v1/embeddings` to the embedder and `/v1/search` to the retriever, with the
+/// caller's identity; `/v1/documents` published as indexing requests for the caller's tenant
+/// (rate limits and audit arrive with the security issue).
 ///
 /// | variable | default |
 /// |---|---|
 /// | `CONDUIT_ADMIN_KEY` | none (`make up` generates one); installed at start as the admin key of `CONDUIT_ADMIN_TENANT` |
 /// | `CONDUIT_ADMIN_TENANT` | `default` |
+/// | `CONDUIT_GATEWAY_INDEXING_TOPIC` | `conduit.indexing.requests` (where `/v1/documents` publishes) |
 func buildApplication(configuration: ServiceConfiguration, logger: Logger) async throws -> some ApplicationProtocol {
     let postgres = PostgresClient(configuration: configuration.postgres, logger: logger)
     let redis = RedisClient(configuration: configuration.redis, logger: logger)
@@ -30,6 +34,10 @@ func buildApplication(configuration: ServiceConfiguration, logger: Logger) async
     )
     router.add(middleware: AuthenticationMiddleware(authenticator: authenticator))
     ForwardingController(client: ServiceClient(http: http, baseURLs: configuration.serviceURLs)).addRoutes(to: router)
+    DocumentsController(
+        producer: producer,
+        topic: configuration.environment.string("CONDUIT_GATEWAY_INDEXING_TOPIC", default: KafkaTopic.indexingRequests)
+    ).addRoutes(to: router)
     return makeConduitApplication(
         router: router,
         configuration: configuration,

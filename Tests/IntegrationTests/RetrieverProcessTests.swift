@@ -73,6 +73,7 @@ struct RetrieverProcessTests {
         let gateway = try ServiceProcessTests.RunningService("gateway", portOffset: 40, extraEnvironment: [
             "CONDUIT_ADMIN_KEY": key, "CONDUIT_ADMIN_TENANT": tenant,
             "CONDUIT_RETRIEVER_URL": retriever.base, "CONDUIT_EMBEDDER_URL": embedder.base,
+            "CONDUIT_GATEWAY_INDEXING_TOPIC": requests,
         ])
         defer { gateway.process.signal(SIGKILL) }
         try await gateway.waitUntilReady()
@@ -84,6 +85,15 @@ struct RetrieverProcessTests {
         #expect(embedded.status == 200)
         #expect(embedded.body.contains(#""object":"embedding""#))
         #expect(try await gateway.post("/v1/search", #"{"collection":"kb","query":"x"}"#).status == 401)
+
+        // A document sent to the gateway's /v1/documents is embedded, indexed and found.
+        let accepted = try await gateway.post("/v1/documents", #"{"collection":"kb","doc_id":"tides","text":"Tides are caused by the gravitational pull of the moon on the oceans."}"#,
+                                              headers: [("Authorization", "Bearer \(key)")])
+        #expect(accepted.status == 202, "\(accepted.body)")
+        #expect(try await eventually(within: .seconds(60)) {
+            try await gateway.post("/v1/search", #"{"collection":"kb","query":"why does the moon move the sea","top_k":1}"#,
+                                   headers: [("Authorization", "Bearer \(key)")]).body.contains(#""doc_id":"tides""#)
+        })
     }
 
     @Test func aRetrieverKilledMidStreamLosesNothingAndHalfAppliesNothing() async throws {

@@ -1,0 +1,117 @@
+import ConduitKit
+import ConduitProtocol
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Kafka
+
+/// `POST /v1/documents` (one document or `{"documents":[…]}`) and
+/// `DELETE /v1/documents/{collection}/{doc_id}`: indexing requests on Kafka for the caller's
+/// tenant. The answer (202, with each event's key) comes only once the broker has acknowledged
+/// every event, so an accepted document is never lost; the embedder and retriever then index it.
+struct DocumentsController: Sendable {
+    let producer: KafkaProducer
+    let topic: String
+    /// Documents per request at most.
+    var maxBatch = 1000
+
+    struct Document: Decodable {
+        var collection: String
+        var docID: String
+        var text: String
+        var metadata: [String: JSONValue]?
+        var source: String?
+
+        enum CodingKeys: String, CodingKey {
+            case collection, text, metadata, source
+            case docID = "doc_id"
+        }
+    }
+
+    struct Batch: Decodable {
+        var documents: [Document]
+    }
+
+    struct Accepted: Encodable {
+        var object = "indexing_request"
+        var op: String
+        var collection: String
+        var docID: String
+        var key: String
+
+        enum CodingKeys: String, CodingKey {
+            case object, op, collection, key
+            case docID = "doc_id"
+        }
+    }
+
+    func addRoutes(to router: Router<ConduitRequestContext>) {
+        router.post("/v1/documents") { request, context in try await upsert(request, context) }
+        router.delete("/v1/documents/:collection/:doc_id") { _, context in try await delete(context) }
+    }
+
+    func upsert(_ request: Request, _ context: ConduitRequestContext) async throws -> Response {
+        let tenant = try Self.tenant(context)
+        let buffer = try await request.body.collect(upTo: context.maxUploadSize)
+        let data = Data(buffer.readableBytesView)
+        let documents: [Document]
+        let isBatch = (JSONValue.parse(data)?["documents"]) != nil
+        if isBatch {
+            documents = try JSONDecoder().decode(Batch.self, from: data).documents
+            guard !documents.isEmpty, documents.count <= maxBatch else {
+                throw APIError.invalidRequest("'documents' must hold 1 to \(maxBatch) documents.", param: "documents")
+            }
+        } else {
+            documents = [try JSONDecoder().decode(Document.self, from: data)]
+        }
+        for (index, document) in documents.enumerated() {
+            let prefix = isBatch ? "documents[\(index)]." : ""
+            try Self.validate(collection: document.collection, docID: document.docID, param: prefix)
+            guard !document.text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else {
+                throw APIError.invalidRequest("'text' must not be empty.", param: prefix + "text")
+            }
+        }
+        let events = documents.map {
+            IndexingRequest(op: .upsert, tenant: tenant, collection: $0.collection, docID: $0.docID, text: $0.text, metadata: $0.metadata, source: $0.source)
+        }
+        try await publish(events)
+        let accepted = events.map { Accepted(op: "upsert", collection: $0.collection, docID: $0.docID, key: $0.key) }
+        return isBatch ? try jsonResponse(["data": accepted], status: .accepted) : try jsonResponse(accepted[0], status: .accepted)
+    }
+
+    func delete(_ context: ConduitRequestContext) async throws -> Response {
+        let tenant = try Self.tenant(context)
+        let collection = context.parameters.get("collection") ?? ""
+        let docID = context.parameters.get("doc_id") ?? ""
+        try Self.validate(collection: collection, docID: docID, param: "")
+        let event = IndexingRequest(op: .delete, tenant: tenant, collection: collection, docID: docID)
+        try await publish([event])
+        return try jsonResponse(Accepted(op: "delete", collection: collection, docID: docID, key: event.key), status: .accepted)
+    }
+
+    private func publish(_ events: [IndexingRequest]) async throws {
+        let encoder = EventCoding.encoder()
+        let messages = try events.map { KafkaOutgoingMessage(topic: topic, key: Array($0.key.utf8), value: Array(try encoder.encode($0))) }
+        do {
+            _ = try await producer.send(batch: messages)
+        } catch {
+            throw APIError.serviceUnavailable("The documents could not be queued for indexing; nothing was accepted. Try again.")
+        }
+    }
+
+    static func tenant(_ context: ConduitRequestContext) throws -> String {
+        guard let identity = context.identity else { throw APIError.unauthorized("This route needs an API key.") }
+        return identity.tenant
+    }
+
+    /// Collection names are path segments and key parts: letters, digits, `_`, `-`, `.`.
+    static func validate(collection: String, docID: String, param prefix: String) throws {
+        let allowed = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.")
+        guard (1...128).contains(collection.count), collection.allSatisfy(allowed.contains) else {
+            throw APIError.invalidRequest("'collection' must be 1 to 128 letters, digits, '_', '-' or '.'.", param: prefix + "collection")
+        }
+        guard (1...512).contains(docID.count), !docID.contains(where: { $0.isNewline }) else {
+            throw APIError.invalidRequest("'doc_id' must be 1 to 512 characters on one line.", param: prefix + "doc_id")
+        }
+    }
+}

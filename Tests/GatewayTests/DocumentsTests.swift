@@ -1,0 +1,84 @@
+import ConduitKit
+import ConduitProtocol
+import Foundation
+@testable import Gateway
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import Kafka
+import Logging
+import NIOCore
+import Testing
+import TestSupport
+
+/// `/v1/documents` through the gateway's router: indexing requests on the test stack's Kafka,
+/// scoped to the key's tenant, acknowledged by the broker before the 202.
+@Suite(.timeLimit(.minutes(2)))
+struct DocumentsTests {
+    static func app(key: String, tenant: String, topic: String) async throws -> some ApplicationProtocol {
+        var values = ProcessInfo.processInfo.environment
+        values["CONDUIT_ADMIN_KEY"] = key
+        values["CONDUIT_ADMIN_TENANT"] = tenant
+        values["CONDUIT_GATEWAY_INDEXING_TOPIC"] = topic
+        let configuration = try ServiceConfiguration(service: .gateway, environment: ConduitEnvironment(values))
+        return try await buildApplication(configuration: configuration, logger: Logger(label: "gateway-test"))
+    }
+
+    static func send(_ client: some TestClientProtocol, _ method: HTTPRequest.Method, _ uri: String, key: String, body: String? = nil) async throws -> (HTTPResponse.Status, JSONValue?) {
+        let response = try await client.execute(uri: uri, method: method, headers: [.contentType: "application/json", .authorization: "Bearer \(key)"],
+                                                body: body.map { ByteBuffer(string: $0) })
+        return (response.status, JSONValue.parse(Array(response.body.readableBytesView)))
+    }
+
+    @Test func documentsArePublishedForTheKeysTenantAndAcknowledged() async throws {
+        let key = APIKeyAuthenticator.generateKey()
+        let tenant = TestEnvironment.uniqueName("tenant")
+        let topic = TestEnvironment.uniqueName("conduit.test.requests")
+        try await Self.app(key: key, tenant: tenant, topic: topic).test(.router) { client in
+            // The tenant is the key's, whatever the body or headers claim.
+            let one = try await Self.send(client, .post, "/v1/documents", key: key,
+                                          body: #"{"collection":"kb","doc_id":"guide","text":"How to bake bread.","metadata":{"year":2024},"tenant":"someone-else"}"#)
+            #expect(one.0 == .accepted)
+            #expect(one.1?["key"]?.stringValue == "\(tenant)/kb/guide")
+            let batch = try await Self.send(client, .post, "/v1/documents", key: key,
+                                            body: #"{"documents":[{"collection":"kb","doc_id":"a","text":"first"},{"collection":"kb","doc_id":"b","text":"second"}]}"#)
+            #expect(batch.0 == .accepted)
+            #expect(batch.1?["data"]?.arrayValue?.compactMap { $0["doc_id"]?.stringValue } == ["a", "b"])
+            let deleted = try await Self.send(client, .delete, "/v1/documents/kb/guide", key: key)
+            #expect(deleted.0 == .accepted)
+            #expect(deleted.1?["op"] == "delete")
+        }
+        let events = try await TestEnvironment.readMessages(topic, count: 4).map { try EventCoding.decoder().decode(IndexingRequest.self, from: Data($0.value)) }
+        #expect(events.allSatisfy { $0.tenant == tenant && $0.collection == "kb" })
+        #expect(Set(events.map { "\($0.op.rawValue):\($0.docID)" }) == ["upsert:guide", "upsert:a", "upsert:b", "delete:guide"])
+        #expect(events.first { $0.docID == "guide" && $0.op == .upsert }?.metadata?["year"] == 2024)
+        #expect(events.first { $0.docID == "a" }?.text == "first")
+    }
+
+    @Test func badDocumentsAreRefusedWithTheFieldNamedAndNothingPublished() async throws {
+        let key = APIKeyAuthenticator.generateKey()
+        let topic = TestEnvironment.uniqueName("conduit.test.requests")
+        try await Self.app(key: key, tenant: TestEnvironment.uniqueName("tenant"), topic: topic).test(.router) { client in
+            let cases: [(String, String)] = [
+                (#"{"collection":"kb","doc_id":"x"}"#, "text"),
+                (#"{"collection":"kb","doc_id":"x","text":"   "}"#, "text"),
+                (#"{"collection":"a/b","doc_id":"x","text":"t"}"#, "collection"),
+                (#"{"collection":"kb","doc_id":"","text":"t"}"#, "doc_id"),
+                (#"{"documents":[]}"#, "documents"),
+                (#"{"documents":[{"collection":"kb","doc_id":"ok","text":"t"},{"collection":"kb","doc_id":"x","text":""}]}"#, "documents[1].text"),
+                (#"{"collection":"kb","doc_id":"x","text":42}"#, "text"),
+            ]
+            for (body, param) in cases {
+                let (status, answer) = try await Self.send(client, .post, "/v1/documents", key: key, body: body)
+                #expect(status == .badRequest, "\(body)")
+                #expect(answer?["error"]?["param"]?.stringValue == param, "\(body): \(String(describing: answer))")
+            }
+            let (status, _) = try await Self.send(client, .post, "/v1/documents", key: "cdt-wrong", body: #"{"collection":"kb","doc_id":"x","text":"t"}"#)
+            #expect(status == .unauthorized)
+            // A good document after the bad ones: the only event on the topic.
+            #expect(try await Self.send(client, .post, "/v1/documents", key: key, body: #"{"collection":"kb","doc_id":"good","text":"fine"}"#).0 == .accepted)
+        }
+        let events = try await TestEnvironment.readMessages(topic, count: 1)
+        #expect(try EventCoding.decoder().decode(IndexingRequest.self, from: Data(events[0].value)).docID == "good")
+    }
+}
