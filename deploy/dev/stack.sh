@@ -175,8 +175,9 @@ start_redis() {  # DIR PORT
 stop_redis() {  # DIR
     local dir=$1
     pid_alive "$dir/redis.pid" || return 0
-    kill "$(cat "$dir/redis.pid")"
-    wait_gone "$dir/redis.pid"
+    local pid; pid=$(cat "$dir/redis.pid" 2>/dev/null) || return 0
+    kill "$pid" 2>/dev/null || true
+    wait_gone "$dir/redis.pid" "$pid"
 }
 
 start_kafka() {  # DIR PORT
@@ -192,8 +193,9 @@ start_kafka() {  # DIR PORT
 stop_kafka() {  # DIR
     local dir=$1
     pid_alive "$dir/kafka.pid" || return 0
-    kill "$(cat "$dir/kafka.pid")"
-    wait_gone "$dir/kafka.pid"
+    local pid; pid=$(cat "$dir/kafka.pid" 2>/dev/null) || return 0
+    kill "$pid" 2>/dev/null || true
+    wait_gone "$dir/kafka.pid" "$pid"
 }
 
 start_llama() {  # DIR PORT
@@ -210,8 +212,9 @@ start_llama() {  # DIR PORT
 stop_llama() {  # DIR
     local dir=$1
     pid_alive "$dir/llama.pid" || return 0
-    kill "$(cat "$dir/llama.pid")"
-    wait_gone "$dir/llama.pid"
+    local pid; pid=$(cat "$dir/llama.pid" 2>/dev/null) || return 0
+    kill "$pid" 2>/dev/null || true
+    wait_gone "$dir/llama.pid" "$pid"
 }
 
 wait_for() {  # WHAT SECONDS COMMAND…
@@ -223,8 +226,11 @@ wait_for() {  # WHAT SECONDS COMMAND…
     done
 }
 
-wait_gone() {  # PIDFILE
-    local pid; pid=$(cat "$1")
+# Waits for a process to exit (SIGKILL after 15 s). Pass the pid when the process may remove its
+# own pidfile on the way out (redis-server does), or the file would be gone before it is read.
+wait_gone() {  # PIDFILE [PID]
+    local pid=${2:-$(cat "$1" 2>/dev/null || true)}
+    [ -n "$pid" ] || { rm -f "$1"; return 0; }
     for _ in $(seq 1 150); do kill -0 "$pid" 2>/dev/null || { rm -f "$1"; return 0; }; sleep 0.1; done
     kill -9 "$pid" 2>/dev/null || true
     rm -f "$1"
