@@ -172,13 +172,7 @@ start_redis() {  # DIR PORT
     wait_for "redis on $port" 30 redis-cli -p "$port" ping
 }
 
-stop_redis() {  # DIR
-    local dir=$1
-    pid_alive "$dir/redis.pid" || return 0
-    local pid; pid=$(cat "$dir/redis.pid" 2>/dev/null) || return 0
-    kill "$pid" 2>/dev/null || true
-    wait_gone "$dir/redis.pid" "$pid"
-}
+stop_redis() { stop_pidfile "$1/redis.pid"; }  # DIR
 
 start_kafka() {  # DIR PORT
     local dir=$1 port=$2
@@ -190,13 +184,7 @@ start_kafka() {  # DIR PORT
     wait_for "kafka broker on $port" 30 bash -c "exec 3<>/dev/tcp/127.0.0.1/$port"
 }
 
-stop_kafka() {  # DIR
-    local dir=$1
-    pid_alive "$dir/kafka.pid" || return 0
-    local pid; pid=$(cat "$dir/kafka.pid" 2>/dev/null) || return 0
-    kill "$pid" 2>/dev/null || true
-    wait_gone "$dir/kafka.pid" "$pid"
-}
+stop_kafka() { stop_pidfile "$1/kafka.pid"; }  # DIR
 
 start_llama() {  # DIR PORT
     local dir=$1 port=$2
@@ -209,13 +197,7 @@ start_llama() {  # DIR PORT
     wait_for "llama-server on $port" 90 curl -sf "http://127.0.0.1:$port/health"
 }
 
-stop_llama() {  # DIR
-    local dir=$1
-    pid_alive "$dir/llama.pid" || return 0
-    local pid; pid=$(cat "$dir/llama.pid" 2>/dev/null) || return 0
-    kill "$pid" 2>/dev/null || true
-    wait_gone "$dir/llama.pid" "$pid"
-}
+stop_llama() { stop_pidfile "$1/llama.pid"; }  # DIR
 
 wait_for() {  # WHAT SECONDS COMMAND…
     local what=$1 seconds=$2; shift 2
@@ -224,6 +206,15 @@ wait_for() {  # WHAT SECONDS COMMAND…
         ((SECONDS < deadline)) || die "$what did not come up within ${seconds}s"
         sleep 0.2
     done
+}
+
+# Stops the process of a pidfile: the pid is read before the kill, because some (redis-server)
+# delete their pidfile on the way out.
+stop_pidfile() {  # PIDFILE
+    pid_alive "$1" || return 0
+    local pid; pid=$(cat "$1" 2>/dev/null) || return 0
+    kill "$pid" 2>/dev/null || true
+    wait_gone "$1" "$pid"
 }
 
 # Waits for a process to exit (SIGKILL after 15 s). Pass the pid when the process may remove its
