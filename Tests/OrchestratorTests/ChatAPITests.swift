@@ -42,6 +42,14 @@ struct ChatAPITests {
                     connection.writeChunk(frame(#"{"content":"Hel"}"#))
                     Thread.sleep(forTimeInterval: 0.05)
                     connection.close()
+                case "quiet":
+                    // A server that never reports usage (some OpenAI-compatible ones do not).
+                    connection.startChunked(contentType: "text/event-stream")
+                    connection.writeChunk(frame(#"{"role":"assistant","content":""}"#))
+                    connection.writeChunk(frame(#"{"content":"Twelve chars"}"#))
+                    connection.writeChunk(frame("{}", finish: "stop"))
+                    connection.writeChunk("data: [DONE]\n\n")
+                    connection.endChunks()
                 case "slow":
                     connection.startChunked(contentType: "text/event-stream")
                     connection.writeChunk(frame(#"{"role":"assistant","content":""}"#))
@@ -162,6 +170,19 @@ struct ChatAPITests {
             let plain = Self.dataLines(without).dropLast().compactMap { JSONValue.parse(Array($0.utf8)) }
             #expect(plain.allSatisfy { $0["choices"]?.arrayValue?.isEmpty == false })
             #expect(Self.dataLines(without).last == "[DONE]")
+        }
+    }
+
+    @Test func aStreamWithoutUpstreamUsageGetsAnEstimateNotZero() async throws {
+        let harness = try Harness()
+        try await harness.app().test(.live) { client in
+            let response = try await Self.chat(client, #"{"model":"tiny","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"quiet"}]}"#)
+            let chunks = Self.dataLines(response).dropLast().compactMap { JSONValue.parse(Array($0.utf8)) }
+            let usage = try #require(chunks.last?["usage"])
+            // "Twelve chars" is 12 characters: about 3 tokens at four characters a token.
+            #expect(usage["completion_tokens"] == 3)
+            #expect((usage["prompt_tokens"]?.intValue ?? 0) > 0)
+            #expect(Self.dataLines(response).last == "[DONE]")
         }
     }
 
