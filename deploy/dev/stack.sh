@@ -391,13 +391,20 @@ cmd_test() {
     start_infra
     say "building tests (swift build --build-tests)…"
     swift build --package-path "$ROOT" --build-tests
+    local log="$ROOT/.stack/test-output.log" status=0
     local environment; mapfile -t environment < <(service_env)
     env "${environment[@]}" \
         CONDUIT_TEST_BIN_DIR="$(bin_dir)" \
         CONDUIT_TEST_STACK_DIR="$STACK_DIR" \
         CONDUIT_TEST_STACK_SCRIPT="$ROOT/deploy/dev/stack.sh" \
         CONDUIT_TEST_SDK_PYTHON="$SDK_VENV/bin/python" \
-        swift test --package-path "$ROOT" --skip-build "$@"
+        swift test --package-path "$ROOT" --skip-build "$@" 2>&1 | tee "$log" || status=$?
+    if [ "$status" -ne 0 ]; then
+        # CI shows only the tail of the output: repeat what failed there.
+        say "failed tests (full output in $log):"
+        grep -E '✘|recorded an issue|Fatal error|error:' "$log" | grep -v 'passed after' | head -n 60 >&2 || true
+    fi
+    return "$status"
 }
 
 # Used by tests that restart a server of their own: stack.sh start-redis DIR PORT, etc.
