@@ -5,7 +5,7 @@ import Testing
 import TestSupport
 
 /// The libcurl client against a local HTTP/1.1 server (TestHTTPServer) on a loopback port.
-@Suite(.timeLimit(.minutes(1)))
+@Suite(.timeLimit(.minutes(4)))
 struct HTTPClientTests {
     static func client(_ configuration: HTTPClientConfiguration = .init()) -> HTTPClient {
         HTTPClient(configuration: configuration, logger: Logger(label: "http"))
@@ -91,7 +91,7 @@ struct HTTPClientTests {
             connection.startChunked(contentType: "text/event-stream")
             connection.writeChunk("data: first\n\n")
             // Stream stalls; only the client closing ends this.
-            closed.withLock { $0 = connection.waitForPeerClose(seconds: 40) }
+            closed.withLock { $0 = connection.waitForPeerClose(seconds: 150) }
         }
         let http = Self.client()
         let firstEvent = AsyncStream<Void>.makeStream()
@@ -105,7 +105,7 @@ struct HTTPClientTests {
         _ = await iterator.next()
         reader.cancel()
         _ = await reader.result
-        #expect(try await eventually(within: .seconds(30)) { closed.withLock { $0 } })
+        #expect(try await eventually(within: .seconds(150)) { closed.withLock { $0 } })
         await http.shutdown()
     }
 
@@ -114,7 +114,7 @@ struct HTTPClientTests {
         let server = try TestHTTPServer { _, connection in
             connection.startChunked(contentType: "application/octet-stream")
             connection.writeChunk("part one")
-            closed.withLock { $0 = connection.waitForPeerClose(seconds: 40) }
+            closed.withLock { $0 = connection.waitForPeerClose(seconds: 150) }
         }
         let http = Self.client()
         do {
@@ -122,7 +122,7 @@ struct HTTPClientTests {
             var iterator = response.body.makeAsyncIterator()
             _ = try await iterator.next()
         }
-        #expect(try await eventually(within: .seconds(30)) { closed.withLock { $0 } })
+        #expect(try await eventually(within: .seconds(150)) { closed.withLock { $0 } })
         await http.shutdown()
     }
 

@@ -63,7 +63,7 @@ public struct StackControlError: Error, CustomStringConvertible {
 }
 
 /// Polls `condition` until it holds or `limit` passes.
-public func eventually(within limit: Duration = .seconds(10), _ condition: () async throws -> Bool) async throws -> Bool {
+public func eventually(within limit: Duration = .seconds(60), _ condition: () async throws -> Bool) async throws -> Bool {
     let deadline = ContinuousClock.now + limit
     while ContinuousClock.now < deadline {
         if (try? await condition()) == true { return true }
