@@ -27,7 +27,9 @@ func cLibrary(_ name: String, pkgConfig: String, apt: String) -> Target {
 
 let services = [
     service("Gateway", product: "gateway", dependencies: ["Postgres", "Redis", "Kafka", "HTTP", .product(name: "Crypto", package: "swift-crypto")]),
-    service("Orchestrator", product: "orchestrator", dependencies: ["Redis", "Kafka", "HTTP", "Providers"]),
+    service("Orchestrator", product: "orchestrator", dependencies: [
+        "Redis", "Kafka", "HTTP", "Providers", "SemanticCache", .product(name: "Crypto", package: "swift-crypto"),
+    ]),
     service("Embedder", product: "embedder", dependencies: ["Kafka", "HTTP", "TextEmbedding"]),
     service("Retriever", product: "retriever", dependencies: ["Postgres", "Kafka", "HTTP", "SearchEngine"]),
     service("CostService", product: "cost-service", dependencies: ["Postgres", "Redis", "Kafka"]),
@@ -113,6 +115,13 @@ let package = Package(
         .executableTarget(name: "EmbedderBenchmark", dependencies: [
             "TextEmbedding", "HTTP", .product(name: "Logging", package: "swift-log"),
         ], path: "Benchmarks/EmbedderBenchmark"),
+
+        // The semantic cache: per-context vector indexes over Redis-stored entries, and its guard.
+        .target(name: "SemanticCache", dependencies: [
+            "Redis", "SearchEngine",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        ], path: "Shared/SemanticCache"),
 
         .executableTarget(name: "RetrieverBenchmark", dependencies: ["SearchEngine"], path: "Benchmarks/RetrieverBenchmark"),
 

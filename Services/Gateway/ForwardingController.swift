@@ -9,7 +9,7 @@ import NIOCore
 /// Routes the gateway passes to an internal service unchanged, with the caller's identity in
 /// the `X-Conduit-*` headers: the chat path and the model list to the orchestrator,
 /// `/v1/embeddings` to the embedder, `/v1/search` to the retriever (which scopes it to the
-/// caller's tenant). Event streams are relayed as they arrive; a client that goes away closes
+/// caller's tenant), sessions and the cache purge to the orchestrator. Event streams are relayed as they arrive; a client that goes away closes
 /// the hop behind it, which cancels the provider call.
 struct ForwardingController: Sendable {
     let client: ServiceClient
@@ -21,29 +21,52 @@ struct ForwardingController: Sendable {
         router.get("/v1/models") { request, context in try await forward(request, context, to: .orchestrator, method: "GET", path: "/v1/models") }
         router.get("/v1/models/:model") { request, context in
             let name = context.parameters.get("model") ?? ""
-            let escaped = name.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed.subtracting(["/"])) ?? name
-            return try await forward(request, context, to: .orchestrator, method: "GET", path: "/v1/models/" + escaped)
+            return try await forward(request, context, to: .orchestrator, method: "GET", path: "/v1/models/" + Self.escaped(name))
         }
         router.post("/v1/embeddings") { request, context in try await forward(request, context, to: .embedder, path: "/v1/embeddings") }
         router.post("/v1/search") { request, context in try await forward(request, context, to: .retriever, path: "/v1/search") }
+        router.get("/v1/sessions/:id") { request, context in
+            try await forward(request, context, to: .orchestrator, method: "GET", path: "/v1/sessions/" + Self.escaped(context.parameters.get("id") ?? ""))
+        }
+        router.delete("/v1/sessions/:id") { request, context in
+            try await forward(request, context, to: .orchestrator, method: "DELETE", path: "/v1/sessions/" + Self.escaped(context.parameters.get("id") ?? ""))
+        }
+        router.delete("/v1/cache") { request, context in
+            try await forward(request, context, to: .orchestrator, method: "DELETE", path: "/v1/cache")
+        }
+    }
+
+    /// Request headers of the caller's that mean something to the services behind.
+    static let passedRequestHeaders = ["X-Conduit-Session-Id", "X-Conduit-Session"]
+    /// Response headers passed back to the caller.
+    static let passedResponseHeaders = [
+        "X-Conduit-Deployment", "Retry-After", "X-Conduit-Cache", "X-Conduit-Cache-Similarity", "X-Conduit-Session-Id",
+    ]
+
+    static func escaped(_ segment: String) -> String {
+        segment.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed.subtracting(["/"])) ?? segment
     }
 
     /// `timeout` bounds the whole exchange; nil for streams, which end when the model is done.
     func forward(_ request: Request, _ context: ConduitRequestContext, to service: ServiceName, method: String = "POST", path: String, timeout: Duration? = .seconds(60)) async throws -> Response {
         guard let identity = context.identity else { throw APIError.unauthorized("This route needs an API key.") }
-        let body = method == "GET" ? nil : Array(try await request.body.collect(upTo: context.maxUploadSize).readableBytesView)
+        let body = method == "GET" || method == "DELETE" ? nil : Array(try await request.body.collect(upTo: context.maxUploadSize).readableBytesView)
+        var passed = identity.headers
+        for name in Self.passedRequestHeaders {
+            if let value = request.headers[HTTPField.Name(name)!] { passed.append((name, value)) }
+        }
         let response: HTTP.HTTPResponse
         do {
             response = try await client.send(
                 to: service, method: method, path: path, body: body,
-                headers: ServiceClient.propagatedHeaders(from: context, identity: identity.headers), timeout: timeout)
+                headers: ServiceClient.propagatedHeaders(from: context, identity: passed), timeout: timeout)
         } catch {
             throw APIError(status: .badGateway, type: .upstream, message: "The \(service.rawValue) service could not be reached.", code: "service_unavailable")
         }
         var headers = HTTPFields()
         let contentType = response.header("Content-Type") ?? "application/json"
         headers[.contentType] = contentType
-        for name in ["X-Conduit-Deployment", "Retry-After"] {
+        for name in Self.passedResponseHeaders {
             if let value = response.header(name) { headers[HTTPField.Name(name)!] = value }
         }
         guard contentType.hasPrefix("text/event-stream") else {

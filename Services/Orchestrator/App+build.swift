@@ -7,10 +7,11 @@ import Logging
 import Prometheus
 import Providers
 import Redis
+import SemanticCache
 
 /// The chat pipeline: the model catalog, provider calls over libcurl with retries, fallback and
-/// circuit breaking, streaming, and a usage event per request (sessions and the semantic cache
-/// arrive with their issue).
+/// circuit breaking, streaming, a usage event per request; conversation memory, the semantic
+/// cache and retrieval with citations around the provider call.
 ///
 /// | variable | default |
 /// |---|---|
@@ -20,6 +21,17 @@ import Redis
 /// | `CONDUIT_CIRCUIT_FAILURES` | 3 (consecutive failures that open a deployment's breaker) |
 /// | `CONDUIT_CIRCUIT_COOLDOWN_S` | 30 |
 /// | `CONDUIT_ORCHESTRATOR_USAGE_TOPIC` | `conduit.usage` |
+/// | `CONDUIT_SESSION_TTL_S` | 86400 (conversation memory lifetime, renewed by every turn) |
+/// | `CONDUIT_SESSION_HISTORY_SHARE` | 0.5 (share of the context window, after the completion's reserve, history may fill) |
+/// | `CONDUIT_SESSION_KEEP_MESSAGES` | 4 (latest messages never summarised) |
+/// | `CONDUIT_SESSION_SUMMARY_MODEL` | the request's model |
+/// | `CONDUIT_RAG_REWRITE_MODEL` | the request's model (rewrites follow-up questions for retrieval) |
+/// | `CONDUIT_CACHE_ENABLED` | true |
+/// | `CONDUIT_CACHE_THRESHOLD` | 0.95 (cosine similarity; a model's `cache_threshold` overrides it) |
+/// | `CONDUIT_CACHE_TENANT_THRESHOLDS` | none (`tenant=0.97,other=0.9`; overrides both) |
+/// | `CONDUIT_CACHE_MAX_TEMPERATURE` | 1.0 (hotter requests are not cached; no temperature counts as 1.0) |
+/// | `CONDUIT_CACHE_TTL_S` | 86400 |
+/// | `CONDUIT_EMBEDDING_MODEL` | `all-MiniLM-L6-v2` (the cache's question embeddings) |
 func buildApplication(configuration: ServiceConfiguration, logger: Logger) async throws -> some ApplicationProtocol {
     let environment = configuration.environment
     let catalogPath = environment.string("CONDUIT_MODEL_CATALOG", default: "deploy/models.yaml")
@@ -40,7 +52,35 @@ func buildApplication(configuration: ServiceConfiguration, logger: Logger) async
         "path": "\(catalogPath)", "models": "\(catalog.models.count)",
         "available": "\(providers.availableModels.map(\.name).joined(separator: ","))",
     ])
+    let services = InternalServiceClient(
+        client: ServiceClient(http: http, baseURLs: configuration.serviceURLs),
+        embeddingModel: environment.string("CONDUIT_EMBEDDING_MODEL", default: "all-MiniLM-L6-v2"))
+    let sessions = SessionStore(redis: redis, ttl: .seconds(try environment.int("CONDUIT_SESSION_TTL_S", default: 86_400)))
+    let semanticCache = SemanticCache(
+        redis: redis, configuration: .init(ttl: .seconds(try environment.int("CONDUIT_CACHE_TTL_S", default: 86_400))), logger: logger)
+    let memory = ConversationMemory(
+        store: sessions, router: providers,
+        configuration: .init(
+            historyShare: try environment.double("CONDUIT_SESSION_HISTORY_SHARE", default: 0.5, in: 0.05...0.95),
+            keepMessages: try environment.int("CONDUIT_SESSION_KEEP_MESSAGES", default: 4),
+            summaryModel: environment.optionalString("CONDUIT_SESSION_SUMMARY_MODEL")),
+        logger: logger)
+    let cache = AnswerCache(
+        cache: semanticCache, services: services,
+        configuration: .init(
+            enabled: try environment.bool("CONDUIT_CACHE_ENABLED", default: true),
+            threshold: try environment.double("CONDUIT_CACHE_THRESHOLD", default: 0.95, in: 0...1),
+            tenantThresholds: try environment.numbers("CONDUIT_CACHE_TENANT_THRESHOLDS", in: 0...1),
+            maxTemperature: try environment.double("CONDUIT_CACHE_MAX_TEMPERATURE", default: 1.0, in: 0...2)),
+        metrics: .init(registry: registry), logger: logger)
     let router = makeConduitRouter(configuration: configuration, registry: registry, readiness: [.redis(redis), .kafka(producer)])
-    ChatController(router: providers, usage: UsageRecorder(producer: producer, topic: environment.string("CONDUIT_ORCHESTRATOR_USAGE_TOPIC", default: KafkaTopic.usage), logger: logger)).addRoutes(to: router)
-    return makeConduitApplication(router: router, configuration: configuration, services: [redis, producer, http], logger: logger)
+    ChatController(
+        router: providers,
+        usage: UsageRecorder(producer: producer, topic: environment.string("CONDUIT_ORCHESTRATOR_USAGE_TOPIC", default: KafkaTopic.usage), logger: logger),
+        http: http,
+        augmenter: RetrievalAugmenter(services: services, rewriter: QueryRewriter(router: providers, model: environment.optionalString("CONDUIT_RAG_REWRITE_MODEL"))),
+        memory: memory, cache: cache
+    ).addRoutes(to: router)
+    SessionController(store: sessions, cache: semanticCache).addRoutes(to: router)
+    return makeConduitApplication(router: router, configuration: configuration, services: [redis, producer, http, semanticCache], logger: logger)
 }

@@ -6,14 +6,27 @@ import Hummingbird
 import Logging
 import NIOCore
 import Providers
+import HTTP
 
 /// `POST /v1/chat/completions` and `GET /v1/models` with OpenAI's semantics: JSON or an SSE
 /// stream of `chat.completion.chunk`s ending in `data: [DONE]`. Until the first chunk every
 /// failure is an HTTP error with the envelope (the router retries and falls back meanwhile);
 /// after it, a failure ends the stream with an error event.
+///
+/// Around the provider call, in order: the session's history goes in front of the new messages,
+/// the semantic cache may answer, retrieval adds numbered sources; after it, citations are
+/// worked out, the answer is cached and the turn stored in the session.
 struct ChatController: Sendable {
     let router: ProviderRouter
     let usage: UsageRecorder
+    let http: HTTPClient
+    let augmenter: RetrievalAugmenter
+    let memory: ConversationMemory
+    let cache: AnswerCache
+
+    static let sessionHeader = "X-Conduit-Session-Id"
+    /// `X-Conduit-Session: user` makes the request's `user` field the session id.
+    static let sessionFromUserHeader = "X-Conduit-Session"
 
     func addRoutes(to router: Router<ConduitRequestContext>) {
         router.post("/v1/chat/completions") { request, context in try await complete(request, context) }
@@ -31,24 +44,69 @@ struct ChatController: Sendable {
         ModelList(data: router.availableModels.map { .init(id: $0.name, created: $0.created, ownedBy: $0.ownedBy) })
     }
 
+    /// Everything decided before the provider call.
+    struct Plan: Sendable {
+        var body: ChatCompletionRequest
+        var tenant: String
+        /// The deployment the request is expected to reach: its context window and tokenizer.
+        var primary: Deployment?
+        var session: String?
+        var recalled: ConversationMemory.Recalled?
+        var historyBudget: Int
+        var counter: TokenCounter
+        var rag: RetrievalAugmenter.Prepared?
+        var cacheKey: AnswerCache.Key?
+
+        /// The response's `conduit` object, when retrieval or a session was involved.
+        func info(answer: String) -> ConduitResponseInfo? {
+            guard rag != nil || session != nil else { return nil }
+            var info = rag?.info(answer: answer) ?? ConduitResponseInfo()
+            info.sessionID = session
+            return info
+        }
+    }
+
     func complete(_ request: Request, _ context: ConduitRequestContext) async throws -> Response {
         let started = ContinuousClock.now
         let body = try await request.decodeJSON(ChatCompletionRequest.self, context: context)
         try ChatRequestValidation.validate(body)
+        let tenant = request.headers[HTTPField.Name(ConduitHeader.tenant)!] ?? "default"
         var event = UsageEvent(
-            requestID: context.requestID, tenant: request.headers[HTTPField.Name(ConduitHeader.tenant)!] ?? "default",
+            requestID: context.requestID, tenant: tenant,
             kind: "chat", model: body.model, promptTokens: 0, completionTokens: 0, status: "ok", timestamp: Date())
         event.keyID = request.headers[HTTPField.Name(ConduitHeader.keyID)!]
         event.cacheHit = false
+        var plan: Plan
+        do {
+            plan = try await recall(body, request: request, tenant: tenant, context: context)
+            if let key = plan.cacheKey, let (cached, similarity) = await cache.lookup(key) {
+                return try await answerFromCache(cached, similarity: similarity, plan: plan, context: context, event: event, started: started)
+            }
+            if let options = body.conduit?.rag ?? router.catalog.model(named: body.model)?.defaultRAG {
+                let budget = RetrievalAugmenter.Budget(window: Self.window(plan), completion: Self.completionReserve(plan))
+                let prepared = try await augmenter.prepare(
+                    plan.body.messages, options: options, requestModel: body.model, tenant: tenant,
+                    counter: plan.counter, budget: budget, context: context)
+                plan.rag = prepared
+                plan.body.messages = prepared.messages
+            }
+        } catch {
+            usage.record(event.failed(error, started: started))
+            throw ChatErrors.apiError(for: error)
+        }
         if body.stream == true {
-            return try await stream(body, context: context, event: event, started: started)
+            return try await stream(plan, context: context, event: event, started: started)
         }
         do {
-            let (completion, served) = try await router.complete(body)
-            let tokens = completion.usage.map { ProviderUsage($0) } ?? TokenEstimate.usage(request: body, completionText: completion.choices.map { $0.message.content?.plainText ?? "" }.joined())
+            var (completion, served) = try await router.complete(plan.body)
+            let answer = completion.choices.first?.message.content?.plainText ?? ""
+            let tokens = completion.usage.map { ProviderUsage($0) } ?? TokenEstimate.usage(request: plan.body, completionText: answer)
+            completion.conduit = plan.info(answer: answer)
             usage.record(event.finished(served: served, usage: tokens, started: started, firstToken: nil, status: "ok"))
+            await finish(plan, completion: completion, servedModel: served.model)
             var response = try jsonResponse(completion)
             response.headers[HTTPField.Name("X-Conduit-Deployment")!] = served.deployment.id
+            Self.setHeaders(&response.headers, plan: plan, similarity: nil)
             return response
         } catch {
             usage.record(event.failed(error, started: started))
@@ -56,7 +114,105 @@ struct ChatController: Sendable {
         }
     }
 
-    private func stream(_ body: ChatCompletionRequest, context: ConduitRequestContext, event: UsageEvent, started: ContinuousClock.Instant) async throws -> Response {
+    /// The session's history, the token counter and budgets, and the cache key.
+    private func recall(_ body: ChatCompletionRequest, request: Request, tenant: String, context: ConduitRequestContext) async throws -> Plan {
+        var providerBody = body
+        providerBody.conduit = nil
+        var session = body.conduit?.sessionID
+        var sessionParam = "conduit.session_id"
+        if session == nil, let header = request.headers[HTTPField.Name(Self.sessionHeader)!] {
+            session = header
+            sessionParam = Self.sessionHeader
+        }
+        if session == nil, request.headers[HTTPField.Name(Self.sessionFromUserHeader)!]?.lowercased() == "user" {
+            session = body.user
+            sessionParam = "user"
+        }
+        if let session { try SessionStore.validate(session, param: sessionParam) }
+        let primary = router.catalog.route(for: body.model, keys: router.client.keys).first?.deployment
+        let counter = TokenCounter(deployment: primary, http: http)
+        var plan = Plan(body: providerBody, tenant: tenant, primary: primary, session: session, historyBudget: 0, counter: counter)
+        plan.historyBudget = memory.historyBudget(window: Self.window(plan), completion: Self.completionReserve(plan))
+        if let session {
+            let recalled = try await memory.recall(body.messages, tenant: tenant, session: session, counter: counter, budget: plan.historyBudget)
+            plan.recalled = recalled
+            plan.body.messages = recalled.messages
+        }
+        if cache.bypassReason(plan.body, options: body.conduit) == nil {
+            let rag = body.conduit?.rag ?? router.catalog.model(named: body.model)?.defaultRAG
+            plan.cacheKey = await cache.key(
+                for: plan.body, messages: plan.body.messages, rag: rag, tenant: tenant,
+                modelThreshold: router.catalog.model(named: body.model)?.cacheThreshold, context: context)
+        }
+        return plan
+    }
+
+    /// The context window of the expected deployment (8,192 when the catalog does not say).
+    private static func window(_ plan: Plan) -> Int { plan.primary?.contextWindow ?? 8192 }
+
+    /// Tokens kept for the answer: the request's limit, else the deployment's default, at most
+    /// half the window.
+    private static func completionReserve(_ plan: Plan) -> Int {
+        min(plan.body.completionTokenLimit ?? plan.primary?.defaultMaxTokens ?? 1024, window(plan) / 2)
+    }
+
+    /// After an answer: cache it (only when the requested model served it) and store the turn.
+    private func finish(_ plan: Plan, completion: ChatCompletion, servedModel: String) async {
+        if let key = plan.cacheKey, servedModel == plan.body.model {
+            await cache.store(completion, key: key)
+        }
+        if let session = plan.session, let recalled = plan.recalled, let message = completion.choices.first?.message {
+            var answer = message
+            answer.refusal = nil
+            await memory.remember(recalled, answer: answer, tenant: plan.tenant, session: session, counter: plan.counter,
+                                  budget: plan.historyBudget, requestModel: plan.body.model)
+        }
+    }
+
+    static func setHeaders(_ headers: inout HTTPFields, plan: Plan, similarity: Double?) {
+        if plan.cacheKey != nil {
+            headers[HTTPField.Name("X-Conduit-Cache")!] = similarity == nil ? "miss" : "hit"
+            if let similarity { headers[HTTPField.Name("X-Conduit-Cache-Similarity")!] = String(format: "%.4f", similarity) }
+        }
+        if let session = plan.session { headers[HTTPField.Name(sessionHeader)!] = session }
+    }
+
+    private func answerFromCache(_ cached: ChatCompletion, similarity: Double, plan: Plan, context: ConduitRequestContext, event: UsageEvent, started: ContinuousClock.Instant) async throws -> Response {
+        var completion = cached
+        completion.id = "chatcmpl-" + context.requestID
+        completion.created = Int(Date().timeIntervalSince1970)
+        var info = cached.conduit ?? ConduitResponseInfo()
+        info.cache = CacheInfo(hit: true, similarity: (similarity * 10_000).rounded() / 10_000)
+        info.sessionID = plan.session
+        completion.conduit = info
+        var finished = event
+        finished.cacheHit = true
+        finished.servedModel = completion.model
+        finished.promptTokens = completion.usage?.promptTokens ?? 0
+        finished.completionTokens = completion.usage?.completionTokens ?? 0
+        finished.costUSD = 0
+        finished.latencyMilliseconds = UsageEvent.milliseconds(from: started, to: .now)
+        usage.record(finished)
+        await finish(plan, completion: completion, servedModel: "")
+        var headers = HTTPFields()
+        Self.setHeaders(&headers, plan: plan, similarity: similarity)
+        guard plan.body.stream == true else {
+            var response = try jsonResponse(completion)
+            for field in headers { response.headers.append(field) }
+            return response
+        }
+        headers[.contentType] = "text/event-stream"
+        headers[.cacheControl] = "no-cache"
+        let replay = CacheReplay.chunks(of: completion, includeUsage: plan.body.streamOptions?.includeUsage == true)
+        return Response(status: .ok, headers: headers, body: ResponseBody { writer in
+            var output = SSEOutput(writer: writer)
+            for chunk in replay { try await output.send(chunk) }
+            try await output.done()
+        })
+    }
+
+    private func stream(_ plan: Plan, context: ConduitRequestContext, event: UsageEvent, started: ContinuousClock.Instant) async throws -> Response {
+        let body = plan.body
         let opened: (ProviderStream, ProviderRouter.Served)
         do {
             opened = try await router.stream(body)
@@ -68,14 +224,19 @@ struct ChatController: Sendable {
         let includeUsage = body.streamOptions?.includeUsage == true
         let recorder = usage
         let logger = context.logger
+        let controller = self
         var headers = HTTPFields()
         headers[.contentType] = "text/event-stream"
         headers[.cacheControl] = "no-cache"
         headers[HTTPField.Name("X-Conduit-Deployment")!] = served.deployment.id
+        Self.setHeaders(&headers, plan: plan, similarity: nil)
         return Response(status: .ok, headers: headers, body: ResponseBody { writer in
             var output = SSEOutput(writer: writer)
             var firstToken: ContinuousClock.Instant?
+            var answer = ""
             var generated = 0
+            var calledTools = false
+            var finishReason: String?
             var reported: ProviderUsage?
             var stamp: ChatCompletionChunk?
             do {
@@ -84,8 +245,11 @@ struct ChatController: Sendable {
                     case .chunk(let chunk):
                         stamp = stamp ?? chunk
                         for choice in chunk.choices {
+                            answer += choice.delta.content ?? ""
                             generated += choice.delta.content?.count ?? 0
                             generated += choice.delta.toolCalls?.reduce(0) { $0 + ($1.function?.arguments?.count ?? 0) } ?? 0
+                            calledTools = calledTools || choice.delta.toolCalls != nil
+                            finishReason = choice.finishReason ?? finishReason
                         }
                         if firstToken == nil, chunk.choices.contains(where: { !($0.delta.content ?? "").isEmpty || $0.delta.toolCalls != nil }) {
                             firstToken = .now
@@ -96,11 +260,21 @@ struct ChatController: Sendable {
                     }
                 }
                 let tokens = reported ?? TokenEstimate.usage(request: body, characters: generated)
-                if includeUsage, let stamp {
-                    try await output.send(ChatCompletionChunk(id: stamp.id, created: stamp.created, model: stamp.model, choices: [], usage: Usage(tokens)))
+                let info = plan.info(answer: answer)
+                if let stamp, includeUsage || info != nil {
+                    var last = ChatCompletionChunk(id: stamp.id, created: stamp.created, model: stamp.model, choices: [], usage: includeUsage ? Usage(tokens) : nil)
+                    last.conduit = info
+                    try await output.send(last)
                 }
                 try await output.done()
                 recorder.record(event.finished(served: served, usage: tokens, started: started, firstToken: firstToken, status: "ok"))
+                if let stamp, !calledTools {
+                    var completion = ChatCompletion(
+                        id: stamp.id, created: stamp.created, model: stamp.model,
+                        choices: [.init(index: 0, message: .assistant(answer), finishReason: finishReason ?? "stop")], usage: Usage(tokens))
+                    completion.conduit = info
+                    await controller.finish(plan, completion: completion, servedModel: served.model)
+                }
             } catch let error as SSEOutput.ClientGone {
                 chunks.cancel()
                 recorder.record(event.finished(served: served, usage: TokenEstimate.usage(request: body, characters: generated), started: started, firstToken: firstToken, status: "client_closed"))

@@ -23,6 +23,29 @@ public struct ConduitEnvironment: Sendable {
         return value
     }
 
+    /// A number within `range`; anything else stops the start with a clear message.
+    public func double(_ key: String, default fallback: Double, in range: ClosedRange<Double> = -.greatestFiniteMagnitude ... .greatestFiniteMagnitude) throws -> Double {
+        guard let text = optionalString(key) else { return fallback }
+        guard let value = Double(text), range.contains(value) else {
+            throw ConfigurationError(key: key, expected: "a number from \(range.lowerBound) to \(range.upperBound)")
+        }
+        return value
+    }
+
+    /// `name=number` pairs separated by commas, each number within `range`.
+    public func numbers(_ key: String, in range: ClosedRange<Double>) throws -> [String: Double] {
+        guard let text = optionalString(key) else { return [:] }
+        var result: [String: Double] = [:]
+        for pair in text.split(separator: ",") {
+            let parts = pair.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+            guard parts.count == 2, !parts[0].isEmpty, let value = Double(parts[1]), range.contains(value) else {
+                throw ConfigurationError(key: key, expected: "name=number pairs separated by commas, numbers from \(range.lowerBound) to \(range.upperBound)")
+            }
+            result[parts[0]] = value
+        }
+        return result
+    }
+
     public func bool(_ key: String, default fallback: Bool) throws -> Bool {
         guard let text = optionalString(key)?.lowercased() else { return fallback }
         switch text {

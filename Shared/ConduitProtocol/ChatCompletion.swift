@@ -7,6 +7,8 @@ public struct ChatCompletion: Codable, Sendable, Hashable {
     public var choices: [Choice]
     public var usage: Usage?
     public var systemFingerprint: String?
+    /// Citations, confidence, session and cache details, when Conduit added any.
+    public var conduit: ConduitResponseInfo?
 
     public init(id: String, created: Int, model: String, choices: [Choice], usage: Usage?, systemFingerprint: String? = nil) {
         self.id = id
@@ -47,7 +49,7 @@ public struct ChatCompletion: Codable, Sendable, Hashable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case id, object, created, model, choices, usage
+        case id, object, created, model, choices, usage, conduit
         case systemFingerprint = "system_fingerprint"
     }
 }
@@ -62,6 +64,8 @@ public struct ChatCompletionChunk: Codable, Sendable, Hashable {
     /// Present (and non-null) only on the final usage chunk when `stream_options.include_usage` is set.
     public var usage: Usage?
     public var systemFingerprint: String?
+    /// On the last chunk before `[DONE]` when Conduit has citations or session/cache details.
+    public var conduit: ConduitResponseInfo?
 
     public init(id: String, created: Int, model: String, choices: [Choice], usage: Usage? = nil) {
         self.id = id
@@ -141,7 +145,7 @@ public struct ChatCompletionChunk: Codable, Sendable, Hashable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case id, object, created, model, choices, usage
+        case id, object, created, model, choices, usage, conduit
         case systemFingerprint = "system_fingerprint"
     }
 
@@ -155,6 +159,7 @@ public struct ChatCompletionChunk: Codable, Sendable, Hashable {
         try container.encodeIfPresent(systemFingerprint, forKey: .systemFingerprint)
         // With include_usage OpenAI writes `"usage": null` on every chunk but the last.
         try container.encode(usage, forKey: .usage)
+        try container.encodeIfPresent(conduit, forKey: .conduit)
     }
 }
 

@@ -26,6 +26,8 @@ public struct ChatCompletionRequest: Codable, Sendable, Hashable {
     public var store: Bool?
     public var reasoningEffort: String?
     public var serviceTier: String?
+    /// Conduit's own options; removed before the request reaches a provider.
+    public var conduit: ConduitOptions?
 
     public init(model: String, messages: [ChatMessage], stream: Bool? = nil) {
         self.model = model
@@ -37,7 +39,7 @@ public struct ChatCompletionRequest: Codable, Sendable, Hashable {
     public var completionTokenLimit: Int? { maxCompletionTokens ?? maxTokens }
 
     enum CodingKeys: String, CodingKey {
-        case model, messages, stream, tools, temperature, n, stop, seed, user, metadata, store, logprobs
+        case model, messages, stream, tools, temperature, n, stop, seed, user, metadata, store, logprobs, conduit
         case streamOptions = "stream_options"
         case toolChoice = "tool_choice"
         case parallelToolCalls = "parallel_tool_calls"

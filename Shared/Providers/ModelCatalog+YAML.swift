@@ -1,3 +1,4 @@
+import ConduitProtocol
 import Foundation
 import Yams
 
@@ -65,16 +66,23 @@ private struct ModelEntry: Decodable {
     var created: Int?
     var fallbacks: [String]?
     var deployments: [DeploymentEntry]
+    var rag: RAGOptions?
+    var cacheThreshold: Double?
 
     enum CodingKeys: String, CodingKey {
-        case name, created, fallbacks, deployments
+        case name, created, fallbacks, deployments, rag
         case ownedBy = "owned_by"
+        case cacheThreshold = "cache_threshold"
     }
 
     func model() throws -> CatalogModel {
-        CatalogModel(
+        if let cacheThreshold, !(0...1).contains(cacheThreshold) {
+            throw CatalogError("model '\(name)': cache_threshold must be between 0 and 1")
+        }
+        return CatalogModel(
             name: name, ownedBy: ownedBy ?? "conduit", created: created ?? 0,
-            deployments: try deployments.map { try $0.deployment(model: name) }, fallbacks: fallbacks ?? [])
+            deployments: try deployments.map { try $0.deployment(model: name) }, fallbacks: fallbacks ?? [],
+            defaultRAG: rag, cacheThreshold: cacheThreshold)
     }
 }
 
@@ -111,9 +119,10 @@ private struct DeploymentEntry: Decodable {
     var quality: Double?
     var latencyMs: Int?
     var timeouts: TimeoutEntry?
+    var tokenizer: String?
 
     enum CodingKeys: String, CodingKey {
-        case id, provider, model, tier, quality, timeouts
+        case id, provider, model, tier, quality, timeouts, tokenizer
         case baseURL = "base_url"
         case apiKeyEnv = "api_key_env"
         case apiVersion = "api_version"
@@ -135,6 +144,13 @@ private struct DeploymentEntry: Decodable {
         if kind == .azureOpenAI, apiVersion == nil {
             throw CatalogError("deployment '\(id)' of '\(name)': Azure needs api_version")
         }
+        var countsTokens: Deployment.Tokenizer?
+        if let tokenizer {
+            guard let known = Deployment.Tokenizer(rawValue: tokenizer) else {
+                throw CatalogError("deployment '\(id)' of '\(name)': unknown tokenizer '\(tokenizer)' (known: llama.cpp)")
+            }
+            countsTokens = known
+        }
         func seconds(_ value: Double?, default fallback: Duration) -> Duration {
             value.map { .milliseconds(Int($0 * 1000)) } ?? fallback
         }
@@ -147,7 +163,8 @@ private struct DeploymentEntry: Decodable {
             latencyMilliseconds: latencyMs,
             timeouts: .init(
                 firstByte: seconds(timeouts?.firstByte, default: defaults.firstByte),
-                total: seconds(timeouts?.total, default: defaults.total)))
+                total: seconds(timeouts?.total, default: defaults.total)),
+            tokenizer: countsTokens)
     }
 }
 

@@ -1,3 +1,5 @@
+import ConduitProtocol
+
 /// The public model names a caller may ask for, each served by one or more deployments, with
 /// the models to fall back to when all of them fail.
 public struct ModelCatalog: Sendable {
@@ -70,13 +72,20 @@ public struct CatalogModel: Sendable, Hashable {
     public var deployments: [Deployment]
     /// Other public models to try, in order, when every deployment of this one failed.
     public var fallbacks: [String]
+    /// Retrieval applied when a request names this model and asks for none itself.
+    public var defaultRAG: RAGOptions?
+    /// The semantic cache's similarity threshold for this model (else the service default).
+    public var cacheThreshold: Double?
 
-    public init(name: String, ownedBy: String = "conduit", created: Int = 0, deployments: [Deployment], fallbacks: [String] = []) {
+    public init(name: String, ownedBy: String = "conduit", created: Int = 0, deployments: [Deployment], fallbacks: [String] = [],
+                defaultRAG: RAGOptions? = nil, cacheThreshold: Double? = nil) {
         self.name = name
         self.ownedBy = ownedBy
         self.created = created
         self.deployments = deployments
         self.fallbacks = fallbacks
+        self.defaultRAG = defaultRAG
+        self.cacheThreshold = cacheThreshold
     }
 }
 
@@ -113,11 +122,19 @@ public struct Deployment: Sendable, Hashable {
     /// Typical latency to the first token, for model selection.
     public var latencyMilliseconds: Int?
     public var timeouts: Timeouts
+    /// Where exact token counts come from; nil means a conservative estimate.
+    public var tokenizer: Tokenizer?
+
+    public enum Tokenizer: String, Sendable, Hashable {
+        /// llama.cpp's server: `POST /tokenize` beside the `/v1` base.
+        case llamaCpp = "llama.cpp"
+    }
 
     public init(
         id: String, provider: ProviderKind, upstreamModel: String, baseURL: String, apiKeyVariable: String? = nil,
         apiVersion: String? = nil, prices: Prices = .init(), contextWindow: Int? = nil, defaultMaxTokens: Int = 4096,
-        tier: String? = nil, quality: Double? = nil, latencyMilliseconds: Int? = nil, timeouts: Timeouts = .init()
+        tier: String? = nil, quality: Double? = nil, latencyMilliseconds: Int? = nil, timeouts: Timeouts = .init(),
+        tokenizer: Tokenizer? = nil
     ) {
         self.id = id
         self.provider = provider
@@ -132,6 +149,7 @@ public struct Deployment: Sendable, Hashable {
         self.quality = quality
         self.latencyMilliseconds = latencyMilliseconds
         self.timeouts = timeouts
+        self.tokenizer = tokenizer
     }
 
     /// US dollars per million tokens.

@@ -1,0 +1,45 @@
+import ConduitProtocol
+
+/// A cached completion told again as the stream a provider would have sent: the role, the text
+/// in word-aligned pieces, the finish reason, then usage and the `conduit` object.
+enum CacheReplay {
+    static let pieceLength = 48
+
+    static func chunks(of completion: ChatCompletion, includeUsage: Bool) -> [ChatCompletionChunk] {
+        let choice = completion.choices.first
+        let text = choice?.message.content?.plainText ?? ""
+        func chunk(_ delta: ChatCompletionChunk.Delta, finish: String? = nil) -> ChatCompletionChunk {
+            ChatCompletionChunk(id: completion.id, created: completion.created, model: completion.model,
+                                choices: [.init(index: 0, delta: delta, finishReason: finish)], usage: nil)
+        }
+        var chunks = [chunk(.init(role: "assistant", content: ""))]
+        chunks += pieces(of: text).map { chunk(.init(content: $0)) }
+        chunks.append(chunk(.init(), finish: choice?.finishReason ?? "stop"))
+        if includeUsage || completion.conduit != nil {
+            var last = ChatCompletionChunk(id: completion.id, created: completion.created, model: completion.model, choices: [],
+                                           usage: includeUsage ? completion.usage : nil)
+            last.conduit = completion.conduit
+            chunks.append(last)
+        }
+        return chunks
+    }
+
+    /// Consecutive pieces of about `pieceLength` characters, cut after a space where possible;
+    /// joined, they are exactly `text`.
+    static func pieces(of text: String) -> [String] {
+        var pieces: [String] = []
+        var current = ""
+        for character in text {
+            current.append(character)
+            if current.count >= pieceLength, character == " " {
+                pieces.append(current)
+                current = ""
+            } else if current.count >= pieceLength * 2 {
+                pieces.append(current)
+                current = ""
+            }
+        }
+        if !current.isEmpty { pieces.append(current) }
+        return pieces
+    }
+}

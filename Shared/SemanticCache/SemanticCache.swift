@@ -1,0 +1,247 @@
+import Foundation
+import Logging
+import Redis
+import SearchEngine
+import ServiceLifecycle
+import Synchronization
+
+/// Answers stored by the meaning of the question that produced them, within one exact context.
+///
+/// Redis is the store: each entry is `cache:{tenant}:{context}:{id}` (a JSON string with the
+/// question, its embedding and the caller's payload) with a TTL. Lookups never touch Redis keys
+/// in bulk: every replica keeps an in-process HNSW index per tenant and context, loaded from
+/// Redis at start (one SCAN) and kept in step with the other replicas through the stream
+/// `cache:@log`, which every store and purge appends to and every replica tails. A candidate
+/// must reach the similarity threshold and pass `CacheGuard`; its payload is then read with one
+/// GET, so an entry that expired or was purged elsewhere is never served.
+public final class SemanticCache: Service, Sendable {
+    public struct Configuration: Sendable {
+        /// How long an entry lives. Default 24 h.
+        public var ttl: Duration
+        /// How often the replication log is read. Default 200 ms.
+        public var pollInterval: Duration
+        /// Nearest entries checked against the threshold and the guard. Default 8.
+        public var candidates: Int
+        /// Bound on the replication log's length. Default 100,000.
+        public var logLength: Int
+
+        public init(ttl: Duration = .seconds(86_400), pollInterval: Duration = .milliseconds(200), candidates: Int = 8, logLength: Int = 100_000) {
+            self.ttl = ttl
+            self.pollInterval = pollInterval
+            self.candidates = candidates
+            self.logLength = logLength
+        }
+    }
+
+    public struct Hit: Sendable {
+        public var payload: [UInt8]
+        public var similarity: Double
+        /// The question the payload answered.
+        public var question: String
+    }
+
+    public enum Lookup: Sendable {
+        case hit(Hit)
+        /// `similarity` is the best candidate's, if any; `rejection` says why a candidate above
+        /// the threshold was refused.
+        case miss(similarity: Double?, rejection: CacheGuard.Rejection?)
+    }
+
+    public static let logKey = "cache:@log"
+
+    let redis: RedisClient
+    let configuration: Configuration
+    let logger: Logger
+    private let indexes = Mutex<[String: ContextIndex]>([:])
+    private let logPosition = Mutex<String>("0-0")
+
+    public init(redis: RedisClient, configuration: Configuration = .init(), logger: Logger) {
+        self.redis = redis
+        self.configuration = configuration
+        self.logger = logger
+    }
+
+    /// Loads every entry from Redis, then follows the replication log until shutdown.
+    public func run() async throws {
+        try await rebuild()
+        while !Task.isCancelled, !Task.isShuttingDownGracefully {
+            do {
+                try await followLog()
+            } catch {
+                logger.debug("semantic cache log not read", metadata: ["error": "\(error)"])
+            }
+            try? await Task.sleep(for: configuration.pollInterval)
+        }
+    }
+
+    /// Entries held in memory, all tenants.
+    public var count: Int { indexes.withLock { $0.values.reduce(0) { $0 + $1.count } } }
+
+    public func lookup(tenant: String, context: String, question: String, vector: [Float], threshold: Double) async throws -> Lookup {
+        guard let index = indexes.withLock({ $0[Self.indexKey(tenant, context)] }), index.dimension == vector.count else {
+            return .miss(similarity: nil, rejection: nil)
+        }
+        var best: Double?
+        var rejection: CacheGuard.Rejection?
+        for candidate in index.nearest(vector, count: configuration.candidates) {
+            best = max(best ?? candidate.similarity, candidate.similarity)
+            guard candidate.similarity >= threshold else { break }
+            if let refused = CacheGuard.check(question, against: candidate.question) {
+                rejection = rejection ?? refused
+                continue
+            }
+            guard let bytes = try await redis.get(Self.entryKey(tenant, context, candidate.id)),
+                  let entry = try? JSONDecoder().decode(StoredEntry.self, from: Data(bytes)) else {
+                index.remove(id: candidate.id)  // expired, or purged by another replica
+                continue
+            }
+            return .hit(Hit(payload: Array(entry.payload.utf8), similarity: candidate.similarity, question: entry.question))
+        }
+        return .miss(similarity: best, rejection: rejection)
+    }
+
+    /// Stores an answer; other replicas learn of it through the log.
+    public func store(tenant: String, context: String, question: String, vector: [Float], payload: [UInt8]) async throws {
+        let id = UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "")
+        let entry = StoredEntry(question: question, vector: VectorBytes.encode(vector), payload: String(decoding: payload, as: UTF8.self))
+        let key = Self.entryKey(tenant, context, id)
+        _ = try await redis.set(key, Array(try JSONEncoder().encode(entry)), ttl: configuration.ttl)
+        insert(tenant: tenant, context: context, id: id, question: question, vector: vector, expires: .now + configuration.ttl)
+        _ = try await redis.send(RedisCommand("XADD", Self.logKey, "MAXLEN", "~", configuration.logLength, "*", "op", "put", "key", key))
+    }
+
+    /// Removes every entry of `tenant` here, in Redis, and (through the log) on other replicas.
+    /// Returns the number of Redis entries deleted.
+    @discardableResult
+    public func purge(tenant: String) async throws -> Int {
+        dropIndexes(of: tenant)
+        var deleted = 0
+        try await scan(match: "cache:\(Self.globEscaped(tenant)):*:*") { keys in
+            deleted += try await redis.send(RedisCommand("DEL", arguments: keys)).int ?? 0
+        }
+        _ = try await redis.send(RedisCommand("XADD", Self.logKey, "MAXLEN", "~", configuration.logLength, "*", "op", "purge", "tenant", tenant))
+        return deleted
+    }
+
+    // MARK: Loading and replication
+
+    func rebuild() async throws {
+        // The log position first: whatever is stored while the scan runs is read from the log after.
+        let last = try await redis.send(RedisCommand("XREVRANGE", Self.logKey, "+", "-", "COUNT", 1))
+        if let id = last.array?.first?.array?.first?.string { logPosition.withLock { $0 = id } }
+        var loaded = 0
+        try await scan(match: "cache:*:*:*") { keys in
+            let values = try await redis.send(RedisCommand("MGET", arguments: keys)).array ?? []
+            for (key, value) in zip(keys, values) {
+                guard case .bulk(let bytes) = value else { continue }
+                if add(key: key, bytes: bytes, expires: nil) { loaded += 1 }
+            }
+        }
+        logger.info("semantic cache loaded", metadata: ["entries": "\(loaded)"])
+    }
+
+    func followLog() async throws {
+        let position = logPosition.withLock { $0 }
+        let reply = try await redis.send(RedisCommand("XREAD", "COUNT", 1000, "STREAMS", Self.logKey, position))
+        guard let stream = reply.array?.first?.array, stream.count == 2, let entries = stream[1].array else { return }
+        for entry in entries {
+            guard let parts = entry.array, parts.count == 2, let id = parts[0].string else { continue }
+            let fields = parts[1].array?.compactMap(\.string) ?? []
+            var values: [String: String] = [:]
+            for pair in stride(from: 0, to: fields.count - 1, by: 2) { values[fields[pair]] = fields[pair + 1] }
+            switch values["op"] {
+            case "put":
+                if let key = values["key"], let (tenant, context, entryID) = Self.parse(key: key),
+                   indexes.withLock({ $0[Self.indexKey(tenant, context)]?.contains(id: entryID) }) != true,
+                   let bytes = try await redis.get(key) {
+                    let ttl = try await redis.pttl(key)
+                    _ = add(key: key, bytes: bytes, expires: ttl.map { .now + .milliseconds($0) })
+                }
+            case "purge":
+                if let tenant = values["tenant"] { dropIndexes(of: tenant) }
+            default:
+                break
+            }
+            logPosition.withLock { $0 = id }
+        }
+    }
+
+    private func add(key: String, bytes: [UInt8], expires: ContinuousClock.Instant?) -> Bool {
+        guard let (tenant, context, id) = Self.parse(key: key),
+              let entry = try? JSONDecoder().decode(StoredEntry.self, from: Data(bytes)),
+              let vector = VectorBytes.decode(entry.vector), !vector.isEmpty else { return false }
+        insert(tenant: tenant, context: context, id: id, question: entry.question, vector: vector, expires: expires ?? .now + configuration.ttl)
+        return true
+    }
+
+    private func insert(tenant: String, context: String, id: String, question: String, vector: [Float], expires: ContinuousClock.Instant) {
+        let key = Self.indexKey(tenant, context)
+        let index = indexes.withLock { indexes in
+            if let existing = indexes[key] { return existing }
+            let created = ContextIndex(tenant: tenant, dimension: vector.count)
+            indexes[key] = created
+            return created
+        }
+        guard index.dimension == vector.count else { return }
+        index.insert(id: id, question: question, vector: vector, expires: expires)
+    }
+
+    private func dropIndexes(of tenant: String) {
+        indexes.withLock { indexes in
+            for (key, index) in indexes where index.tenant == tenant { indexes[key] = nil }
+        }
+    }
+
+    private func scan(match pattern: String, _ body: ([String]) async throws -> Void) async throws {
+        var cursor = "0"
+        repeat {
+            let reply = try await redis.send(RedisCommand("SCAN", cursor, "MATCH", pattern, "COUNT", 1000))
+            guard let parts = reply.array, parts.count == 2, let next = parts[0].string else { throw RedisError(.unexpectedReply) }
+            cursor = next
+            let keys = parts[1].array?.compactMap(\.string) ?? []
+            if !keys.isEmpty { try await body(keys) }
+        } while cursor != "0"
+    }
+
+    // MARK: Keys
+
+    static func entryKey(_ tenant: String, _ context: String, _ id: String) -> String { "cache:\(tenant):\(context):\(id)" }
+
+    static func indexKey(_ tenant: String, _ context: String) -> String { tenant + "\u{0}" + context }
+
+    /// Tenant, context and id of an entry key; the tenant may itself contain ':'.
+    static func parse(key: String) -> (tenant: String, context: String, id: String)? {
+        guard key.hasPrefix("cache:") else { return nil }
+        let parts = key.dropFirst(6).split(separator: ":", omittingEmptySubsequences: false)
+        guard parts.count >= 3 else { return nil }
+        return (parts.dropLast(2).joined(separator: ":"), String(parts[parts.count - 2]), String(parts[parts.count - 1]))
+    }
+
+    static func globEscaped(_ text: String) -> String {
+        var escaped = ""
+        for character in text {
+            if "*?[]\\".contains(character) { escaped.append("\\") }
+            escaped.append(character)
+        }
+        return escaped
+    }
+}
+
+/// What Redis holds for an entry.
+struct StoredEntry: Codable {
+    var question: String
+    /// Base64 of the little-endian float32 components.
+    var vector: String
+    var payload: String
+}
+
+enum VectorBytes {
+    static func encode(_ vector: [Float]) -> String {
+        vector.withUnsafeBytes { Data($0).base64EncodedString() }
+    }
+
+    static func decode(_ text: String) -> [Float]? {
+        guard let data = Data(base64Encoded: text), data.count % 4 == 0 else { return nil }
+        return data.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+    }
+}
