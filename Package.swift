@@ -152,6 +152,9 @@ let package = Package(
             .product(name: "NIOCore", package: "swift-nio"),
         ], path: "Tests/EmbedderTests"),
         .testTarget(name: "SearchEngineTests", dependencies: ["SearchEngine", "TestSupport"], path: "Tests/SearchEngineTests"),
+        .testTarget(name: "SemanticCacheTests", dependencies: [
+            "SemanticCache", "Redis", "TestSupport", .product(name: "Logging", package: "swift-log"),
+        ], path: "Tests/SemanticCacheTests"),
         .testTarget(name: "TextEmbeddingTests", dependencies: ["TextEmbedding", "TestSupport"], path: "Tests/TextEmbeddingTests",
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "GatewayTests", dependencies: [

@@ -47,7 +47,7 @@ public enum CacheGuard {
             quoted = Set(CacheGuard.quotedStrings(text))
             var sentenceStart = true
             for raw in CacheGuard.tokens(text) {
-                let word = raw.lowercased()
+                let word = raw.trimmingSentenceEnd.lowercased()
                 let core = word.replacingOccurrences(of: "’", with: "'")
                 if CacheGuard.negationWords.contains(core) || core.hasSuffix("n't") {
                     negations += 1
