@@ -62,21 +62,31 @@ struct AnswerCache: Sendable {
         }
     }
 
-    func lookup(_ key: Key) async -> (hit: ChatCompletion, similarity: Double)? {
+    struct Outcome: Sendable {
+        /// The cached answer, on a hit.
+        var completion: ChatCompletion?
+        /// The hit's similarity, or on a miss the nearest entry's.
+        var similarity: Double?
+    }
+
+    func lookup(_ key: Key) async -> Outcome {
+        var nearest: Double?
         do {
             switch try await cache.lookup(tenant: key.tenant, context: key.context, question: key.question, vector: key.vector, threshold: key.threshold) {
             case .hit(let hit):
-                guard let completion = try? JSONDecoder().decode(ChatCompletion.self, from: Data(hit.payload)) else { break }
-                metrics.hit(similarity: hit.similarity)
-                return (completion, hit.similarity)
-            case .miss(_, let rejection):
-                if let rejection { logger.debug("semantic cache guard refused a hit", metadata: ["reason": "\(rejection)"]) }
+                if let completion = try? JSONDecoder().decode(ChatCompletion.self, from: Data(hit.payload)) {
+                    metrics.hit(similarity: hit.similarity)
+                    return Outcome(completion: completion, similarity: hit.similarity)
+                }
+            case .miss(let similarity, let rejection):
+                nearest = similarity
+                if let rejection { logger.info("semantic cache guard refused a hit", metadata: ["reason": "\(rejection)"]) }
             }
         } catch {
             logger.warning("semantic cache lookup failed", metadata: [LogKey.error: "\(error)"])
         }
         metrics.miss()
-        return nil
+        return Outcome(completion: nil, similarity: nearest)
     }
 
     /// Stores a successful plain-text answer; tool calls, filtered or empty answers are not kept.

@@ -56,6 +56,8 @@ struct ChatController: Sendable {
         var counter: TokenCounter
         var rag: RetrievalAugmenter.Prepared?
         var cacheKey: AnswerCache.Key?
+        /// On a cache miss, the similarity of the nearest cached question (for the response header).
+        var nearestCached: Double?
 
         /// The response's `conduit` object, when retrieval or a session was involved.
         func info(answer: String) -> ConduitResponseInfo? {
@@ -79,8 +81,12 @@ struct ChatController: Sendable {
         var plan: Plan
         do {
             plan = try await recall(body, request: request, tenant: tenant, context: context)
-            if let key = plan.cacheKey, let (cached, similarity) = await cache.lookup(key) {
-                return try await answerFromCache(cached, similarity: similarity, plan: plan, context: context, event: event, started: started)
+            if let key = plan.cacheKey {
+                let outcome = await cache.lookup(key)
+                if let cached = outcome.completion, let similarity = outcome.similarity {
+                    return try await answerFromCache(cached, similarity: similarity, plan: plan, context: context, event: event, started: started)
+                }
+                plan.nearestCached = outcome.similarity
             }
             if let options = body.conduit?.rag ?? router.catalog.model(named: body.model)?.defaultRAG {
                 let budget = RetrievalAugmenter.Budget(window: Self.window(plan), completion: Self.completionReserve(plan))
@@ -106,7 +112,7 @@ struct ChatController: Sendable {
             await finish(plan, completion: completion, servedModel: served.model)
             var response = try jsonResponse(completion)
             response.headers[HTTPField.Name("X-Conduit-Deployment")!] = served.deployment.id
-            Self.setHeaders(&response.headers, plan: plan, similarity: nil)
+            Self.setHeaders(&response.headers, plan: plan, hit: false)
             return response
         } catch {
             usage.record(event.failed(error, started: started))
@@ -169,10 +175,14 @@ struct ChatController: Sendable {
         }
     }
 
-    static func setHeaders(_ headers: inout HTTPFields, plan: Plan, similarity: Double?) {
+    /// `X-Conduit-Cache: hit|miss` when the cache was asked, with the similarity of the hit (or
+    /// of the nearest entry on a miss); the session id when there is one.
+    static func setHeaders(_ headers: inout HTTPFields, plan: Plan, hit: Bool) {
         if plan.cacheKey != nil {
-            headers[HTTPField.Name("X-Conduit-Cache")!] = similarity == nil ? "miss" : "hit"
-            if let similarity { headers[HTTPField.Name("X-Conduit-Cache-Similarity")!] = String(format: "%.4f", similarity) }
+            headers[HTTPField.Name("X-Conduit-Cache")!] = hit ? "hit" : "miss"
+            if let similarity = plan.nearestCached {
+                headers[HTTPField.Name("X-Conduit-Cache-Similarity")!] = String(format: "%.4f", similarity)
+            }
         }
         if let session = plan.session { headers[HTTPField.Name(sessionHeader)!] = session }
     }
@@ -195,7 +205,9 @@ struct ChatController: Sendable {
         usage.record(finished)
         await finish(plan, completion: completion, servedModel: "")
         var headers = HTTPFields()
-        Self.setHeaders(&headers, plan: plan, similarity: similarity)
+        var served = plan
+        served.nearestCached = similarity
+        Self.setHeaders(&headers, plan: served, hit: true)
         guard plan.body.stream == true else {
             var response = try jsonResponse(completion)
             for field in headers { response.headers.append(field) }
@@ -229,7 +241,7 @@ struct ChatController: Sendable {
         headers[.contentType] = "text/event-stream"
         headers[.cacheControl] = "no-cache"
         headers[HTTPField.Name("X-Conduit-Deployment")!] = served.deployment.id
-        Self.setHeaders(&headers, plan: plan, similarity: nil)
+        Self.setHeaders(&headers, plan: plan, hit: false)
         return Response(status: .ok, headers: headers, body: ResponseBody { writer in
             var output = SSEOutput(writer: writer)
             var firstToken: ContinuousClock.Instant?

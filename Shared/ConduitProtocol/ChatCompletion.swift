@@ -198,4 +198,14 @@ public struct Usage: Codable, Sendable, Hashable {
         case promptTokensDetails = "prompt_tokens_details"
         case completionTokensDetails = "completion_tokens_details"
     }
+
+    // Some OpenAI-compatible servers leave out `total_tokens`; it is the sum.
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        promptTokens = try container.decode(Int.self, forKey: .promptTokens)
+        completionTokens = try container.decode(Int.self, forKey: .completionTokens)
+        totalTokens = try container.decodeIfPresent(Int.self, forKey: .totalTokens) ?? promptTokens + completionTokens
+        promptTokensDetails = try container.decodeIfPresent(PromptTokensDetails.self, forKey: .promptTokensDetails)
+        completionTokensDetails = try container.decodeIfPresent(CompletionTokensDetails.self, forKey: .completionTokensDetails)
+    }
 }
