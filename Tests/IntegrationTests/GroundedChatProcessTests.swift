@@ -248,3 +248,83 @@ extension ServiceProcessTests.RunningService {
         return (response.status, String(decoding: try await response.body.collect(upTo: 1 << 22), as: UTF8.self))
     }
 }
+
+extension GroundedChatProcessTests {
+    @Test func theSemanticCacheHitsOnAParaphraseOnlyInItsTenantAndNeverOnTheNegation() async throws {
+        let model = try ScriptedModel()
+        let tenant = TestEnvironment.uniqueName("tenant"), other = TestEnvironment.uniqueName("other")
+        let key = "cdt-test-\(UUID().uuidString)", otherKey = "cdt-test-\(UUID().uuidString)"
+        let embedder = try ServiceProcessTests.RunningService("embedder", portOffset: 80)
+        defer { embedder.process.signal(SIGKILL) }
+        // The threshold is lowered for this test so that the negated question's similarity
+        // clears it: only the guard then stands between it and the cached answer.
+        let orchestrator = try ServiceProcessTests.RunningService("orchestrator", portOffset: 80, extraEnvironment: [
+            "CONDUIT_MODEL_CATALOG": try Self.catalog(model), "CONDUIT_EMBEDDER_URL": embedder.base, "CONDUIT_CACHE_THRESHOLD": "0.85",
+        ])
+        defer { orchestrator.process.signal(SIGKILL) }
+        let gatewayService = try ServiceProcessTests.RunningService("gateway", portOffset: 80, extraEnvironment: [
+            "CONDUIT_ADMIN_KEY": key, "CONDUIT_ADMIN_TENANT": tenant, "CONDUIT_ORCHESTRATOR_URL": orchestrator.base,
+        ])
+        defer { gatewayService.process.signal(SIGKILL) }
+        // A second gateway only installs the other tenant's key in the shared database.
+        let otherGateway = try ServiceProcessTests.RunningService("gateway", portOffset: 90, extraEnvironment: [
+            "CONDUIT_ADMIN_KEY": otherKey, "CONDUIT_ADMIN_TENANT": other, "CONDUIT_ORCHESTRATOR_URL": orchestrator.base,
+        ])
+        defer { otherGateway.process.signal(SIGKILL) }
+        for service in [embedder, orchestrator, gatewayService, otherGateway] { try await service.waitUntilReady() }
+        let gateway = gatewayService.base
+
+        let question = "How do I enable two-factor authentication for my account?"
+        let first = try await Self.chat(gateway, key: key, [("user", question)])
+        #expect(first.status == 200)
+        #expect(first.header("X-Conduit-Cache") == "miss")
+        let calls = model.requests.count
+
+        // A paraphrase is answered from the cache: same text, no model call, similarity reported.
+        let paraphrase = try await Self.chat(gateway, key: key, [("user", "How can I enable two-factor authentication for my account?")])
+        #expect(paraphrase.header("X-Conduit-Cache") == "hit")
+        let similarity = try #require(paraphrase.header("X-Conduit-Cache-Similarity").flatMap(Double.init))
+        #expect(similarity >= 0.85 && similarity < 1)
+        #expect(paraphrase.json?["choices"]?[0]?["message"]?["content"] == first.json?["choices"]?[0]?["message"]?["content"])
+        #expect(paraphrase.json?["conduit"]?["cache"]?["hit"] == true)
+        #expect(model.requests.count == calls)
+
+        // The negated question is close enough by embedding, but the guard refuses the hit.
+        let negated = try await Self.chat(gateway, key: key, [("user", "How do I disable two-factor authentication for my account?")])
+        #expect(negated.header("X-Conduit-Cache") == "miss")
+        #expect((negated.header("X-Conduit-Cache-Similarity").flatMap(Double.init) ?? 0) >= 0.85)
+        #expect(negated.json?["choices"]?[0]?["message"]?["content"]?.stringValue == "Echo: How do I disable two-factor authentication for my account?")
+
+        // Another tenant asking the very same question is not served this tenant's answer.
+        let stranger = try await Self.chat(gateway, key: otherKey, [("user", question)])
+        #expect(stranger.header("X-Conduit-Cache") == "miss")
+
+        // A different system prompt is a different context.
+        let otherContext = try await Self.chat(gateway, key: key, [("system", "Answer in French."), ("user", question)])
+        #expect(otherContext.header("X-Conduit-Cache") == "miss")
+
+        // A hit replayed as a stream: role, the same text in pieces, finish, usage, [DONE].
+        let replayed = try await Self.chat(gateway, key: key, [("user", "How can I enable two-factor authentication for my account?")], stream: true)
+        #expect(replayed.header("X-Conduit-Cache") == "hit")
+        let events = Self.events(replayed.body).dropLast().compactMap { JSONValue.parse(Array($0.utf8)) }
+        #expect(Self.events(replayed.body).last == "[DONE]")
+        #expect(events.first?["choices"]?[0]?["delta"]?["role"]?.stringValue == "assistant")
+        let text = events.compactMap { $0["choices"]?[0]?["delta"]?["content"]?.stringValue }.joined()
+        #expect(text == first.json?["choices"]?[0]?["message"]?["content"]?.stringValue)
+        #expect(events.contains { $0["choices"]?[0]?["finish_reason"]?.stringValue == "stop" })
+        #expect(events.last?["usage"]?["completion_tokens"] != nil)
+
+        // Hot sampling is not cached; the counters are on /metrics.
+        let hot = try await Self.call(gateway, "POST", "/v1/chat/completions", key: key, json: #"{"model":"scripted","temperature":1.5,"messages":[{"role":"user","content":"\#(question)"}]}"#)
+        #expect(hot.status == 200 && hot.header("X-Conduit-Cache") == nil)
+        let metrics = try await orchestrator.get("/metrics").body
+        #expect(metrics.contains(#"semantic_cache_hits_total{similarity_range=""#))
+        #expect(metrics.contains("semantic_cache_misses_total"))
+
+        // A purge empties the tenant's cache.
+        let purged = try await Self.call(gateway, "DELETE", "/v1/cache", key: key)
+        #expect(purged.json?["deleted"]?.intValue ?? 0 >= 1)
+        let afterPurge = try await Self.chat(gateway, key: key, [("user", question)])
+        #expect(afterPurge.header("X-Conduit-Cache") == "miss")
+    }
+}
