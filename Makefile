@@ -1,7 +1,7 @@
 # The two commands: `make up` runs the platform, `make test` runs every test.
 STACK := deploy/dev/stack.sh
 
-.PHONY: up down status logs test build bench-clients bench-embedder bench-retriever bench-gateway
+.PHONY: up down status logs test build bench-clients bench-embedder bench-retriever bench-gateway bench-cache bench-rag quality-rag
 
 up:
 	@$(STACK) up
@@ -32,3 +32,6 @@ bench-retriever:
 
 bench-gateway:
 	@deploy/dev/bench-gateway.sh
+
+bench-cache:
+	@deploy/dev/bench-cache.sh

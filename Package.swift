@@ -45,6 +45,7 @@ let package = Package(
         .executable(name: "bench-embedder", targets: ["EmbedderBenchmark"]),
         .executable(name: "bench-retriever", targets: ["RetrieverBenchmark"]),
         .executable(name: "bench-gateway-upstream", targets: ["GatewayBenchmark"]),
+        .executable(name: "bench-cache", targets: ["CacheBenchmark"]),
     ],
     dependencies: [
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
@@ -122,6 +123,10 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ], path: "Shared/SemanticCache"),
+
+        .executableTarget(name: "CacheBenchmark", dependencies: [
+            "SemanticCache", "Redis", .product(name: "Logging", package: "swift-log"),
+        ], path: "Benchmarks/CacheBenchmark"),
 
         .executableTarget(name: "RetrieverBenchmark", dependencies: ["SearchEngine"], path: "Benchmarks/RetrieverBenchmark"),
 

@@ -30,7 +30,7 @@ final class ContextIndex: Sendable {
     init(tenant: String, dimension: Int) {
         self.tenant = tenant
         self.dimension = dimension
-        vectors = VectorIndex(dimension: dimension, parameters: .init(m: 16, efConstruction: 100, efSearch: 64))
+        vectors = VectorIndex(dimension: dimension, parameters: .init(m: 16, efConstruction: 200, efSearch: 128))
     }
 
     var count: Int { state.withLock { $0.entries.count } }

@@ -63,7 +63,7 @@ public final class SemanticCache: Service, Sendable {
 
     /// Loads every entry from Redis, then follows the replication log until shutdown.
     public func run() async throws {
-        try await rebuild()
+        try await load()
         while !Task.isCancelled, !Task.isShuttingDownGracefully {
             do {
                 try await followLog()
@@ -103,9 +103,8 @@ public final class SemanticCache: Service, Sendable {
     /// Stores an answer; other replicas learn of it through the log.
     public func store(tenant: String, context: String, question: String, vector: [Float], payload: [UInt8]) async throws {
         let id = UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "")
-        let entry = StoredEntry(question: question, vector: VectorBytes.encode(vector), payload: String(decoding: payload, as: UTF8.self))
         let key = Self.entryKey(tenant, context, id)
-        _ = try await redis.set(key, Array(try JSONEncoder().encode(entry)), ttl: configuration.ttl)
+        _ = try await redis.set(key, try Self.encodedEntry(question: question, vector: vector, payload: payload), ttl: configuration.ttl)
         insert(tenant: tenant, context: context, id: id, question: question, vector: vector, expires: .now + configuration.ttl)
         _ = try await redis.send(RedisCommand("XADD", Self.logKey, "MAXLEN", "~", configuration.logLength, "*", "op", "put", "key", key))
     }
@@ -125,7 +124,8 @@ public final class SemanticCache: Service, Sendable {
 
     // MARK: Loading and replication
 
-    func rebuild() async throws {
+    /// Reads every entry from Redis into memory (`run` does this first).
+    public func load() async throws {
         // The log position first: whatever is stored while the scan runs is read from the log after.
         let last = try await redis.send(RedisCommand("XREVRANGE", Self.logKey, "+", "-", "COUNT", 1))
         if let id = last.array?.first?.array?.first?.string { logPosition.withLock { $0 = id } }
@@ -205,7 +205,12 @@ public final class SemanticCache: Service, Sendable {
 
     // MARK: Keys
 
-    static func entryKey(_ tenant: String, _ context: String, _ id: String) -> String { "cache:\(tenant):\(context):\(id)" }
+    public static func entryKey(_ tenant: String, _ context: String, _ id: String) -> String { "cache:\(tenant):\(context):\(id)" }
+
+    /// An entry as Redis holds it, for tools that write entries in bulk (the benchmark).
+    public static func encodedEntry(question: String, vector: [Float], payload: [UInt8]) throws -> [UInt8] {
+        Array(try JSONEncoder().encode(StoredEntry(question: question, vector: VectorBytes.encode(vector), payload: String(decoding: payload, as: UTF8.self))))
+    }
 
     static func indexKey(_ tenant: String, _ context: String) -> String { tenant + "\u{0}" + context }
 
