@@ -35,3 +35,9 @@ bench-gateway:
 
 bench-cache:
 	@deploy/dev/bench-cache.sh
+
+bench-rag:
+	@deploy/dev/bench-rag.sh
+
+quality-rag:
+	@deploy/dev/bench-rag.sh quality

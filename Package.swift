@@ -175,7 +175,7 @@ let package = Package(
             .product(name: "NIOCore", package: "swift-nio"),
         ], path: "Tests/RetrieverTests"),
         .testTarget(name: "OrchestratorTests", dependencies: [
-            "Orchestrator", "ConduitKit", "ConduitProtocol", "TestSupport", "Kafka", "HTTP",
+            "Orchestrator", "ConduitKit", "ConduitProtocol", "TestSupport", "Kafka", "HTTP", "Redis", "Providers",
             .product(name: "HummingbirdTesting", package: "hummingbird"),
             .product(name: "HTTPTypes", package: "swift-http-types"),
             .product(name: "NIOCore", package: "swift-nio"),

@@ -5,8 +5,9 @@ import ConduitProtocol
 ///
 /// A number the answer writes as `[n]` (or `[n, m]`) is a citation when source n exists;
 /// numbers outside the sources count against the confidence. When the answer cites nothing
-/// but its sentences plainly restate a source (at least half of a source sentence's content
-/// words, three or more, appear in the answer), that source is listed with `cited: false`.
+/// but one of its sentences plainly restates a sentence of a source (three or more content
+/// words in common, and at least half of the shorter one's), that source is listed with
+/// `cited: false`.
 struct CitationBuilder: Sendable {
     struct Source: Sendable, Hashable {
         var number: Int
@@ -30,10 +31,16 @@ struct CitationBuilder: Sendable {
             byNumber[number].map { citation(for: $0, answerWords: answerWords, cited: true) }
         }
         if markers.isEmpty {
+            let answerSentences = Self.sentences(answer).map { TextWords.contentWords($0.text) }
             citations = sources.compactMap { source in
-                let (_, overlap) = bestSentence(of: source.chunk, answerWords: answerWords)
-                guard overlap.shared >= 3, Double(overlap.shared) >= 0.5 * Double(overlap.total) else { return nil }
-                return citation(for: source, answerWords: answerWords, cited: false)
+                let restated = Self.sentences(source.chunk.text).contains { sentence in
+                    let words = TextWords.contentWords(sentence.text)
+                    return answerSentences.contains { said in
+                        let shared = said.intersection(words).count
+                        return shared >= 3 && Double(shared) >= 0.5 * Double(min(said.count, words.count))
+                    }
+                }
+                return restated ? citation(for: source, answerWords: answerWords, cited: false) : nil
             }
         }
         return Result(citations: citations, confidence: confidence(markers: markers, citations: citations))
@@ -60,7 +67,7 @@ struct CitationBuilder: Sendable {
 
     private func citation(for source: Source, answerWords: Set<String>, cited: Bool) -> Citation {
         let chunk = source.chunk
-        let (span, _) = bestSentence(of: chunk, answerWords: answerWords)
+        let span = bestSentence(of: chunk, answerWords: answerWords)
         var scores = chunk.scores
         scores["score"] = chunk.score
         return Citation(
@@ -72,19 +79,18 @@ struct CitationBuilder: Sendable {
 
     /// The chunk's sentence sharing the most content words with the answer (the first on ties),
     /// with its Unicode scalar offsets inside the chunk.
-    private func bestSentence(of chunk: RetrievedChunk, answerWords: Set<String>) -> (span: Span, overlap: (shared: Int, total: Int)) {
+    private func bestSentence(of chunk: RetrievedChunk, answerWords: Set<String>) -> Span {
         let spans = Self.sentences(chunk.text)
         var best = spans.first ?? Span(start: 0, end: chunk.text.unicodeScalars.count, text: chunk.text)
-        var bestOverlap = (shared: -1, total: 0)
+        var bestShared = -1
         for span in spans {
-            let words = TextWords.contentWords(span.text)
-            let shared = words.intersection(answerWords).count
-            if shared > bestOverlap.shared {
+            let shared = TextWords.contentWords(span.text).intersection(answerWords).count
+            if shared > bestShared {
                 best = span
-                bestOverlap = (shared, words.count)
+                bestShared = shared
             }
         }
-        return (best, (max(0, bestOverlap.shared), bestOverlap.total))
+        return best
     }
 
     struct Span: Sendable, Equatable {

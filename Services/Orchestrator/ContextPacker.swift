@@ -57,8 +57,8 @@ enum ContextPacker {
 
     static let instructions = """
         Answer the user's question using the numbered sources below. After each sentence that \
-        uses a source, cite it by its number in square brackets, like [1]. Use only these numbers. \
-        If the sources do not contain the answer, say so.
+        uses a source, cite it by its number in square brackets, for example: "The tent weighs \
+        2 kilograms [1]." Use only these numbers. If the sources do not contain the answer, say so.
 
         Sources:
         """

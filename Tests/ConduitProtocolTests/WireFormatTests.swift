@@ -8,6 +8,22 @@ struct WireFormatTests {
         try JSONSerialization.jsonObject(with: try JSONEncoder().encode(value)) as! [String: Any]
     }
 
+    @Test func theConduitExtensionDecodesAndStaysOutOfPlainResponses() throws {
+        let body = #"{"model":"m","messages":[{"role":"user","content":"q"}],"conduit":{"rag":{"collection":"kb","top_k":3,"mode":"vector","filter":{"field":"lang","eq":"en"},"min_score":0.4,"rewrite":false},"session_id":"s1","cache":false}}"#
+        let request = try JSONDecoder().decode(ChatCompletionRequest.self, from: Data(body.utf8))
+        #expect(request.conduit?.rag == RAGOptions(collection: "kb", topK: 3, mode: .vector, filter: ["field": "lang", "eq": "en"], minScore: 0.4, rewrite: false))
+        #expect(request.conduit?.sessionID == "s1" && request.conduit?.cache == false)
+        let plain = ChatCompletion(id: "c", created: 1, model: "m", choices: [], usage: nil)
+        #expect(try Self.object(plain)["conduit"] == nil)
+        let bad = #"{"model":"m","messages":[],"conduit":{"rag":{"collection":"kb","mode":"fuzzy"}}}"#
+        #expect(throws: DecodingError.self) { try JSONDecoder().decode(ChatCompletionRequest.self, from: Data(bad.utf8)) }
+    }
+
+    @Test func usageWithoutTotalTokensIsTheSum() throws {
+        let usage = try JSONDecoder().decode(Usage.self, from: Data(#"{"prompt_tokens":7,"completion_tokens":5}"#.utf8))
+        #expect(usage.totalTokens == 12)
+    }
+
     @Test func completionUsesOpenAIFieldNames() throws {
         let completion = ChatCompletion(
             id: "chatcmpl-1", created: 1_700_000_000, model: "m",

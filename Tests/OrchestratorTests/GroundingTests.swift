@@ -86,6 +86,9 @@ struct GroundingTests {
         #expect(result.citations.first?.cited == false)
         #expect(CitationBuilder(sources: []).build(answer: "anything [1]") == .init(citations: [], confidence: 0))
         #expect(builder.build(answer: "I do not know.").citations.isEmpty)
+        // A short answer sentence that is mostly a source's words counts, however long the source sentence.
+        let short = CitationBuilder(sources: [.init(number: 1, collection: "kb", chunk: Self.chunk("s", start: 34, end: 81))])
+        #expect(short.build(answer: "The semantic cache similarity is 0.95.").citations.map(\.index) == [1])
     }
 
     @Test func followUpsAreRecognised() {

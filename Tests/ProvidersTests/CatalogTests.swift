@@ -1,3 +1,4 @@
+import ConduitProtocol
 import Foundation
 import Providers
 import Testing
@@ -38,6 +39,27 @@ import Testing
         #expect(catalog.route(for: "cloud", keys: APIKeys(environment: [:])).map(\.deployment.id) == ["local-a"])
         #expect(catalog.route(for: "cloud", keys: APIKeys(environment: ["CLOUD_KEY": "k"])).map(\.deployment.id) == ["cloud-a", "local-a"])
         #expect(catalog.availableModels(keys: APIKeys(environment: [:])).map(\.name) == ["local"])
+    }
+
+    @Test func retrievalDefaultsCacheThresholdAndTokenizerAreRead() throws {
+        let catalog = try ModelCatalog(yaml: """
+            models:
+              - name: support
+                rag: {collection: handbook, top_k: 3, mode: keyword, min_score: 0.5}
+                cache_threshold: 0.97
+                deployments:
+                  - {id: s, provider: openai, model: m, base_url: "http://127.0.0.1:1/v1", tokenizer: llama.cpp}
+            """)
+        let model = try #require(catalog.model(named: "support"))
+        #expect(model.defaultRAG == RAGOptions(collection: "handbook", topK: 3, mode: .keyword, minScore: 0.5))
+        #expect(model.cacheThreshold == 0.97)
+        #expect(model.deployments.first?.tokenizer == .llamaCpp)
+        #expect { try ModelCatalog(yaml: "models:\n  - name: x\n    deployments:\n      - {id: a, provider: openai, model: m, tokenizer: tiktoken}\n") } throws: {
+            "\($0)".contains("unknown tokenizer 'tiktoken'")
+        }
+        #expect { try ModelCatalog(yaml: "models:\n  - name: x\n    cache_threshold: 1.5\n    deployments:\n      - {id: a, provider: openai, model: m}\n") } throws: {
+            "\($0)".contains("cache_threshold")
+        }
     }
 
     @Test func costUsesTheCachedPriceForCachedTokens() {

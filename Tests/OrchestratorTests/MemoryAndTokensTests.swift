@@ -1,0 +1,68 @@
+import ConduitProtocol
+import Foundation
+import HTTP
+import Logging
+@testable import Orchestrator
+import Providers
+import Redis
+import Testing
+import TestSupport
+
+/// Token counting through a llama.cpp-style `/tokenize` server, and the session store against
+/// the test stack's Redis.
+@Suite(.timeLimit(.minutes(2)))
+struct MemoryAndTokensTests {
+    static let logger = Logger(label: "memory-test")
+
+    @Test func countsComeFromTheServersTokenizerAndFallBackToTheEstimate() async throws {
+        // Speaks llama.cpp's documented format: {"content": text} → {"tokens": [ids]}; one token per word here.
+        let server = try TestHTTPServer { request, connection in
+            guard request.path == "/tokenize", let text = JSONValue.parse(request.body)?["content"]?.stringValue, !text.hasPrefix("fail") else {
+                connection.respond(status: 500, body: [])
+                return
+            }
+            let ids = text.split(separator: " ").indices.map { String($0) }.joined(separator: ",")
+            connection.respond(headers: ["Content-Type": "application/json"], body: Array(#"{"tokens":[\#(ids)]}"#.utf8))
+        }
+        let http = HTTPClient(logger: Self.logger)
+        let deployment = Deployment(id: "d", provider: .openAI, upstreamModel: "m", baseURL: server.baseURL + "/v1", tokenizer: .llamaCpp)
+        let counter = TokenCounter(deployment: deployment, http: http)
+        #expect(await counter.count(["one two three", "four", "a b c d e f"]) == [3, 1, 6])
+        #expect(await counter.count(messages: [.user("one two"), .assistant("three")]) == 3 + 2 * TokenCounter.perMessageOverhead)
+
+        // No tokenizer: a conservative estimate (3 bytes a token).
+        let estimate = TokenCounter(deployment: Deployment(id: "e", provider: .openAI, upstreamModel: "m", baseURL: "http://127.0.0.1:1/v1"), http: http)
+        #expect(await estimate.count("123456789") == 3)
+        // A text the server fails to count is estimated.
+        #expect(await counter.count(["fail on this text", "one"]) == [TokenCounter.estimate("fail on this text"), 1])
+        await http.shutdown()
+    }
+
+    @Test func sessionsAppendCompactOnlyWhatTheyLoadedAndExpire() async throws {
+        let redis = RedisClient(configuration: .init(port: TestEnvironment.redisPort, connections: 1), logger: Self.logger)
+        let store = SessionStore(redis: redis, ttl: .seconds(120))
+        let tenant = TestEnvironment.uniqueName("tenant"), id = "s1"
+        try await store.append([.user("a"), .assistant("b"), .user("c"), .assistant("d")], tenant: tenant, id: id)
+        let loaded = try await store.load(tenant: tenant, id: id)
+        #expect(loaded.messages.compactMap { $0.content?.plainText } == ["a", "b", "c", "d"])
+        #expect(try await redis.pttl("sess:\(tenant):\(id)").map { $0 > 100_000 } == true)
+
+        // Another tenant's session of the same id is another key.
+        #expect(try await store.load(tenant: tenant + "-x", id: id).messages.isEmpty)
+
+        // Compaction replaces the first two only while they are still the first two.
+        #expect(try await store.compact(replacing: Array(loaded.raw.prefix(2)), with: "sum", tenant: tenant, id: id))
+        let compacted = try await store.load(tenant: tenant, id: id)
+        #expect(compacted.messages.map(\.name) == [SessionStore.summaryName, nil, nil])
+        #expect(compacted.messages.compactMap { $0.content?.plainText } == ["sum", "c", "d"])
+        #expect(try await store.compact(replacing: Array(loaded.raw.prefix(2)), with: "stale", tenant: tenant, id: id) == false)
+        #expect(try await store.load(tenant: tenant, id: id).messages.count == 3)
+
+        #expect(try await store.delete(tenant: tenant, id: id))
+        #expect(try await store.delete(tenant: tenant, id: id) == false)
+        #expect(throws: (any Error).self) { try SessionStore.validate("has space", param: "p") }
+        #expect(throws: (any Error).self) { try SessionStore.validate(String(repeating: "x", count: 129), param: "p") }
+        try SessionStore.validate("user-42:chat.1_a", param: "p")
+        await redis.shutdown()
+    }
+}
