@@ -37,10 +37,11 @@ final class APIKeyAuthenticator: Sendable {
         let now = ContinuousClock.now
         if let entry = cache.withLock({ $0[hash] }), entry.expires > now { return entry.identity }
         let rows = try await postgres.query(
-            "SELECT id, tenant_id, array_to_string(roles, ',') FROM gateway.api_keys WHERE key_hash = $1 AND revoked_at IS NULL", hash)
+            "SELECT id, tenant_id, array_to_string(roles, ','), chat_defaults::text FROM gateway.api_keys WHERE key_hash = $1 AND revoked_at IS NULL", hash)
         let identity = try rows.first.map { row in
             CallerIdentity(tenant: try row.decode(at: 1), keyID: try row.decode(at: 0),
-                           roles: try row.decode(String.self, at: 2).split(separator: ",").map(String.init))
+                           roles: try row.decode(String.self, at: 2).split(separator: ",").map(String.init),
+                           chatDefaults: try row.decode(String?.self, at: 3))
         }
         cache.withLock { cache in
             if cache.count > 10_000 { cache.removeAll() }

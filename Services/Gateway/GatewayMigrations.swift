@@ -18,6 +18,11 @@ enum GatewayMigrations {
                 revoked_at timestamptz
             );
             """),
+        // Defaults for the `conduit` object of the key's chat requests, e.g. {"rag":{"collection":"handbook"}}.
+        PostgresMigration(version: 2, name: "api key chat defaults", sql: """
+            ALTER TABLE api_keys ADD COLUMN chat_defaults jsonb
+                CHECK (chat_defaults IS NULL OR jsonb_typeof(chat_defaults) = 'object');
+            """),
     ])
 
     static let audit = PostgresMigrator(schema: "audit", migrations: [

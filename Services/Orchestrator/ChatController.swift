@@ -70,8 +70,9 @@ struct ChatController: Sendable {
 
     func complete(_ request: Request, _ context: ConduitRequestContext) async throws -> Response {
         let started = ContinuousClock.now
-        let body = try await request.decodeJSON(ChatCompletionRequest.self, context: context)
+        var body = try await request.decodeJSON(ChatCompletionRequest.self, context: context)
         try ChatRequestValidation.validate(body)
+        body.conduit = Self.withDefaults(body.conduit, key: request.headers[HTTPField.Name(ConduitHeader.keyDefaults)!], model: router.catalog.model(named: body.model))
         let tenant = request.headers[HTTPField.Name(ConduitHeader.tenant)!] ?? "default"
         var event = UsageEvent(
             requestID: context.requestID, tenant: tenant,
@@ -80,6 +81,7 @@ struct ChatController: Sendable {
         event.cacheHit = false
         var plan: Plan
         do {
+            if let options = body.conduit?.rag { try RetrievalAugmenter.validate(options) }
             plan = try await recall(body, request: request, tenant: tenant, context: context)
             if let key = plan.cacheKey {
                 let outcome = await cache.lookup(key)
@@ -88,7 +90,7 @@ struct ChatController: Sendable {
                 }
                 plan.nearestCached = outcome.similarity
             }
-            if let options = body.conduit?.rag ?? router.catalog.model(named: body.model)?.defaultRAG {
+            if let options = body.conduit?.rag {
                 let budget = RetrievalAugmenter.Budget(window: Self.window(plan), completion: Self.completionReserve(plan))
                 let prepared = try await augmenter.prepare(
                     plan.body.messages, options: options, requestModel: body.model, tenant: tenant,
@@ -145,12 +147,23 @@ struct ChatController: Sendable {
             plan.body.messages = recalled.messages
         }
         if cache.bypassReason(plan.body, options: body.conduit) == nil {
-            let rag = body.conduit?.rag ?? router.catalog.model(named: body.model)?.defaultRAG
+            let rag = body.conduit?.rag
             plan.cacheKey = await cache.key(
                 for: plan.body, messages: plan.body.messages, rag: rag, tenant: tenant,
                 modelThreshold: router.catalog.model(named: body.model)?.cacheThreshold, context: context)
         }
         return plan
+    }
+
+    /// The request's own `conduit` settings, then its key's defaults (set by the gateway from
+    /// `gateway.api_keys.chat_defaults`), then its model's (`rag:` in the catalog).
+    static func withDefaults(_ own: ConduitOptions?, key: String?, model: CatalogModel?) -> ConduitOptions? {
+        let keyDefaults = key.flatMap { try? JSONDecoder().decode(ConduitOptions.self, from: Data($0.utf8)) }
+        guard own != nil || keyDefaults != nil || model?.defaultRAG != nil else { return nil }
+        var options = own ?? ConduitOptions()
+        options.rag = options.rag ?? keyDefaults?.rag ?? model?.defaultRAG
+        options.cache = options.cache ?? keyDefaults?.cache
+        return options
     }
 
     /// The context window of the expected deployment (8,192 when the catalog does not say).

@@ -29,16 +29,21 @@ public struct CallerIdentity: Sendable, Equatable {
     public var tenant: String
     public var keyID: String
     public var roles: [String]
+    /// The key's defaults for the `conduit` object of chat requests (JSON), if it has any.
+    public var chatDefaults: String?
 
-    public init(tenant: String, keyID: String, roles: [String]) {
+    public init(tenant: String, keyID: String, roles: [String], chatDefaults: String? = nil) {
         self.tenant = tenant
         self.keyID = keyID
         self.roles = roles
+        self.chatDefaults = chatDefaults
     }
 
     /// The identity headers for the next hop.
     public var headers: [(name: String, value: String)] {
-        [(ConduitHeader.tenant, tenant), (ConduitHeader.keyID, keyID), (ConduitHeader.roles, roles.joined(separator: ","))]
+        var headers = [(name: ConduitHeader.tenant, value: tenant), (ConduitHeader.keyID, keyID), (ConduitHeader.roles, roles.joined(separator: ","))]
+        if let chatDefaults { headers.append((ConduitHeader.keyDefaults, chatDefaults)) }
+        return headers
     }
 }
 
@@ -62,4 +67,6 @@ public enum ConduitHeader {
     public static let tenant = "X-Conduit-Tenant"
     public static let keyID = "X-Conduit-Key-Id"
     public static let roles = "X-Conduit-Roles"
+    /// The calling key's defaults for a chat request's `conduit` object, as one line of JSON.
+    public static let keyDefaults = "X-Conduit-Key-Defaults"
 }

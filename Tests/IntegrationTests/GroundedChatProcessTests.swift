@@ -2,6 +2,7 @@ import ConduitProtocol
 import Foundation
 import HTTP
 import Logging
+import Postgres
 import Testing
 import TestSupport
 
@@ -195,6 +196,29 @@ struct GroundedChatProcessTests {
         #expect(unrelated.json?["conduit"]?["retrieval"]?["used"]?.intValue == 0)
         #expect(unrelated.json?["conduit"]?["retrieval"]?["note"]?.stringValue != nil)
         #expect(unrelated.json?["conduit"]?["confidence"]?.doubleValue == 0)
+
+        // A key whose defaults name the collection gets grounded answers without asking.
+        let postgres = RetrieverProcessTests.postgres()
+        let postgresTask = Task { try await postgres.run() }
+        defer { postgresTask.cancel() }
+        let defaultsKey = "cdt-test-\(UUID().uuidString)"
+        try await postgres.query("""
+            INSERT INTO gateway.api_keys (id, tenant_id, key_hash, chat_defaults)
+            VALUES ($1, $2, sha256(convert_to($3, 'UTF8')), '{"rag":{"collection":"kb"}}')
+            """, TestEnvironment.uniqueName("key"), tenant, defaultsKey)
+        let byDefault = try await Self.chat(gateway, key: defaultsKey, [("user", "How long is the warranty on the Zephyr X2 headphones?")])
+        #expect(byDefault.json?["conduit"]?["citations"]?[0]?["document_id"]?.stringValue == "zephyr", "\(byDefault.body)")
+        // The request's own settings win over the key's.
+        let overridden = try await Self.chat(gateway, key: defaultsKey, [("user", "How long is the warranty on the Zephyr X2 headphones?")], conduit: #"{"rag":{"collection":"nope"}}"#)
+        #expect(overridden.status == 404)
+
+        // Bad retrieval settings are the caller's error, with the field named.
+        let missing = try await Self.chat(gateway, key: key, [("user", "Anything?")], conduit: #"{"rag":{"collection":"nope"}}"#)
+        #expect(missing.status == 404 && missing.json?["error"]?["param"]?.stringValue?.hasPrefix("conduit.rag") == true, "\(missing.body)")
+        let wrongType = try await Self.chat(gateway, key: key, [("user", "Anything?")], conduit: #"{"rag":{"collection":5}}"#)
+        #expect(wrongType.status == 400 && wrongType.json?["error"]?["type"]?.stringValue == "invalid_request_error")
+        let tooMany = try await Self.chat(gateway, key: key, [("user", "Anything?")], conduit: #"{"rag":{"collection":"kb","top_k":500}}"#)
+        #expect(tooMany.status == 400 && tooMany.json?["error"]?["param"]?.stringValue == "conduit.rag.top_k")
 
         // Streaming: the citations arrive on the last chunk before [DONE].
         let streamed = try await Self.chat(gateway, key: key, [("user", "How long is the warranty on the Zephyr X2 headphones?")], stream: true, conduit: rag)
