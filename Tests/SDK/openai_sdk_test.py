@@ -97,6 +97,19 @@ for chunk in client.chat.completions.create(model=TOOLS_MODEL, messages=messages
             pieces.append(delta.function.arguments or "")
 check("tools: streamed call", name == "get_weather" and json.loads("".join(pieces)) == {"city": "Paris"}, repr(pieces))
 
+# Conduit's extension through extra_body: a session keeps the conversation, the client sends
+# only the new message, and the response's `conduit` object names the session.
+import urllib.request
+session = "sdk-" + os.urandom(4).hex()
+for question in ("My name is Ada.", "What is my name?"):
+    answer = client.chat.completions.create(
+        model=CHAT_MODEL, messages=[{"role": "user", "content": question}], max_tokens=12,
+        extra_body={"conduit": {"session_id": session}})
+check("extra_body: conduit.session_id", (answer.model_extra or {}).get("conduit", {}).get("session_id") == session, repr(answer.model_extra))
+request = urllib.request.Request(f"{BASE_URL}/sessions/{session}", headers={"Authorization": f"Bearer {KEY}"})
+stored = json.load(urllib.request.urlopen(request))
+check("extra_body: session stored", [m["content"] for m in stored["messages"]][0::2] == ["My name is Ada.", "What is my name?"], repr(stored))
+
 # The model list.
 models = [model.id for model in client.models.list()]
 check("models.list", CHAT_MODEL in models and TOOLS_MODEL in models, repr(models))
