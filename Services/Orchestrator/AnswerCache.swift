@@ -5,6 +5,7 @@ import Foundation
 import Logging
 import Prometheus
 import SemanticCache
+import Synchronization
 
 /// The orchestrator's use of the semantic cache: which requests may use it, the exact context a
 /// hit must share, the question's embedding (from the embedder), and the metrics.
@@ -12,7 +13,7 @@ import SemanticCache
 /// The context is everything but the wording of the last user message: tenant (the key
 /// prefix), model, sampling parameters, tools, response format, RAG settings and every earlier
 /// message, system prompt and session history included, hashed with SHA-256.
-struct AnswerCache: Sendable {
+final class AnswerCache: Sendable {
     struct Configuration: Sendable {
         var enabled = true
         /// Similarity a hit needs when neither the model nor the tenant sets one. Default 0.95.
@@ -29,6 +30,16 @@ struct AnswerCache: Sendable {
     let configuration: Configuration
     let metrics: Metrics
     let logger: Logger
+    private let pausedUntil = Mutex<ContinuousClock.Instant?>(nil)
+    static let pauseAfterEmbedderFailure: Duration = .seconds(10)
+
+    init(cache: SemanticCache, services: any InternalServices, configuration: Configuration, metrics: Metrics, logger: Logger) {
+        self.cache = cache
+        self.services = services
+        self.configuration = configuration
+        self.metrics = metrics
+        self.logger = logger
+    }
 
     struct Key: Sendable {
         var tenant: String
@@ -52,12 +63,17 @@ struct AnswerCache: Sendable {
     /// cannot be reached (the request then goes on uncached).
     func key(for body: ChatCompletionRequest, messages: [ChatMessage], rag: RAGOptions?, tenant: String, modelThreshold: Double?, context: ConduitRequestContext) async -> Key? {
         guard let question = messages.last?.content?.plainText, !question.isEmpty else { return nil }
+        if let until = pausedUntil.withLock({ $0 }), ContinuousClock.now < until { return nil }
         do {
             let vector = try await services.embed(question, tenant: tenant, context: context)
             let threshold = configuration.tenantThresholds[tenant] ?? modelThreshold ?? configuration.threshold
             return Key(tenant: tenant, context: Self.contextHash(body, earlier: messages.dropLast(), rag: rag), question: question, vector: vector, threshold: threshold)
         } catch {
-            logger.warning("semantic cache skipped: no embedding", metadata: [LogKey.error: "\(error)"])
+            // Without the embedder the cache steps aside for a while instead of failing (and
+            // logging) on every request.
+            pausedUntil.withLock { $0 = .now + Self.pauseAfterEmbedderFailure }
+            logger.warning("semantic cache paused: the embedder did not answer", metadata: [
+                LogKey.error: "\(error)", "seconds": "\(Self.pauseAfterEmbedderFailure.components.seconds)"])
             return nil
         }
     }

@@ -4,23 +4,8 @@ import Foundation
 import HTTP
 import HTTPTypes
 
-/// A chunk the retriever found, as its `/v1/search` answers.
-struct RetrievedChunk: Decodable, Sendable, Hashable {
-    var chunkID: String
-    var docID: String
-    var text: String
-    var start: Int
-    var end: Int
-    var metadata: [String: JSONValue]
-    var score: Double
-    var scores: [String: Double]
-
-    enum CodingKeys: String, CodingKey {
-        case text, start, end, metadata, score, scores
-        case chunkID = "chunk_id"
-        case docID = "doc_id"
-    }
-}
+/// A chunk the retriever found.
+typealias RetrievedChunk = SearchHit
 
 /// The two internal services the chat pipeline calls: the retriever for RAG and the embedder
 /// for the semantic cache's query vectors. Each call carries the caller's identity headers.
@@ -40,8 +25,7 @@ struct InternalServiceClient: InternalServices {
         ]
         if let filter = options.filter { body["filter"] = filter }
         let bytes = try await call(.retriever, path: "/v1/search", body: try WireCoding.encode(JSONValue.object(body)), tenant: tenant, context: context, param: "conduit.rag")
-        struct Results: Decodable { var results: [RetrievedChunk] }
-        return try JSONDecoder().decode(Results.self, from: Data(bytes)).results
+        return try JSONDecoder().decode(SearchResults.self, from: Data(bytes)).results
     }
 
     func embed(_ text: String, tenant: String, context: ConduitRequestContext) async throws -> [Float] {

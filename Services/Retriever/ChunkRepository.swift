@@ -202,6 +202,17 @@ enum VectorCoding {
 /// Document metadata as filterable chunk metadata: scalars and lists as they are, nested
 /// objects flattened to dotted keys (`{"a":{"b":1}}` → `a.b`), plus the document's source.
 enum MetadataConversion {
+    /// A stored metadata value as JSON, for answers.
+    static func json(_ value: MetadataValue) -> JSONValue {
+        switch value {
+        case .string(let text): .string(text)
+        case .number(let number): .number(number)
+        case .bool(let flag): .bool(flag)
+        case .list(let items): .array(items.map(json))
+        case .null: .null
+        }
+    }
+
     static func chunkMetadata(document: [String: JSONValue]?, source: String?) -> [String: MetadataValue] {
         var flat: [String: MetadataValue] = [:]
         func add(_ value: JSONValue, at key: String) {

@@ -30,28 +30,6 @@ struct SearchController: Sendable {
         }
     }
 
-    struct SearchResponse: Encodable, Sendable {
-        var object = "list"
-        var results: [Result]
-
-        struct Result: Encodable, Sendable {
-            var chunkID: String
-            var docID: String
-            var text: String
-            var start: Int
-            var end: Int
-            var metadata: [String: MetadataValue]
-            var score: Double
-            var scores: [String: Double]
-
-            enum CodingKeys: String, CodingKey {
-                case text, start, end, metadata, score, scores
-                case chunkID = "chunk_id"
-                case docID = "doc_id"
-            }
-        }
-    }
-
     let catalog: SearchCatalog
     let embeddings: any QueryEmbedding
 
@@ -90,9 +68,9 @@ struct SearchController: Sendable {
         } catch let error as SearchCollection.QueryError {
             throw APIError.invalidRequest(error.message, param: error.parameter)
         }
-        return try jsonResponse(SearchResponse(results: results.map {
-            .init(chunkID: $0.chunkID, docID: $0.documentID, text: $0.text, start: $0.start, end: $0.end,
-                  metadata: $0.metadata, score: $0.score, scores: $0.scores)
+        return try jsonResponse(SearchResults(results: results.map {
+            SearchHit(chunkID: $0.chunkID, docID: $0.documentID, text: $0.text, start: $0.start, end: $0.end,
+                      metadata: $0.metadata.mapValues(MetadataConversion.json), score: $0.score, scores: $0.scores)
         }))
     }
 

@@ -91,7 +91,8 @@ struct ChatAPITests {
         }
 
         func app() async throws -> some ApplicationProtocol {
-            let catalog = TestEnvironment.scratchDirectory("catalog") + "/models.yaml"
+            // One file per harness: tests run in parallel, each with its own upstream.
+            let catalog = TestEnvironment.scratchDirectory("catalog") + "/models-\(UUID().uuidString).yaml"
             try """
             models:
               - name: tiny
@@ -108,6 +109,9 @@ struct ChatAPITests {
             values["CONDUIT_PROVIDER_MAX_RETRIES"] = "0"
             values["CONDUIT_ORCHESTRATOR_USAGE_TOPIC"] = usageTopic
             values["CONDUIT_ORCHESTRATOR_PORT"] = "0"
+            // These tests are about the chat path; the semantic cache (tested on its own) would let
+            // one test's answer serve another's identical request.
+            values["CONDUIT_CACHE_ENABLED"] = "false"
             let configuration = try ServiceConfiguration(service: .orchestrator, environment: ConduitEnvironment(values))
             return try await buildApplication(configuration: configuration, logger: Logger(label: "orchestrator-test"))
         }

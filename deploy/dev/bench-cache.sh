@@ -10,9 +10,8 @@ DIR="$ROOT/.stack/bench/cache"
 REDIS_PORT=56679
 "$STACK" install
 printf '%s\n' "building bench-cache (release)…" >&2
-swift build --package-path "$ROOT" -c release --product bench-cache -q 2>&1 | grep -v "^warning:" >&2 || true
-BIN=$(swift build --package-path "$ROOT" -c release --show-bin-path)
+BIN=$("$STACK" release-build bench-cache)
 rm -rf "$DIR"; mkdir -p "$DIR"
-trap '"$STACK" stop-redis "$DIR/redis" >/dev/null 2>&1 || true' EXIT
+trap '"$STACK" stop-servers "$DIR" >/dev/null 2>&1 || true' EXIT
 "$STACK" start-redis "$DIR/redis" "$REDIS_PORT"
 "$BIN/bench-cache" --port "$REDIS_PORT" --entries "${ENTRIES:-100000}" --queries "${QUERIES:-2000}" --naive-queries "${NAIVE_QUERIES:-20}"

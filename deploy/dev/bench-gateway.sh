@@ -29,19 +29,14 @@ if ! "$VENV/bin/litellm" --version >/dev/null 2>&1; then
     "$VENV/bin/pip" install -q --disable-pip-version-check 'litellm[proxy]' >&2
 fi
 say "building gateway, orchestrator and the upstream (release)…"
-swift build --package-path "$ROOT" -c release --product gateway -q 2>&1 | grep -v "^warning:" >&2 || true
-swift build --package-path "$ROOT" -c release --product orchestrator -q 2>&1 | grep -v "^warning:" >&2 || true
-swift build --package-path "$ROOT" -c release --product bench-gateway-upstream -q 2>&1 | grep -v "^warning:" >&2 || true
-BIN=$(swift build --package-path "$ROOT" -c release --show-bin-path)
+BIN=$("$STACK" release-build gateway orchestrator bench-gateway-upstream)
 
 rm -rf "$DIR"; mkdir -p "$DIR"
 PIDS=()
 cleanup() {
     for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
     wait 2>/dev/null || true
-    "$STACK" stop-kafka "$DIR/kafka" >/dev/null 2>&1 || true
-    "$STACK" stop-redis "$DIR/redis" >/dev/null 2>&1 || true
-    "$STACK" stop-postgres "$DIR/postgres" >/dev/null 2>&1 || true
+    "$STACK" stop-servers "$DIR" >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
 "$STACK" start-postgres "$DIR/postgres" "$PG_PORT"
@@ -64,7 +59,8 @@ KEY="sk-bench-$(python3 -c 'import secrets; print(secrets.token_hex(16))')"
 common=(LD_LIBRARY_PATH="$("$STACK" env test | sed -n 's/^LD_LIBRARY_PATH=//p')"
         CONDUIT_POSTGRES_PORT=$PG_PORT CONDUIT_REDIS_PORT=$REDIS_PORT CONDUIT_KAFKA_BROKERS=127.0.0.1:$KAFKA_PORT
         CONDUIT_ORCHESTRATOR_URL=http://127.0.0.1:$ORCHESTRATOR_PORT)
-env "${common[@]}" CONDUIT_ORCHESTRATOR_PORT=$ORCHESTRATOR_PORT CONDUIT_MODEL_CATALOG="$DIR/models.yaml" \
+# The semantic cache is off, like LiteLLM's: both measure the proxying, not an embedder call.
+env "${common[@]}" CONDUIT_ORCHESTRATOR_PORT=$ORCHESTRATOR_PORT CONDUIT_MODEL_CATALOG="$DIR/models.yaml" CONDUIT_CACHE_ENABLED=false \
     "$BIN/orchestrator" >"$DIR/orchestrator.log" 2>&1 & PIDS+=($!)
 env "${common[@]}" CONDUIT_GATEWAY_PORT=$GATEWAY_PORT CONDUIT_ADMIN_KEY="$KEY" \
     "$BIN/gateway" >"$DIR/gateway.log" 2>&1 & PIDS+=($!)

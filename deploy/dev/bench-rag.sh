@@ -17,20 +17,14 @@ say() { printf '%s\n' "$*" >&2; }
 
 "$STACK" install
 say "building the services and the instant upstream (release)…"
-for product in gateway orchestrator embedder retriever bench-gateway-upstream; do
-    swift build --package-path "$ROOT" -c release --product "$product" -q 2>&1 | grep -v "^warning:" >&2 || true
-done
-BIN=$(swift build --package-path "$ROOT" -c release --show-bin-path)
+BIN=$("$STACK" release-build gateway orchestrator embedder retriever bench-gateway-upstream)
 
 rm -rf "$DIR"; mkdir -p "$DIR"
 PIDS=()
 cleanup() {
     for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
     wait 2>/dev/null || true
-    "$STACK" stop-llama "$DIR/llama" >/dev/null 2>&1 || true
-    "$STACK" stop-kafka "$DIR/kafka" >/dev/null 2>&1 || true
-    "$STACK" stop-redis "$DIR/redis" >/dev/null 2>&1 || true
-    "$STACK" stop-postgres "$DIR/postgres" >/dev/null 2>&1 || true
+    "$STACK" stop-servers "$DIR" >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
 "$STACK" start-postgres "$DIR/postgres" "$PG_PORT"

@@ -199,6 +199,22 @@ start_llama() {  # DIR PORT
 
 stop_llama() { stop_pidfile "$1/llama.pid"; }  # DIR
 
+# For the benchmarks: every server started under DIR, stopped (those never started are skipped).
+stop_servers() {  # DIR
+    stop_llama "$1/llama"; stop_kafka "$1/kafka"; stop_redis "$1/redis"
+    [ -d "$1/postgres" ] && stop_postgres "$1/postgres"
+    return 0
+}
+
+# For the benchmarks: builds PRODUCTs in release mode, quietly; prints the binaries' directory.
+release_build() {  # PRODUCT…
+    local product
+    for product in "$@"; do
+        swift build --package-path "$ROOT" -c release --product "$product" -q 2>&1 | grep -v "^warning:" >&2 || true
+    done
+    swift build --package-path "$ROOT" -c release --show-bin-path
+}
+
 wait_for() {  # WHAT SECONDS COMMAND…
     local what=$1 seconds=$2; shift 2
     local deadline=$((SECONDS + seconds))
@@ -416,7 +432,7 @@ case "${1:-}" in
     test) shift; cmd_test "$@" ;;
     install) install_deps ;;
     env) shift; profile "${1:-dev}"; service_env ;;
-    start-postgres|stop-postgres|start-redis|stop-redis|start-kafka|stop-kafka|start-llama|stop-llama)
+    start-postgres|stop-postgres|start-redis|stop-redis|start-kafka|stop-kafka|start-llama|stop-llama|stop-servers|release-build)
         verb=${1//-/_}; shift; "$verb" "$@" ;;
     *) die "usage: stack.sh up|down|status|logs|test|install|env [dev|test]" ;;
 esac
