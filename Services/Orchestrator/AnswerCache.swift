@@ -51,6 +51,10 @@ final class AnswerCache: Sendable {
 
     /// Why a request does not use the cache, or nil when it may.
     func bypassReason(_ body: ChatCompletionRequest, options: ConduitOptions?) -> String? {
+        Self.bypassReason(body, options: options, configuration: configuration)
+    }
+
+    static func bypassReason(_ body: ChatCompletionRequest, options: ConduitOptions?, configuration: Configuration) -> String? {
         if !configuration.enabled { return "disabled" }
         if options?.cache == false { return "request" }
         if (body.n ?? 1) != 1 { return "n" }
@@ -107,14 +111,20 @@ final class AnswerCache: Sendable {
 
     /// Stores a successful plain-text answer; tool calls, filtered or empty answers are not kept.
     func store(_ completion: ChatCompletion, key: Key) async {
-        guard let choice = completion.choices.first, completion.choices.count == 1,
-              choice.message.toolCalls?.isEmpty ?? true, choice.finishReason == "stop" || choice.finishReason == "length",
-              let text = choice.message.content?.plainText, !text.isEmpty else { return }
+        guard Self.storable(completion) else { return }
         do {
             try await cache.store(tenant: key.tenant, context: key.context, question: key.question, vector: key.vector, payload: try WireCoding.encode(completion))
         } catch {
             logger.warning("semantic cache store failed", metadata: [LogKey.error: "\(error)"])
         }
+    }
+
+    /// One plain-text answer that ended normally: no tool calls, no content filter, not empty.
+    static func storable(_ completion: ChatCompletion) -> Bool {
+        guard completion.choices.count == 1, let choice = completion.choices.first,
+              choice.message.toolCalls?.isEmpty ?? true, choice.finishReason == "stop" || choice.finishReason == "length",
+              let text = choice.message.content?.plainText, !text.isEmpty else { return false }
+        return true
     }
 
     static func contextHash(_ body: ChatCompletionRequest, earlier: ArraySlice<ChatMessage>, rag: RAGOptions?) -> String {

@@ -132,6 +132,32 @@ struct GroundingTests {
         #expect(AnswerCache.contextHash(body, earlier: body.messages.dropLast(), rag: RAGOptions(collection: "kb")) != base)
     }
 
+    @Test func onlyPlainFinishedAnswersAreCached() {
+        func completion(_ message: ChatMessage, finish: String) -> ChatCompletion {
+            ChatCompletion(id: "c", created: 1, model: "m", choices: [.init(index: 0, message: message, finishReason: finish)], usage: nil)
+        }
+        #expect(AnswerCache.storable(completion(.assistant("Paris."), finish: "stop")))
+        #expect(!AnswerCache.storable(completion(.assistant("Paris."), finish: "content_filter")))
+        #expect(!AnswerCache.storable(completion(.assistant(""), finish: "stop")))
+        let call = ChatMessage(role: "assistant", content: nil, toolCalls: [ToolCall(id: "t1", function: .init(name: "f", arguments: "{}"))])
+        #expect(!AnswerCache.storable(completion(call, finish: "tool_calls")))
+    }
+
+    @Test func requestsThatMustNotUseTheCacheSayWhy() throws {
+        let options = AnswerCache.Configuration()
+        func reason(_ edit: (inout ChatCompletionRequest) -> Void, conduit: ConduitOptions? = nil) -> String? {
+            var body = ChatCompletionRequest(model: "m", messages: [.user("q")])
+            edit(&body)
+            return AnswerCache.bypassReason(body, options: conduit, configuration: options)
+        }
+        #expect(reason { _ in } == nil)
+        #expect(reason { $0.temperature = 0.2 } == nil)
+        #expect(reason { $0.temperature = 1.3 } == "temperature")
+        #expect(reason { $0.n = 3 } == "n")
+        #expect(reason({ _ in }, conduit: ConduitOptions(cache: false)) == "request")
+        #expect(reason { $0.messages.append(.assistant("a")) } == "last message")
+    }
+
     @Test func similarityRangesForTheHitCounter() {
         #expect(AnswerCache.Metrics.range(0.9731) == "0.97-0.98")
         #expect(AnswerCache.Metrics.range(1.0) == "0.99-1.00")
