@@ -1,6 +1,7 @@
 import ConduitProtocol
 import Foundation
 import HTTP
+import Kafka
 import Logging
 import Postgres
 import Testing
@@ -10,7 +11,8 @@ import TestSupport
 /// through the gateway and Kafka, the embedder and retriever index them, and the orchestrator
 /// answers with a scripted model (a local server speaking OpenAI's wire format, so answers are
 /// predictable) whose replies depend only on what the orchestrator sends it.
-@Suite(.timeLimit(.minutes(5)))
+/// One test at a time: each starts several services, and two cores are shared by the whole suite.
+@Suite(.serialized, .timeLimit(.minutes(5)))
 struct GroundedChatProcessTests {
     /// The scripted model: it quotes source [1] when given sources, says the documents do not
     /// answer when told so, rewrites and summarises when asked, remembers "My name is X" from the
@@ -256,7 +258,7 @@ struct GroundedChatProcessTests {
             let turn = try await Self.chat(gateway, key: key, model: "tiny-window", [("user", "Remember item \(item): a blue ceramic mug from the old market.")], conduit: #"{"session_id":"s-long"}"#)
             #expect(turn.status == 200)
         }
-        #expect(try await eventually(within: .seconds(30)) {
+        #expect(try await eventually(within: .seconds(60)) {
             let stored = try await Self.call(gateway, "GET", "/v1/sessions/s-long", key: key).json?["messages"]?.arrayValue ?? []
             return stored.first?["name"]?.stringValue == "conduit_summary" && Self.estimatedTokens(stored) <= 175
         })
@@ -278,12 +280,14 @@ extension GroundedChatProcessTests {
         let model = try ScriptedModel()
         let tenant = TestEnvironment.uniqueName("tenant"), other = TestEnvironment.uniqueName("other")
         let key = "cdt-test-\(UUID().uuidString)", otherKey = "cdt-test-\(UUID().uuidString)"
+        let usageTopic = TestEnvironment.uniqueName("conduit.test.usage")
         let embedder = try ServiceProcessTests.RunningService("embedder", portOffset: 80)
         defer { embedder.process.signal(SIGKILL) }
         // The threshold is lowered for this test so that the negated question's similarity
         // clears it: only the guard then stands between it and the cached answer.
         let orchestrator = try ServiceProcessTests.RunningService("orchestrator", portOffset: 80, extraEnvironment: [
             "CONDUIT_MODEL_CATALOG": try Self.catalog(model), "CONDUIT_EMBEDDER_URL": embedder.base, "CONDUIT_CACHE_THRESHOLD": "0.85",
+            "CONDUIT_ORCHESTRATOR_USAGE_TOPIC": usageTopic,
         ])
         defer { orchestrator.process.signal(SIGKILL) }
         let gatewayService = try ServiceProcessTests.RunningService("gateway", portOffset: 80, extraEnvironment: [
@@ -312,6 +316,13 @@ extension GroundedChatProcessTests {
         #expect(paraphrase.json?["choices"]?[0]?["message"]?["content"] == first.json?["choices"]?[0]?["message"]?["content"])
         #expect(paraphrase.json?["conduit"]?["cache"]?["hit"] == true)
         #expect(model.requests.count == calls)
+
+        // The hit costs nothing: its usage event says cache_hit with no cost; the miss's has the model's tokens.
+        let usage = try await TestEnvironment.readMessages(usageTopic, count: 2).compactMap { JSONValue.parse($0.value) }
+        let hitEvent = usage.first { $0["cache_hit"] == true }
+        #expect(hitEvent?["cost_usd"]?.doubleValue == 0)
+        #expect(hitEvent?["served_model"]?.stringValue == "scripted" && hitEvent?["status"]?.stringValue == "ok")
+        #expect(usage.first { $0["cache_hit"] == false }?["prompt_tokens"]?.intValue == 20)
 
         // The negated question is close enough by embedding, but the guard refuses the hit.
         let negated = try await Self.chat(gateway, key: key, [("user", "How do I disable two-factor authentication for my account?")])

@@ -53,7 +53,8 @@ struct ChatAPITests {
                 case "slow":
                     connection.startChunked(contentType: "text/event-stream")
                     connection.writeChunk(frame(#"{"role":"assistant","content":""}"#))
-                    for _ in 0..<100 {
+                    // A minute of ticks: longer than any starved test machine needs to notice the hang-up.
+                    for _ in 0..<600 {
                         Thread.sleep(forTimeInterval: 0.1)
                         if !connection.writeChunk(frame(#"{"content":"tick "}"#)) {
                             closedEarly.withLock { $0 += 1 }
@@ -217,7 +218,7 @@ struct ChatAPITests {
             var iterator = response.body.makeAsyncIterator()
             _ = try await iterator.next()
             _ = consume iterator  // hang up after the first bytes
-            #expect(try await eventually(within: .seconds(5)) { harness.upstream.streamsClosedByClient == 1 })
+            #expect(try await eventually(within: .seconds(50)) { harness.upstream.streamsClosedByClient == 1 })
             await http.shutdown()
         }
     }

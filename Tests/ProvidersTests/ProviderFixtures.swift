@@ -70,7 +70,8 @@ enum ProviderFixtures {
         request.path.contains("streamGenerateContent") || String(decoding: request.body, as: UTF8.self).contains(#""stream":true"#)
     }
 
-    static func deployment(_ kind: ProviderKind, id: String, server: TestHTTPServer, timeouts: Deployment.Timeouts = .init(firstByte: .seconds(5), total: .seconds(10))) -> Deployment {
+    /// Timeouts far beyond any answer here: a starved CI machine must not turn a test of something else into a timeout.
+    static func deployment(_ kind: ProviderKind, id: String, server: TestHTTPServer, timeouts: Deployment.Timeouts = .init(firstByte: .seconds(30), total: .seconds(60))) -> Deployment {
         let base = kind == .openAI ? server.baseURL + "/v1" : server.baseURL
         return Deployment(id: id, provider: kind, upstreamModel: "upstream-\(kind.rawValue)", baseURL: base,
                           apiKeyVariable: "TEST_KEY_\(kind.rawValue.uppercased())", apiVersion: kind == .azureOpenAI ? "2024-10-21" : nil,

@@ -83,7 +83,7 @@ struct SemanticCacheTests {
                 let tenant = TestEnvironment.uniqueName("t")
                 let (vector, close) = Self.pair(similarity: 0.99)
                 try await first.store(tenant: tenant, context: "c", question: "What is the refund policy?", vector: vector, payload: Self.payload("30 days"))
-                #expect(try await eventually(within: .seconds(20)) {
+                #expect(try await eventually(within: .seconds(60)) {
                     if case .hit(let hit) = try await second.lookup(tenant: tenant, context: "c", question: "What's the refund policy?", vector: close, threshold: 0.95) {
                         return hit.payload == Self.payload("30 days")
                     }
@@ -91,7 +91,7 @@ struct SemanticCacheTests {
                 })
                 // A replica started now loads the entry from Redis.
                 let loaded = try await Self.withCache { third, _ in
-                    try await eventually(within: .seconds(20)) {
+                    try await eventually(within: .seconds(60)) {
                         if case .hit = try await third.lookup(tenant: tenant, context: "c", question: "What is the refund policy?", vector: vector, threshold: 0.95) { return true }
                         return false
                     }
@@ -101,7 +101,7 @@ struct SemanticCacheTests {
                 let deleted = try await second.purge(tenant: tenant)
                 #expect(deleted == 1)
                 #expect(try await redis.get("cache:\(tenant):c:x") == nil)
-                #expect(try await eventually(within: .seconds(20)) {
+                #expect(try await eventually(within: .seconds(60)) {
                     if case .miss = try await first.lookup(tenant: tenant, context: "c", question: "What is the refund policy?", vector: vector, threshold: 0.95) { return true }
                     return false
                 })
