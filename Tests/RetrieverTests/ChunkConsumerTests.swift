@@ -110,9 +110,9 @@ struct ChunkConsumerTests {
         // Keys spread over partitions; every partition's position is the end of what it holds.
         // (The replayed event changes no row, so the rows above can be complete before it is applied.)
         #expect(try await eventually(within: .seconds(60)) {
-            let offsets = try await PostgresChunkRepository(postgres: postgres).appliedOffsets().filter { $0.topic == topic }
-            return offsets.map(\.nextOffset).reduce(0, +) == 6
+            try await PostgresChunkRepository(postgres: postgres).appliedOffsets().filter { $0.topic == topic }.map(\.nextOffset).reduce(0, +) == 6
         })
+        let offsets = try await PostgresChunkRepository(postgres: postgres).appliedOffsets().filter { $0.topic == topic }
         await first.stop()
 
         // Replay the whole topic twice with fresh groups, each starting as the service does
