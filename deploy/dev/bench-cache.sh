@@ -6,12 +6,12 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 STACK="$ROOT/deploy/dev/stack.sh"
+source "$ROOT/deploy/dev/bench-lib.sh"
 DIR="$ROOT/.stack/bench/cache"
 REDIS_PORT=56679
 "$STACK" install
 printf '%s\n' "building bench-cache (release)…" >&2
 BIN=$("$STACK" release-build bench-cache)
-rm -rf "$DIR"; mkdir -p "$DIR"
-trap '"$STACK" stop-servers "$DIR" >/dev/null 2>&1 || true' EXIT
+bench_begin "$DIR"
 "$STACK" start-redis "$DIR/redis" "$REDIS_PORT"
 "$BIN/bench-cache" --port "$REDIS_PORT" --entries "${ENTRIES:-100000}" --queries "${QUERIES:-2000}" --naive-queries "${NAIVE_QUERIES:-20}"

@@ -9,6 +9,7 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 STACK="$ROOT/deploy/dev/stack.sh"
+source "$ROOT/deploy/dev/bench-lib.sh"
 DIR="$ROOT/.stack/bench/gateway"
 VENV="$ROOT/.stack/bench-gateway-venv"
 DURATION=${DURATION:-15s}
@@ -31,14 +32,7 @@ fi
 say "building gateway, orchestrator and the upstream (release)…"
 BIN=$("$STACK" release-build gateway orchestrator bench-gateway-upstream)
 
-rm -rf "$DIR"; mkdir -p "$DIR"
-PIDS=()
-cleanup() {
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    "$STACK" stop-servers "$DIR" >/dev/null 2>&1 || true
-}
-trap cleanup EXIT
+bench_begin "$DIR"
 "$STACK" start-postgres "$DIR/postgres" "$PG_PORT"
 "$STACK" start-redis "$DIR/redis" "$REDIS_PORT"
 "$STACK" start-kafka "$DIR/kafka" "$KAFKA_PORT"

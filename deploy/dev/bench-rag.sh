@@ -9,6 +9,7 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 STACK="$ROOT/deploy/dev/stack.sh"
+source "$ROOT/deploy/dev/bench-lib.sh"
 DIR="$ROOT/.stack/bench/rag"
 MODE=${1:-all}   # all | quality
 PG_PORT=55732 REDIS_PORT=56779 KAFKA_PORT=59492 LLAMA_PORT=58380
@@ -19,14 +20,7 @@ say() { printf '%s\n' "$*" >&2; }
 say "building the services and the instant upstream (release)…"
 BIN=$("$STACK" release-build gateway orchestrator embedder retriever bench-gateway-upstream)
 
-rm -rf "$DIR"; mkdir -p "$DIR"
-PIDS=()
-cleanup() {
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    "$STACK" stop-servers "$DIR" >/dev/null 2>&1 || true
-}
-trap cleanup EXIT
+bench_begin "$DIR"
 "$STACK" start-postgres "$DIR/postgres" "$PG_PORT"
 "$STACK" start-redis "$DIR/redis" "$REDIS_PORT"
 "$STACK" start-kafka "$DIR/kafka" "$KAFKA_PORT"
