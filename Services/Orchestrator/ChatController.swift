@@ -175,7 +175,9 @@ struct ChatController: Sendable {
         min(plan.body.completionTokenLimit ?? plan.primary?.defaultMaxTokens ?? 1024, window(plan) / 2)
     }
 
-    /// After an answer: cache it (only when the requested model served it) and store the turn.
+    /// After an answer: cache it (only when the requested model served it) and store the turn,
+    /// both before answering — a millisecond or two beside the model call — so the client's
+    /// next request finds them.
     private func finish(_ plan: Plan, completion: ChatCompletion, servedModel: String) async {
         if let key = plan.cacheKey, servedModel == plan.body.model {
             await cache.store(completion, key: key)
