@@ -45,7 +45,7 @@ struct SessionController: Sendable {
             return try jsonResponse(Deleted(id: id, object: "session.deleted", deleted: true))
         }
         router.delete("/v1/cache") { request, _ in
-            let tenant = try Self.tenant(request)
+            let tenant = try request.callerTenant()
             let deleted = try await cache.purge(tenant: tenant)
             return try jsonResponse(["object": JSONValue.string("cache.purged"), "tenant": .string(tenant), "deleted": .number(Double(deleted))])
         }
@@ -54,13 +54,7 @@ struct SessionController: Sendable {
     static func identify(_ request: Request, _ context: ConduitRequestContext) throws -> (tenant: String, id: String) {
         let id = context.parameters.get("id") ?? ""
         try SessionStore.validate(id, param: "id")
-        return (try tenant(request), id)
+        return (try request.callerTenant(), id)
     }
 
-    static func tenant(_ request: Request) throws -> String {
-        guard let tenant = request.headers[HTTPField.Name(ConduitHeader.tenant)!], !tenant.isEmpty else {
-            throw APIError.invalidRequest("The \(ConduitHeader.tenant) header is required (the gateway sets it).", param: ConduitHeader.tenant)
-        }
-        return tenant
-    }
 }

@@ -63,7 +63,7 @@ struct CollectionsController: Sendable {
     func addRoutes(to router: Router<ConduitRequestContext>) {
         router.post("/v1/collections") { request, context in try await create(request: request, context: context) }
         router.get("/v1/collections") { request, _ in
-            let tenant = try SearchController.tenant(of: request)
+            let tenant = try request.callerTenant()
             let offsets = try await repository.appliedOffsets()
             return try jsonResponse(CollectionList(data: catalog.keys(tenant: tenant).compactMap { info($0, offsets: offsets) }))
         }
@@ -93,7 +93,7 @@ struct CollectionsController: Sendable {
     }
 
     private func create(request: Request, context: ConduitRequestContext) async throws -> Response {
-        let tenant = try SearchController.tenant(of: request)
+        let tenant = try request.callerTenant()
         let body = try await request.decodeJSON(CreateRequest.self, context: context)
         try Self.validate(name: body.name)
         guard (1...4096).contains(body.dimension) else { throw APIError.invalidRequest("'dimension' must be between 1 and 4096.", param: "dimension") }
@@ -130,7 +130,7 @@ struct CollectionsController: Sendable {
     }
 
     private func key(_ request: Request, _ context: ConduitRequestContext) throws -> SearchCatalog.Key {
-        SearchCatalog.Key(tenant: try SearchController.tenant(of: request), collection: try context.parameters.require("name"))
+        SearchCatalog.Key(tenant: try request.callerTenant(), collection: try context.parameters.require("name"))
     }
 
     private func notFound(_ key: SearchCatalog.Key) -> APIError {

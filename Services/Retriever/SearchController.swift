@@ -40,7 +40,7 @@ struct SearchController: Sendable {
     }
 
     func search(request: Request, context: ConduitRequestContext) async throws -> Response {
-        let tenant = try Self.tenant(of: request)
+        let tenant = try request.callerTenant()
         let body = try await request.decodeJSON(SearchRequest.self, context: context)
         guard let collection = catalog.collection(.init(tenant: tenant, collection: body.collection)) else {
             throw APIError(status: .notFound, type: .invalidRequest, message: "Collection '\(body.collection)' does not exist.",
@@ -73,13 +73,6 @@ struct SearchController: Sendable {
                       metadata: $0.metadata.mapValues(MetadataConversion.json), score: $0.score, scores: $0.scores)
         }))
     }
-
-    static func tenant(of request: Request) throws -> String {
-        guard let name = HTTPField.Name(ConduitHeader.tenant), let tenant = request.headers[name], !tenant.isEmpty else {
-            throw APIError.invalidRequest("The \(ConduitHeader.tenant) header is required (the gateway sets it).", param: ConduitHeader.tenant)
-        }
-        return tenant
-    }
 }
 
 /// Turns query text into a vector.
@@ -93,27 +86,6 @@ struct EmbedderQueryEmbedding: QueryEmbedding {
     let defaultModel: String
 
     func embed(_ text: String, model: String?, context: ConduitRequestContext) async throws -> [Float] {
-        let request = EmbeddingsRequest(model: model ?? defaultModel, input: .text(text))
-        let response: HTTP.HTTPResponse
-        do {
-            response = try await client.send(to: .embedder, path: "/v1/embeddings", body: Array(try JSONEncoder().encode(request)),
-                                             headers: ServiceClient.propagatedHeaders(from: context), timeout: .seconds(10))
-        } catch {
-            throw APIError(status: .badGateway, type: .upstream, message: "The embedder could not be reached to embed the query.", code: "embedder_unavailable")
-        }
-        let bytes = try await response.body.collect(upTo: 1 << 22)
-        guard response.status == 200 else {
-            // The embedder's own envelope (unknown model, bad input) is the caller's answer.
-            if let envelope = try? JSONDecoder().decode(ErrorEnvelope.self, from: Data(bytes)) {
-                throw APIError(status: .init(code: response.status), type: ErrorType(rawValue: envelope.error.type) ?? .upstream, message: envelope.error.message,
-                               param: envelope.error.param == nil ? nil : "model", code: envelope.error.code)
-            }
-            throw APIError(status: .badGateway, type: .upstream, message: "The embedder answered \(response.status).", code: "embedder_error")
-        }
-        let decoded = try JSONDecoder().decode(EmbeddingsResponse.self, from: Data(bytes))
-        guard let floats = decoded.data.first?.embedding.floats else {
-            throw APIError(status: .badGateway, type: .upstream, message: "The embedder returned no embedding.", code: "embedder_error")
-        }
-        return floats
+        try await client.embed(text, model: model ?? defaultModel, context: context)
     }
 }

@@ -132,9 +132,11 @@ public final class SemanticCache: Service, Sendable {
         var loaded = 0
         try await scan(match: "cache:*:*:*") { keys in
             let values = try await redis.send(RedisCommand("MGET", arguments: keys)).array ?? []
-            for (key, value) in zip(keys, values) {
+            for (position, (key, value)) in zip(keys, values).enumerated() {
                 guard case .bulk(let bytes) = value else { continue }
                 if add(key: key, bytes: bytes, expires: nil) { loaded += 1 }
+                // A graph insert is CPU work on the cooperative pool: let requests in between.
+                if position % 32 == 31 { await Task.yield() }
             }
         }
         logger.info("semantic cache loaded", metadata: ["entries": "\(loaded)"])

@@ -237,9 +237,14 @@ struct GroundedChatProcessTests {
         #expect(second.json?["choices"]?[0]?["message"]?["content"]?.stringValue == "Your name is Ada.")
         let session = try await Self.call(gateway, "GET", "/v1/sessions/s-memory", key: key)
         #expect(session.json?["messages"]?.arrayValue?.compactMap { $0["content"]?.stringValue } == ["My name is Ada.", "Echo: My name is Ada.", "What is my name?", "Your name is Ada."])
-        // The session header and the `user` field work as well; another tenant's key sees nothing.
+        // The session header, and the `user` field with `X-Conduit-Session: user`, name it as well.
         let byHeader = try await Self.chat(gateway, key: key, [("user", "What is my name?")], headers: [("X-Conduit-Session-Id", "s-memory")])
         #expect(byHeader.json?["choices"]?[0]?["message"]?["content"]?.stringValue == "Your name is Ada.")
+        let byUser = try await Self.call(gateway, "POST", "/v1/chat/completions", key: key,
+                                         json: #"{"model":"scripted","user":"s-memory","messages":[{"role":"user","content":"What is my name?"}]}"#,
+                                         headers: [("X-Conduit-Session", "user")])
+        #expect(byUser.json?["choices"]?[0]?["message"]?["content"]?.stringValue == "Your name is Ada.")
+        #expect(byUser.header("X-Conduit-Session-Id") == "s-memory")
         #expect(try await Self.call(gateway, "DELETE", "/v1/sessions/s-memory", key: key).status == 200)
         #expect(try await Self.call(gateway, "GET", "/v1/sessions/s-memory", key: key).status == 404)
         #expect(try await Self.chat(gateway, key: key, [("user", "hi")], conduit: #"{"session_id":"bad id!"}"#).status == 400)
