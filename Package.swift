@@ -76,6 +76,7 @@ let package = Package(
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ],
             path: "Shared/ConduitKit"
         ),
@@ -186,12 +187,13 @@ let package = Package(
             .product(name: "Prometheus", package: "swift-prometheus"),
         ], path: "Tests/ProvidersTests"),
         .testTarget(name: "IntegrationTests", dependencies: [
-            "TestSupport", "HTTP", "Postgres", "Kafka", "ConduitProtocol",
+            "TestSupport", "HTTP", "Postgres", "Kafka", "ConduitProtocol", "ConduitKit",
             .product(name: "Logging", package: "swift-log"),
         ], path: "Tests/IntegrationTests"),
         .target(name: "TestSupport", dependencies: [
-            "Kafka",
+            "Kafka", "ConduitKit",
             .product(name: "Logging", package: "swift-log"),
+            .product(name: "HTTPTypes", package: "swift-http-types"),
         ], path: "Tests/TestSupport"),
     ]
 )

@@ -17,6 +17,8 @@ func buildApplication(configuration: ServiceConfiguration, logger: Logger) async
         registry: registry,
         readiness: [.postgres(postgres), .redis(redis), .kafka(producer)]
     )
+    // No routes of its own yet; those to come go in this group, behind the signed identity.
+    _ = try router.internalRoutes(configuration)
     return makeConduitApplication(
         router: router,
         configuration: configuration,

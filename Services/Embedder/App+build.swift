@@ -69,7 +69,7 @@ func buildApplication(configuration: ServiceConfiguration, logger: Logger) async
     let router = makeConduitRouter(configuration: configuration, registry: registry, readiness: [.kafka(producer)])
     let http = HTTPClient(configuration: configuration.http, logger: logger)
     let remote = try RemoteEmbeddings(http: http, environment: environment)
-    EmbeddingsController(batcher: batcher, tokenizer: embedder.tokenizer, limits: limits, remote: remote).addRoutes(to: router)
+    EmbeddingsController(batcher: batcher, tokenizer: embedder.tokenizer, limits: limits, remote: remote).addRoutes(to: try router.internalRoutes(configuration))
     // Shutdown runs in reverse: the pipeline stops first, then the consumer commits, the batcher
     // finishes, and the producer flushes last.
     return makeConduitApplication(router: router, configuration: configuration, services: [producer, http, batcher, consumer, pipeline], logger: logger)

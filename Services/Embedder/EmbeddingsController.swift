@@ -23,7 +23,7 @@ struct EmbeddingsController: Sendable {
     let remote: RemoteEmbeddings
     let maxSequenceLength = 256
 
-    func addRoutes(to router: Router<ConduitRequestContext>) {
+    func addRoutes(to router: some RouterMethods<ConduitRequestContext>) {
         router.post("/v1/embeddings") { request, context in
             try await embeddings(request: request, context: context)
         }

@@ -26,18 +26,23 @@ func buildApplication(configuration: ServiceConfiguration, logger: Logger) async
     let authenticator = APIKeyAuthenticator(postgres: postgres)
     let adminKey = configuration.environment.optionalString("CONDUIT_ADMIN_KEY")
     let adminTenant = configuration.environment.string("CONDUIT_ADMIN_TENANT", default: "default")
+    guard Identifier.tenant.isValid(adminTenant) else {
+        throw ConfigurationError(key: "CONDUIT_ADMIN_TENANT", expected: Identifier.tenant.rule)
+    }
     let registry = PrometheusCollectorRegistry()
     let router = makeConduitRouter(
         configuration: configuration,
         registry: registry,
         readiness: [.postgres(postgres), .redis(redis), .kafka(producer)]
     )
-    router.add(middleware: AuthenticationMiddleware(authenticator: authenticator))
-    ForwardingController(client: ServiceClient(http: http, baseURLs: configuration.serviceURLs)).addRoutes(to: router)
+    // Every public route is in this group: authentication belongs to the routes, not to how a
+    // path is spelled (`//v1/models` is the same route and needs the same key).
+    let api = router.group().add(middleware: AuthenticationMiddleware(authenticator: authenticator, keyring: try configuration.requireInternalKeys()))
+    ForwardingController(client: ServiceClient(http: http, baseURLs: configuration.serviceURLs)).addRoutes(to: api)
     DocumentsController(
         producer: producer,
         topic: configuration.environment.string("CONDUIT_GATEWAY_INDEXING_TOPIC", default: KafkaTopic.indexingRequests)
-    ).addRoutes(to: router)
+    ).addRoutes(to: api)
     return makeConduitApplication(
         router: router,
         configuration: configuration,

@@ -1,15 +1,18 @@
 import ConduitKit
+import ConduitProtocol
 import Foundation
 import Hummingbird
+import Logging
 
-/// Requires `Authorization: Bearer <key>` on every `/v1` route and puts the caller's identity
-/// in the context; health and metrics stay open. Missing or unknown keys get a 401 envelope.
+/// Requires `Authorization: Bearer <key>` on every route of the group it guards (all of `/v1`;
+/// health and metrics are outside it) and puts the caller's identity in the context, signed for
+/// the internal services behind. Missing or unknown keys get a 401 envelope.
 struct AuthenticationMiddleware: RouterMiddleware {
     typealias Context = ConduitRequestContext
     let authenticator: APIKeyAuthenticator
+    let keyring: InternalKeyring
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        guard request.uri.path.hasPrefix("/v1/") else { return try await next(request, context) }
         guard let header = request.headers[.authorization], header.lowercased().hasPrefix("bearer "),
               case let key = header.dropFirst("bearer ".count).trimmingCharacters(in: .whitespaces), !key.isEmpty else {
             throw APIError.unauthorized("You didn't provide an API key. Send it as 'Authorization: Bearer <key>'.")
@@ -20,6 +23,12 @@ struct AuthenticationMiddleware: RouterMiddleware {
         }
         var context = context
         context.identity = identity
+        do {
+            context.identityToken = try keyring.sign(identity, requestID: context.requestID)
+        } catch {
+            context.logger.error("could not sign the caller's identity", metadata: [LogKey.error: "\(error)"])
+            throw APIError(status: .internalServerError, type: .server, message: "The caller's identity could not be signed.", code: "identity_error")
+        }
         return try await next(request, context)
     }
 }

@@ -45,13 +45,13 @@ struct DocumentsController: Sendable {
         }
     }
 
-    func addRoutes(to router: Router<ConduitRequestContext>) {
+    func addRoutes(to router: some RouterMethods<ConduitRequestContext>) {
         router.post("/v1/documents") { request, context in try await upsert(request, context) }
         router.delete("/v1/documents/:collection/:doc_id") { _, context in try await delete(context) }
     }
 
     func upsert(_ request: Request, _ context: ConduitRequestContext) async throws -> Response {
-        let tenant = try Self.tenant(context)
+        let tenant = try context.callerTenant()
         let buffer = try await request.body.collect(upTo: context.maxUploadSize)
         let data = Data(buffer.readableBytesView)
         let documents: [Document]
@@ -80,9 +80,9 @@ struct DocumentsController: Sendable {
     }
 
     func delete(_ context: ConduitRequestContext) async throws -> Response {
-        let tenant = try Self.tenant(context)
-        let collection = context.parameters.get("collection") ?? ""
-        let docID = context.parameters.get("doc_id") ?? ""
+        let tenant = try context.callerTenant()
+        let collection = try context.pathParameter("collection")
+        let docID = try context.pathParameter("doc_id")
         try Self.validate(collection: collection, docID: docID, param: "")
         let event = IndexingRequest(op: .delete, tenant: tenant, collection: collection, docID: docID)
         try await publish([event])
@@ -99,16 +99,11 @@ struct DocumentsController: Sendable {
         }
     }
 
-    static func tenant(_ context: ConduitRequestContext) throws -> String {
-        guard let identity = context.identity else { throw APIError.unauthorized("This route needs an API key.") }
-        return identity.tenant
-    }
-
-    /// Collection names are path segments and key parts: letters, digits, `_`, `-`, `.`.
+    /// Collection names are path segments and key parts (`Identifier.collection`); document ids
+    /// may hold any character but a line break (they are escaped wherever they travel).
     static func validate(collection: String, docID: String, param prefix: String) throws {
-        let allowed = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.")
-        guard (1...128).contains(collection.count), collection.allSatisfy(allowed.contains) else {
-            throw APIError.invalidRequest("'collection' must be 1 to 128 letters, digits, '_', '-' or '.'.", param: prefix + "collection")
+        guard Identifier.collection.isValid(collection) else {
+            throw APIError.invalidRequest("'collection' must be \(Identifier.collection.rule).", param: prefix + "collection")
         }
         guard (1...512).contains(docID.count), !docID.contains(where: { $0.isNewline }) else {
             throw APIError.invalidRequest("'doc_id' must be 1 to 512 characters on one line.", param: prefix + "doc_id")

@@ -14,22 +14,21 @@ import NIOCore
 struct ForwardingController: Sendable {
     let client: ServiceClient
 
-    func addRoutes(to router: Router<ConduitRequestContext>) {
+    func addRoutes(to router: some RouterMethods<ConduitRequestContext>) {
         router.post("/v1/chat/completions") { request, context in
             try await forward(request, context, to: .orchestrator, path: "/v1/chat/completions", timeout: nil)
         }
         router.get("/v1/models") { request, context in try await forward(request, context, to: .orchestrator, method: "GET", path: "/v1/models") }
         router.get("/v1/models/:model") { request, context in
-            let name = context.parameters.get("model") ?? ""
-            return try await forward(request, context, to: .orchestrator, method: "GET", path: "/v1/models/" + Self.escaped(name))
+            try await forward(request, context, to: .orchestrator, method: "GET", path: "/v1/models/" + escapedPathSegment(try context.pathParameter("model")))
         }
         router.post("/v1/embeddings") { request, context in try await forward(request, context, to: .embedder, path: "/v1/embeddings") }
         router.post("/v1/search") { request, context in try await forward(request, context, to: .retriever, path: "/v1/search") }
         router.get("/v1/sessions/:id") { request, context in
-            try await forward(request, context, to: .orchestrator, method: "GET", path: "/v1/sessions/" + Self.escaped(context.parameters.get("id") ?? ""))
+            try await forward(request, context, to: .orchestrator, method: "GET", path: "/v1/sessions/" + escapedPathSegment(try context.pathParameter("id")))
         }
         router.delete("/v1/sessions/:id") { request, context in
-            try await forward(request, context, to: .orchestrator, method: "DELETE", path: "/v1/sessions/" + Self.escaped(context.parameters.get("id") ?? ""))
+            try await forward(request, context, to: .orchestrator, method: "DELETE", path: "/v1/sessions/" + escapedPathSegment(try context.pathParameter("id")))
         }
         router.delete("/v1/cache") { request, context in
             try await forward(request, context, to: .orchestrator, method: "DELETE", path: "/v1/cache")
@@ -43,15 +42,11 @@ struct ForwardingController: Sendable {
         "X-Conduit-Deployment", "Retry-After", "X-Conduit-Cache", "X-Conduit-Cache-Similarity", "X-Conduit-Session-Id",
     ]
 
-    static func escaped(_ segment: String) -> String {
-        segment.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed.subtracting(["/"])) ?? segment
-    }
-
     /// `timeout` bounds the whole exchange; nil for streams, which end when the model is done.
     func forward(_ request: Request, _ context: ConduitRequestContext, to service: ServiceName, method: String = "POST", path: String, timeout: Duration? = .seconds(60)) async throws -> Response {
-        guard let identity = context.identity else { throw APIError.unauthorized("This route needs an API key.") }
+        _ = try context.caller()
         let body = method == "GET" || method == "DELETE" ? nil : Array(try await request.body.collect(upTo: context.maxUploadSize).readableBytesView)
-        var passed = identity.headers
+        var passed: [(name: String, value: String)] = []
         for name in Self.passedRequestHeaders {
             if let value = request.headers[HTTPField.Name(name)!] { passed.append((name, value)) }
         }
@@ -59,7 +54,7 @@ struct ForwardingController: Sendable {
         do {
             response = try await client.send(
                 to: service, method: method, path: path, body: body,
-                headers: ServiceClient.propagatedHeaders(from: context, identity: passed), timeout: timeout)
+                headers: ServiceClient.propagatedHeaders(from: context, extra: passed), timeout: timeout)
         } catch {
             throw APIError(status: .badGateway, type: .upstream, message: "The \(service.rawValue) service could not be reached.", code: "service_unavailable")
         }

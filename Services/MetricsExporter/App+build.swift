@@ -19,5 +19,7 @@ func buildApplication(configuration: ServiceConfiguration, logger: Logger) async
     let registry = PrometheusCollectorRegistry()
     let counter = EventCounter(consumer: consumer, registry: registry, logger: logger)
     let router = makeConduitRouter(configuration: configuration, registry: registry, readiness: [.kafka(consumer)])
+    // No routes of its own yet; those to come go in this group, behind the signed identity.
+    _ = try router.internalRoutes(configuration)
     return makeConduitApplication(router: router, configuration: configuration, services: [consumer, counter], logger: logger)
 }

@@ -74,13 +74,14 @@ func buildApplication(configuration: ServiceConfiguration, logger: Logger) async
             maxTemperature: try environment.double("CONDUIT_CACHE_MAX_TEMPERATURE", default: 1.0, in: 0...2)),
         metrics: .init(registry: registry), logger: logger)
     let router = makeConduitRouter(configuration: configuration, registry: registry, readiness: [.redis(redis), .kafka(producer)])
+    let routes = try router.internalRoutes(configuration)
     ChatController(
         router: providers,
         usage: UsageRecorder(producer: producer, topic: environment.string("CONDUIT_ORCHESTRATOR_USAGE_TOPIC", default: KafkaTopic.usage), logger: logger),
         http: http,
         augmenter: RetrievalAugmenter(services: services, rewriter: QueryRewriter(router: providers, model: environment.optionalString("CONDUIT_RAG_REWRITE_MODEL"))),
         memory: memory, cache: cache
-    ).addRoutes(to: router)
-    SessionController(store: sessions, cache: semanticCache).addRoutes(to: router)
+    ).addRoutes(to: routes)
+    SessionController(store: sessions, cache: semanticCache).addRoutes(to: routes)
     return makeConduitApplication(router: router, configuration: configuration, services: [redis, producer, http, semanticCache], logger: logger)
 }

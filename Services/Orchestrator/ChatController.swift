@@ -28,11 +28,11 @@ struct ChatController: Sendable {
     /// `X-Conduit-Session: user` makes the request's `user` field the session id.
     static let sessionFromUserHeader = "X-Conduit-Session"
 
-    func addRoutes(to router: Router<ConduitRequestContext>) {
+    func addRoutes(to router: some RouterMethods<ConduitRequestContext>) {
         router.post("/v1/chat/completions") { request, context in try await complete(request, context) }
         router.get("/v1/models") { _, _ in try jsonResponse(modelList()) }
         router.get("/v1/models/:model") { _, context in
-            let name = context.parameters.get("model") ?? ""
+            let name = try context.pathParameter("model")
             guard let model = modelList().data.first(where: { $0.id == name }) else {
                 throw APIError(status: .notFound, type: .invalidRequest, message: "The model '\(name)' does not exist or you do not have access to it.", param: "model", code: "model_not_found")
             }
@@ -72,12 +72,13 @@ struct ChatController: Sendable {
         let started = ContinuousClock.now
         var body = try await request.decodeJSON(ChatCompletionRequest.self, context: context)
         try ChatRequestValidation.validate(body)
-        body.conduit = Self.withDefaults(body.conduit, key: request.headers[HTTPField.Name(ConduitHeader.keyDefaults)!], model: router.catalog.model(named: body.model))
-        let tenant = request.headers[HTTPField.Name(ConduitHeader.tenant)!] ?? "default"
+        let caller = try context.caller()
+        body.conduit = Self.withDefaults(body.conduit, key: caller.chatDefaults, model: router.catalog.model(named: body.model))
+        let tenant = caller.tenant
         var event = UsageEvent(
             requestID: context.requestID, tenant: tenant,
             kind: "chat", model: body.model, promptTokens: 0, completionTokens: 0, status: "ok", timestamp: Date())
-        event.keyID = request.headers[HTTPField.Name(ConduitHeader.keyID)!]
+        event.keyID = caller.keyID
         event.cacheHit = false
         var plan: Plan
         do {

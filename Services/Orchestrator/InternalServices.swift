@@ -8,7 +8,8 @@ import HTTPTypes
 typealias RetrievedChunk = SearchHit
 
 /// The two internal services the chat pipeline calls: the retriever for RAG and the embedder
-/// for the semantic cache's query vectors. Each call carries the caller's identity headers.
+/// for the semantic cache's query vectors. Each call carries the caller's signed identity, so
+/// the tenant the services act for is the one the gateway signed (`tenant` must be that one).
 protocol InternalServices: Sendable {
     func search(_ options: RAGOptions, query: String, tenant: String, context: ConduitRequestContext) async throws -> [RetrievedChunk]
     func embed(_ text: String, tenant: String, context: ConduitRequestContext) async throws -> [Float]
@@ -24,7 +25,7 @@ struct InternalServiceClient: InternalServices {
             "top_k": .number(Double(options.topK ?? 8)), "mode": .string((options.mode ?? .hybrid).rawValue),
         ]
         if let filter = options.filter { body["filter"] = filter }
-        let headers = ServiceClient.propagatedHeaders(from: context, identity: [(ConduitHeader.tenant, tenant)])
+        let headers = ServiceClient.propagatedHeaders(from: context)
         let response: HTTP.HTTPResponse
         let bytes: [UInt8]
         do {
@@ -47,6 +48,6 @@ struct InternalServiceClient: InternalServices {
     }
 
     func embed(_ text: String, tenant: String, context: ConduitRequestContext) async throws -> [Float] {
-        try await client.embed(text, model: embeddingModel, context: context, identity: [(ConduitHeader.tenant, tenant)])
+        try await client.embed(text, model: embeddingModel, context: context)
     }
 }

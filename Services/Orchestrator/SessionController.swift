@@ -30,7 +30,7 @@ struct SessionController: Sendable {
         var deleted: Bool
     }
 
-    func addRoutes(to router: Router<ConduitRequestContext>) {
+    func addRoutes(to router: some RouterMethods<ConduitRequestContext>) {
         router.get("/v1/sessions/:id") { request, context in
             let (tenant, id) = try Self.identify(request, context)
             let stored = try await store.load(tenant: tenant, id: id)
@@ -44,17 +44,17 @@ struct SessionController: Sendable {
             guard try await store.delete(tenant: tenant, id: id) else { throw APIError.notFound("No session '\(id)' exists (or it expired).") }
             return try jsonResponse(Deleted(id: id, object: "session.deleted", deleted: true))
         }
-        router.delete("/v1/cache") { request, _ in
-            let tenant = try request.callerTenant()
+        router.delete("/v1/cache") { _, context in
+            let tenant = try context.callerTenant()
             let deleted = try await cache.purge(tenant: tenant)
             return try jsonResponse(["object": JSONValue.string("cache.purged"), "tenant": .string(tenant), "deleted": .number(Double(deleted))])
         }
     }
 
     static func identify(_ request: Request, _ context: ConduitRequestContext) throws -> (tenant: String, id: String) {
-        let id = context.parameters.get("id") ?? ""
+        let id = try context.pathParameter("id")
         try SessionStore.validate(id, param: "id")
-        return (try request.callerTenant(), id)
+        return (try context.callerTenant(), id)
     }
 
 }

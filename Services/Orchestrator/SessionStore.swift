@@ -34,14 +34,11 @@ struct SessionStore: Sendable {
 
     static func key(tenant: String, id: String) -> String { "sess:\(tenant):\(id)" }
 
-    /// 1–128 characters: letters, digits, `.`, `_`, `-`, `:`.
+    /// `Identifier.session`. The tenant (`Identifier.tenant`) has no `:`, so the key splits at
+    /// its first `:` after `sess:` and no two (tenant, session) pairs share a key.
     static func validate(_ id: String, param: String) throws {
-        let allowed = id.utf8.allSatisfy { byte in
-            (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A)
-                || byte == 0x2E || byte == 0x5F || byte == 0x2D || byte == 0x3A
-        }
-        guard !id.isEmpty, id.utf8.count <= 128, allowed else {
-            throw APIError.invalidRequest("A session id has 1 to 128 letters, digits, '.', '_', '-' or ':'.", param: param)
+        guard Identifier.session.isValid(id) else {
+            throw APIError.invalidRequest("A session id has \(Identifier.session.rule).", param: param)
         }
     }
 

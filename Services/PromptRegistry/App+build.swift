@@ -11,6 +11,8 @@ func buildApplication(configuration: ServiceConfiguration, logger: Logger) async
     let redis = RedisClient(configuration: configuration.redis, logger: logger)
     let registry = PrometheusCollectorRegistry()
     let router = makeConduitRouter(configuration: configuration, registry: registry, readiness: [.postgres(postgres), .redis(redis)])
+    // No routes of its own yet; those to come go in this group, behind the signed identity.
+    _ = try router.internalRoutes(configuration)
     return makeConduitApplication(
         router: router,
         configuration: configuration,

@@ -62,8 +62,9 @@ func buildApplication(configuration: ServiceConfiguration, logger: Logger) async
 
     let registry = PrometheusCollectorRegistry()
     let router = makeConduitRouter(configuration: configuration, registry: registry, readiness: [.postgres(postgres), .kafka(producer)])
-    SearchController(catalog: catalog, embeddings: embeddings).addRoutes(to: router)
-    CollectionsController(catalog: catalog, repository: repository, snapshots: snapshots).addRoutes(to: router)
+    let routes = try router.internalRoutes(configuration)
+    SearchController(catalog: catalog, embeddings: embeddings).addRoutes(to: routes)
+    CollectionsController(catalog: catalog, repository: repository, snapshots: snapshots).addRoutes(to: routes)
     // The consumer starts only after the indexes are loaded, so events apply on top of them.
     return makeConduitApplication(
         router: router,

@@ -60,10 +60,10 @@ struct CollectionsController: Sendable {
     let repository: any ChunkRepository
     let snapshots: SnapshotStore?
 
-    func addRoutes(to router: Router<ConduitRequestContext>) {
+    func addRoutes(to router: some RouterMethods<ConduitRequestContext>) {
         router.post("/v1/collections") { request, context in try await create(request: request, context: context) }
-        router.get("/v1/collections") { request, _ in
-            let tenant = try request.callerTenant()
+        router.get("/v1/collections") { _, context in
+            let tenant = try context.callerTenant()
             let offsets = try await repository.appliedOffsets()
             return try jsonResponse(CollectionList(data: catalog.keys(tenant: tenant).compactMap { info($0, offsets: offsets) }))
         }
@@ -81,7 +81,7 @@ struct CollectionsController: Sendable {
         }
         router.delete("/v1/collections/{name}/documents/{doc_id}") { request, context in
             let key = try key(request, context)
-            let documentID = try context.parameters.require("doc_id")
+            let documentID = try context.pathParameter("doc_id")
             guard let collection = catalog.collection(key) else { throw notFound(key) }
             guard try await repository.deleteDocument(key, documentID: documentID) else {
                 throw APIError(status: .notFound, type: .invalidRequest, message: "Document '\(documentID)' is not in collection '\(key.collection)'.",
@@ -93,7 +93,7 @@ struct CollectionsController: Sendable {
     }
 
     private func create(request: Request, context: ConduitRequestContext) async throws -> Response {
-        let tenant = try request.callerTenant()
+        let tenant = try context.callerTenant()
         let body = try await request.decodeJSON(CreateRequest.self, context: context)
         try Self.validate(name: body.name)
         guard (1...4096).contains(body.dimension) else { throw APIError.invalidRequest("'dimension' must be between 1 and 4096.", param: "dimension") }
@@ -130,7 +130,7 @@ struct CollectionsController: Sendable {
     }
 
     private func key(_ request: Request, _ context: ConduitRequestContext) throws -> SearchCatalog.Key {
-        SearchCatalog.Key(tenant: try request.callerTenant(), collection: try context.parameters.require("name"))
+        SearchCatalog.Key(tenant: try context.callerTenant(), collection: try context.pathParameter("name"))
     }
 
     private func notFound(_ key: SearchCatalog.Key) -> APIError {
@@ -139,9 +139,8 @@ struct CollectionsController: Sendable {
     }
 
     static func validate(name: String) throws {
-        let allowed = CharacterSet(charactersIn: "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
-        guard (1...128).contains(name.count), name.unicodeScalars.allSatisfy(allowed.contains) else {
-            throw APIError.invalidRequest("'name' must be 1–128 characters of letters, digits, '_', '.' and '-'.", param: "name")
+        guard Identifier.collection.isValid(name) else {
+            throw APIError.invalidRequest("'name' must be \(Identifier.collection.rule).", param: "name")
         }
     }
 }

@@ -33,14 +33,14 @@ struct SearchController: Sendable {
     let catalog: SearchCatalog
     let embeddings: any QueryEmbedding
 
-    func addRoutes(to router: Router<ConduitRequestContext>) {
+    func addRoutes(to router: some RouterMethods<ConduitRequestContext>) {
         router.post("/v1/search") { request, context in
             try await search(request: request, context: context)
         }
     }
 
     func search(request: Request, context: ConduitRequestContext) async throws -> Response {
-        let tenant = try request.callerTenant()
+        let tenant = try context.callerTenant()
         let body = try await request.decodeJSON(SearchRequest.self, context: context)
         guard let collection = catalog.collection(.init(tenant: tenant, collection: body.collection)) else {
             throw APIError(status: .notFound, type: .invalidRequest, message: "Collection '\(body.collection)' does not exist.",

@@ -1,3 +1,4 @@
+import HTTPTypes
 import Hummingbird
 import Logging
 
@@ -9,8 +10,11 @@ public struct ConduitRequestContext: RequestContext {
     public var requestID: String
     /// This hop's span in the caller's trace (or a new trace).
     public var trace: TraceContext
-    /// Who is calling, once the gateway has authenticated the request.
+    /// Who is calling: set by the gateway's authentication, or on an internal service from the
+    /// identity the gateway signed.
     public var identity: CallerIdentity?
+    /// The signed form of `identity` (`X-Conduit-Identity`), passed on unchanged to the next hop.
+    public var identityToken: String?
 
     public init(source: Source) {
         coreContext = .init(source: source)
@@ -23,27 +27,24 @@ public struct ConduitRequestContext: RequestContext {
     public var maxUploadSize: Int { 4 * 1024 * 1024 }
 }
 
-/// An authenticated caller: the tenant its key belongs to, the key's id and roles. The gateway
-/// forwards it to internal services in the `X-Conduit-*` headers.
+/// An authenticated caller: the tenant its key belongs to, the key's id and roles, and the
+/// team and user the key is issued to. Internal services receive it signed (`InternalKeyring`).
 public struct CallerIdentity: Sendable, Equatable {
     public var tenant: String
     public var keyID: String
     public var roles: [String]
+    public var team: String?
+    public var user: String?
     /// The key's defaults for the `conduit` object of chat requests (JSON), if it has any.
     public var chatDefaults: String?
 
-    public init(tenant: String, keyID: String, roles: [String], chatDefaults: String? = nil) {
+    public init(tenant: String, keyID: String, roles: [String], team: String? = nil, user: String? = nil, chatDefaults: String? = nil) {
         self.tenant = tenant
         self.keyID = keyID
         self.roles = roles
+        self.team = team
+        self.user = user
         self.chatDefaults = chatDefaults
-    }
-
-    /// The identity headers for the next hop.
-    public var headers: [(name: String, value: String)] {
-        var headers = [(name: ConduitHeader.tenant, value: tenant), (ConduitHeader.keyID, keyID), (ConduitHeader.roles, roles.joined(separator: ","))]
-        if let chatDefaults { headers.append((ConduitHeader.keyDefaults, chatDefaults)) }
-        return headers
     }
 }
 
@@ -64,9 +65,7 @@ public enum LogKey {
 public enum ConduitHeader {
     public static let requestID = "X-Request-Id"
     public static let traceparent = "traceparent"
-    public static let tenant = "X-Conduit-Tenant"
-    public static let keyID = "X-Conduit-Key-Id"
-    public static let roles = "X-Conduit-Roles"
-    /// The calling key's defaults for a chat request's `conduit` object, as one line of JSON.
-    public static let keyDefaults = "X-Conduit-Key-Defaults"
+    /// The caller's identity as the gateway signed it (`InternalKeyring`).
+    public static let identity = "X-Conduit-Identity"
+    static let identityField = HTTPField.Name(identity)!
 }

@@ -11,15 +11,6 @@ extension Request {
         let buffer = try await body.collect(upTo: context.maxUploadSize)
         return try JSONDecoder().decode(T.self, from: Data(buffer.readableBytesView))
     }
-
-    /// The caller's tenant, which the gateway puts in `X-Conduit-Tenant`; internal routes that
-    /// are scoped to a tenant refuse a request without it.
-    public func callerTenant() throws -> String {
-        guard let name = HTTPField.Name(ConduitHeader.tenant), let tenant = headers[name], !tenant.isEmpty else {
-            throw APIError.invalidRequest("The \(ConduitHeader.tenant) header is required (the gateway sets it).", param: ConduitHeader.tenant)
-        }
-        return tenant
-    }
 }
 
 /// A JSON response body (slashes left unescaped, as OpenAI's are).

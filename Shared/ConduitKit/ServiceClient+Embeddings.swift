@@ -7,14 +7,13 @@ extension ServiceClient {
     /// One text's vector from the embedder service's `/v1/embeddings`. The embedder's own error
     /// (unknown model, bad input) keeps its status and message; an unreachable or failing
     /// embedder is a 502.
-    public func embed(_ text: String, model: String, context: ConduitRequestContext,
-                      identity: [(name: String, value: String)] = []) async throws -> [Float] {
+    public func embed(_ text: String, model: String, context: ConduitRequestContext) async throws -> [Float] {
         let request = EmbeddingsRequest(model: model, input: .text(text))
         let response: HTTP.HTTPResponse
         let bytes: [UInt8]
         do {
             response = try await send(to: .embedder, path: "/v1/embeddings", body: Array(try JSONEncoder().encode(request)),
-                                      headers: Self.propagatedHeaders(from: context, identity: identity), timeout: .seconds(10))
+                                      headers: Self.propagatedHeaders(from: context), timeout: .seconds(10))
             bytes = try await response.body.collect(upTo: 1 << 22)
         } catch {
             throw APIError(status: .badGateway, type: .upstream, message: "The embedder could not be reached.", code: "embedder_unavailable")

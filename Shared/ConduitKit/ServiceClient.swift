@@ -11,12 +11,15 @@ public struct ServiceClient: Sendable {
         self.baseURLs = baseURLs
     }
 
-    /// The headers that carry a request's identity to the next hop; the trace gets a new span.
-    public static func propagatedHeaders(from context: ConduitRequestContext, identity: [(name: String, value: String)] = []) -> [(name: String, value: String)] {
-        [
-            (ConduitHeader.requestID, context.requestID),
+    /// The headers that carry a request to the next hop: its id, the trace (with a new span) and
+    /// the caller's signed identity; `extra` adds headers of the caller's the next hop reads.
+    public static func propagatedHeaders(from context: ConduitRequestContext, extra: [(name: String, value: String)] = []) -> [(name: String, value: String)] {
+        var headers = [
+            (name: ConduitHeader.requestID, value: context.requestID),
             (ConduitHeader.traceparent, context.trace.child().traceparent),
-        ] + identity
+        ]
+        if let token = context.identityToken { headers.append((ConduitHeader.identity, token)) }
+        return headers + extra
     }
 
     public func send(

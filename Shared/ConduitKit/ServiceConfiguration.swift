@@ -44,6 +44,7 @@ public enum ServiceName: String, Sendable, CaseIterable {
 /// | `CONDUIT_REDIS_HOST` / `_PORT` / `_CONNECTIONS` | `127.0.0.1` / `56379` / 4 |
 /// | `CONDUIT_KAFKA_BROKERS` | `127.0.0.1:59092` |
 /// | `CONDUIT_KAFKA_MAX_POLL_INTERVAL_MS` | 300000 |
+/// | `CONDUIT_INTERNAL_KEY`, `_PREVIOUS`, `CONDUIT_INTERNAL_IDENTITY_TTL_S` | see `InternalKeyring` |
 /// | `CONDUIT_DEBUG_ENDPOINTS` | `false` (enables `/internal/sleep` for shutdown tests) |
 /// | `CONDUIT_METRICS_EXPORTER_GROUP` | `conduit-metrics-exporter` (its Kafka consumer group) |
 public struct ServiceConfiguration: Sendable {
@@ -59,6 +60,9 @@ public struct ServiceConfiguration: Sendable {
     /// Base URLs of the other services.
     public var serviceURLs: [ServiceName: String]
     public var debugEndpoints: Bool
+    /// The key that signs identities between services (`CONDUIT_INTERNAL_KEY`); nil when unset,
+    /// and then a service refuses to start (see `requireInternalKeys`).
+    public var internalKeys: InternalKeyring?
     /// The environment this was read from, for settings of one service only.
     public var environment: ConduitEnvironment
 
@@ -99,5 +103,14 @@ public struct ServiceConfiguration: Sendable {
         }
         serviceURLs = urls
         debugEndpoints = try environment.bool("CONDUIT_DEBUG_ENDPOINTS", default: false)
+        internalKeys = try InternalKeyring(environment: environment)
+    }
+
+    /// The signing keys, or the configuration error that stops a service started without them.
+    public func requireInternalKeys() throws -> InternalKeyring {
+        guard let internalKeys else {
+            throw ConfigurationError(key: "CONDUIT_INTERNAL_KEY", expected: "set to a secret of at least \(InternalKeyring.minimumKeyLength) characters shared by all services")
+        }
+        return internalKeys
     }
 }

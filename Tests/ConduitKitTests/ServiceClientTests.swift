@@ -22,7 +22,9 @@ struct ServiceClientTests {
         let configuration = try ServiceConfiguration(service: .gateway, environment: ConduitEnvironment([:]))
         let router = makeConduitRouter(configuration: configuration, registry: PrometheusCollectorRegistry(), readiness: [])
         router.post("/forward") { _, context -> String in
-            let headers = ServiceClient.propagatedHeaders(from: context, identity: [(ConduitHeader.tenant, "acme")])
+            var context = context
+            context.identityToken = "signed-token"
+            let headers = ServiceClient.propagatedHeaders(from: context, extra: [("X-Conduit-Session-Id", "s-1")])
             let response = try await services.send(to: .orchestrator, path: "/v1/pipeline", body: Array("{}".utf8), headers: headers)
             return "\(response.status)"
         }
@@ -36,7 +38,8 @@ struct ServiceClientTests {
         }
         let sent = captured.withLock { $0 }
         #expect(sent["x-request-id"] == "req-7")
-        #expect(sent["x-conduit-tenant"] == "acme")
+        #expect(sent["x-conduit-identity"] == "signed-token")
+        #expect(sent["x-conduit-session-id"] == "s-1")
         #expect(sent["content-type"] == "application/json")
         let trace = try #require(sent["traceparent"].flatMap(TraceContext.init(traceparent:)))
         #expect(trace.traceID == "0af7651916cd43dd8448eb211c80319c")

@@ -13,14 +13,17 @@ import TestSupport
 @Suite(.timeLimit(.minutes(2)))
 struct EmbeddingsAPITests {
     static func app(_ settings: [String: String] = [:]) async throws -> some ApplicationProtocol {
-        var values = ["CONDUIT_MINILM_DIR": TestEnvironment.miniLMDirectory.path, "CONDUIT_KAFKA_BROKERS": TestEnvironment.kafkaBrokers]
+        var values = ["CONDUIT_MINILM_DIR": TestEnvironment.miniLMDirectory.path, "CONDUIT_KAFKA_BROKERS": TestEnvironment.kafkaBrokers,
+                      "CONDUIT_INTERNAL_KEY": TestIdentity.key]
         values.merge(settings) { _, new in new }
         let configuration = try ServiceConfiguration(service: .embedder, environment: ConduitEnvironment(values))
         return try await buildApplication(configuration: configuration, logger: Logger(label: "embedder-test"))
     }
 
     static func post(_ client: some TestClientProtocol, _ json: String) async throws -> TestResponse {
-        try await client.execute(uri: "/v1/embeddings", method: .post, headers: [.contentType: "application/json"], body: ByteBuffer(string: json))
+        var headers = TestIdentity.fields(tenant: "embedder-tests")
+        headers[.contentType] = "application/json"
+        return try await client.execute(uri: "/v1/embeddings", method: .post, headers: headers, body: ByteBuffer(string: json))
     }
 
     static func decode<T: Decodable>(_ type: T.Type, _ response: TestResponse) throws -> T {

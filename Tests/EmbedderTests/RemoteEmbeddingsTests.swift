@@ -36,6 +36,7 @@ struct RemoteEmbeddingsTests {
             "CONDUIT_KAFKA_BROKERS": TestEnvironment.kafkaBrokers,
             "CONDUIT_EMBEDDER_REMOTE_MODELS": remote,
             "TEST_PROVIDER_KEY": "sk-test-123",
+            "CONDUIT_INTERNAL_KEY": TestIdentity.key,
         ]
         values.merge(extra) { _, new in new }
         let configuration = try ServiceConfiguration(service: .embedder, environment: ConduitEnvironment(values))
@@ -53,7 +54,7 @@ struct RemoteEmbeddingsTests {
             #expect(decoded.data.count == 2)
             guard case .base64 = decoded.data[0].embedding else { Issue.record("expected base64 as asked"); return }
             #expect(decoded.data[0].embedding.floats == [0.5, -0.25])
-            let models = String(buffer: try await client.execute(uri: "/v1/models", method: .get).body)
+            let models = String(buffer: try await client.execute(uri: "/v1/models", method: .get, headers: TestIdentity.fields(tenant: "embedder-tests")).body)
             #expect(models.contains("text-embedding-3-small"))
         }
         let request = try #require(seen.withLock { $0 })

@@ -18,6 +18,7 @@ struct AuthenticationTests {
         values["CONDUIT_ADMIN_TENANT"] = tenant
         // Nothing listens there: a forwarded request proves it got past authentication.
         values["CONDUIT_RETRIEVER_URL"] = "http://127.0.0.1:9"
+        values["CONDUIT_INTERNAL_KEY"] = TestIdentity.key
         let configuration = try ServiceConfiguration(service: .gateway, environment: ConduitEnvironment(values))
         return try await buildApplication(configuration: configuration, logger: Logger(label: "gateway-test"))
     }
@@ -70,5 +71,51 @@ struct AuthenticationTests {
         }
         #expect(APIKeyAuthenticator.hash(first).count == 32)
         #expect(APIKeyAuthenticator.hash(first) != APIKeyAuthenticator.hash(second))
+    }
+}
+
+extension AuthenticationTests {
+    /// Authentication belongs to the route group: however the path is spelled, a route that
+    /// resolves needs a key.
+    @Test func doubledSlashesDoNotSkipAuthentication() async throws {
+        try await Self.app(adminKey: APIKeyAuthenticator.generateKey(), tenant: TestEnvironment.uniqueName("tenant")).test(.router) { client in
+            for path in ["//v1/models", "/v1//models", "//v1//search", "/v1/models/"] {
+                let response = try await client.execute(uri: path, method: path.contains("search") ? .post : .get)
+                #expect(response.status == .unauthorized, "\(path) answered \(response.status)")
+            }
+        }
+    }
+
+    /// What reaches an internal service is the key's tenant, signed; a caller's own identity
+    /// headers are dropped.
+    @Test func theForwardedIdentityIsTheKeysSignedAndTheCallersHeadersAreDropped() async throws {
+        let seen = Locked<[String: String]>([:])
+        let orchestrator = try TestHTTPServer { request, connection in
+            seen.withLock { $0 = request.headers }
+            connection.respond(body: Array(#"{"object":"list","data":[]}"#.utf8))
+        }
+        let tenant = TestEnvironment.uniqueName("tenant")
+        let key = APIKeyAuthenticator.generateKey()
+        var values = ProcessInfo.processInfo.environment
+        values["CONDUIT_ADMIN_KEY"] = key
+        values["CONDUIT_ADMIN_TENANT"] = tenant
+        values["CONDUIT_ORCHESTRATOR_URL"] = orchestrator.baseURL
+        values["CONDUIT_INTERNAL_KEY"] = TestIdentity.key
+        let configuration = try ServiceConfiguration(service: .gateway, environment: ConduitEnvironment(values))
+        let forged = TestIdentity.headers(tenant: "someone-else", requestID: "req-forged")
+        try await buildApplication(configuration: configuration, logger: Logger(label: "gateway-test")).test(.router) { client in
+            var headers: HTTPFields = [.authorization: "Bearer \(key)", HTTPField.Name("X-Conduit-Tenant")!: "someone-else",
+                                       HTTPField.Name("X-Request-Id")!: "req-forged"]
+            headers[HTTPField.Name("X-Conduit-Identity")!] = forged[1].value
+            let response = try await client.execute(uri: "/v1/models", method: .get, headers: headers)
+            #expect(response.status == .ok)
+        }
+        let sent = seen.withLock { $0 }
+        #expect(sent["x-conduit-tenant"] == nil)
+        let token = try #require(sent["x-conduit-identity"])
+        #expect(token != forged[1].value)
+        let identity = try TestIdentity.keyring.verify(token, requestID: try #require(sent["x-request-id"]))
+        #expect(identity.tenant == tenant)
+        #expect(identity.keyID == "admin-" + tenant)
     }
 }

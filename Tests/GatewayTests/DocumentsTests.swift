@@ -20,6 +20,7 @@ struct DocumentsTests {
         values["CONDUIT_ADMIN_KEY"] = key
         values["CONDUIT_ADMIN_TENANT"] = tenant
         values["CONDUIT_GATEWAY_INDEXING_TOPIC"] = topic
+        values["CONDUIT_INTERNAL_KEY"] = TestIdentity.key
         let configuration = try ServiceConfiguration(service: .gateway, environment: ConduitEnvironment(values))
         return try await buildApplication(configuration: configuration, logger: Logger(label: "gateway-test"))
     }
@@ -80,5 +81,27 @@ struct DocumentsTests {
         }
         let events = try await TestEnvironment.readMessages(topic, count: 1)
         #expect(try EventCoding.decoder().decode(IndexingRequest.self, from: Data(events[0].value)).docID == "good")
+    }
+}
+
+extension DocumentsTests {
+    /// Ids that need escaping in a path delete exactly the id they name.
+    @Test func deletedIdsRoundTripWhateverCharactersTheyHold() async throws {
+        let key = APIKeyAuthenticator.generateKey()
+        let topic = TestEnvironment.uniqueName("conduit.test.requests")
+        let ids = ["my doc", "café", "a/b", "100%", "q?x=1#frag"]
+        try await Self.app(key: key, tenant: TestEnvironment.uniqueName("tenant"), topic: topic).test(.router) { client in
+            for id in ids {
+                let escaped = id.addingPercentEncoding(withAllowedCharacters: .alphanumerics)!
+                let (status, answer) = try await Self.send(client, .delete, "/v1/documents/kb/\(escaped)", key: key)
+                #expect(status == .accepted, "\(id)")
+                #expect(answer?["doc_id"]?.stringValue == id)
+            }
+            let (status, answer) = try await Self.send(client, .delete, "/v1/documents/kb/bad%FF", key: key)
+            #expect(status == .badRequest)
+            #expect(answer?["error"]?["param"]?.stringValue == "doc_id")
+        }
+        let events = try await TestEnvironment.readMessages(topic, count: ids.count).map { try EventCoding.decoder().decode(IndexingRequest.self, from: Data($0.value)) }
+        #expect(Set(events.map(\.docID)) == Set(ids))
     }
 }

@@ -275,7 +275,7 @@ struct GroundedChatProcessTests {
 
 extension ServiceProcessTests.RunningService {
     func get(_ path: String, tenant: String) async throws -> (status: Int, body: String) {
-        let response = try await http.execute(HTTPRequest(url: base + path, headers: [("X-Conduit-Tenant", tenant)], timeout: .seconds(10)))
+        let response = try await http.execute(HTTPRequest(url: base + path, headers: TestIdentity.headers(tenant: tenant), timeout: .seconds(10)))
         return (response.status, String(decoding: try await response.body.collect(upTo: 1 << 22), as: UTF8.self))
     }
 }

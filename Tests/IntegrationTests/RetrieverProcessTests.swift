@@ -1,3 +1,4 @@
+import ConduitKit
 import ConduitProtocol
 import Foundation
 import HTTP
@@ -45,7 +46,7 @@ struct RetrieverProcessTests {
             let request = IndexingRequest(op: .upsert, tenant: tenant, collection: "kb", docID: id, text: text, metadata: metadata)
             try await producer.send(topic: requests, key: "\(tenant)/kb/\(id)", value: Array(try JSONEncoder().encode(request)))
         }
-        let identity = [(name: "X-Conduit-Tenant", value: tenant)]
+        let identity = TestIdentity.headers(tenant: tenant)
         #expect(try await eventually(within: .seconds(90)) {
             let stats = try await retriever.http.execute(HTTPRequest(url: retriever.base + "/v1/collections/kb", headers: identity))
             let body = try JSONSerialization.jsonObject(with: Data(try await stats.body.collect(upTo: 1 << 20))) as? [String: Any]
@@ -65,8 +66,23 @@ struct RetrieverProcessTests {
         let filtered = try await retriever.post("/v1/search", #"{"collection":"kb","query":"rises","filter":{"field":"year","lt":2022},"top_k":3}"#, headers: identity)
         #expect(filtered.body.contains("volcano") && !filtered.body.contains("bread"))
         // Another tenant's request for the same collection name finds no collection.
-        let stranger = try await retriever.post("/v1/search", #"{"collection":"kb","query":"bread"}"#, headers: [("X-Conduit-Tenant", tenant + "-x")])
+        let stranger = try await retriever.post("/v1/search", #"{"collection":"kb","query":"bread"}"#, headers: TestIdentity.headers(tenant: tenant + "-x"))
         #expect(stranger.status == 404)
+        // Only identities the gateway signed are believed: a bare tenant header, an identity
+        // signed with another key, and a signed identity whose tenant was edited are all 401.
+        let query = #"{"collection":"kb","query":"bread"}"#
+        let unsigned = try await retriever.post("/v1/search", query, headers: [("X-Conduit-Tenant", tenant)])
+        #expect(unsigned.status == 401 && unsigned.body.contains("invalid_internal_identity"))
+        let requestID = "forged-1"
+        let forger = try InternalKeyring(current: String(repeating: "not-the-shared-key-", count: 3))
+        let foreign = try forger.sign(CallerIdentity(tenant: tenant, keyID: "k", roles: ["admin"]), requestID: requestID)
+        let forged = try await retriever.post("/v1/search", query, headers: [("X-Request-Id", requestID), ("X-Conduit-Identity", foreign)])
+        #expect(forged.status == 401)
+        let genuine = try TestIdentity.keyring.sign(CallerIdentity(tenant: tenant + "-x", keyID: "k", roles: ["admin"]), requestID: requestID)
+        let edited = try await retriever.post("/v1/search", query, headers: [("X-Request-Id", requestID), ("X-Conduit-Identity", Self.retargeted(genuine, tenant: tenant))])
+        #expect(edited.status == 401)
+        let otherRequest = try await retriever.post("/v1/search", query, headers: [("X-Request-Id", "another"), ("X-Conduit-Identity", genuine)])
+        #expect(otherRequest.status == 401)
 
         // Through the gateway: the key decides the tenant, whatever headers the caller sends.
         let key = "cdt-test-\(UUID().uuidString)"
@@ -156,7 +172,7 @@ struct RetrieverProcessTests {
             #expect(count == Int(document.dropFirst(3))! % 8 + 1, "\(document) has \(count) chunks")
         }
         // The restarted index answers for documents applied before and after the kill.
-        let identity = [(name: "X-Conduit-Tenant", value: tenant)]
+        let identity = TestIdentity.headers(tenant: tenant)
         let response = try await second.http.execute(HTTPRequest(url: second.base + "/v1/collections/bulk", headers: identity))
         let stats = String(decoding: try await response.body.collect(upTo: 1 << 20), as: UTF8.self)
         #expect(stats.contains("\"chunks\":\(events.reduce(0) { $0 + $1.chunks.count })"))
@@ -165,5 +181,23 @@ struct RetrieverProcessTests {
             let hit = try await second.post("/v1/search", #"{"collection":"bulk","vector":[\#(vector)],"mode":"vector","top_k":1}"#, headers: identity)
             #expect(hit.body.contains("\"chunk_id\":\"doc\(number)#0\""), "\(hit.body.prefix(300))")
         }
+    }
+}
+
+extension RetrieverProcessTests {
+    /// `token` with the tenant line of its signed form replaced and the signature kept: what a
+    /// forger holding one genuine token could send.
+    static func retargeted(_ token: String, tenant: String) -> String {
+        let parts = token.split(separator: ".").map(String.init)
+        func decode(_ text: String) -> Data {
+            var base64 = text.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
+            base64 += String(repeating: "=", count: (4 - base64.count % 4) % 4)
+            return Data(base64Encoded: base64)!
+        }
+        var lines = String(decoding: decode(parts[0]), as: UTF8.self).components(separatedBy: "\n")
+        lines[3] = tenant
+        let encoded = Data(lines.joined(separator: "\n").utf8).base64EncodedString()
+            .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
+        return encoded + "." + parts[1]
     }
 }

@@ -22,10 +22,14 @@ struct ChatAPITests {
         let server: TestHTTPServer
         private let closedEarly = Locked(0)
         var streamsClosedByClient: Int { closedEarly.withLock { $0 } }
+        private let received = Locked(0)
+        var requestCount: Int { received.withLock { $0 } }
 
         init() throws {
             let closedEarly = self.closedEarly
+            let received = self.received
             server = try TestHTTPServer { request, connection in
+                received.withLock { $0 += 1 }
                 let body = JSONValue.parse(request.body)
                 let last = body?["messages"]?.arrayValue?.last?["content"]?.stringValue ?? ""
                 let stream = body?["stream"] == true
@@ -113,16 +117,16 @@ struct ChatAPITests {
             // These tests are about the chat path; the semantic cache (tested on its own) would let
             // one test's answer serve another's identical request.
             values["CONDUIT_CACHE_ENABLED"] = "false"
+            values["CONDUIT_INTERNAL_KEY"] = TestIdentity.key
             let configuration = try ServiceConfiguration(service: .orchestrator, environment: ConduitEnvironment(values))
             return try await buildApplication(configuration: configuration, logger: Logger(label: "orchestrator-test"))
         }
     }
 
     static func chat(_ client: some TestClientProtocol, _ body: String, requestID: String = UUID().uuidString) async throws -> TestResponse {
-        try await client.execute(uri: "/v1/chat/completions", method: .post,
-                                 headers: [.contentType: "application/json", HTTPField.Name("X-Request-Id")!: requestID,
-                                           HTTPField.Name("X-Conduit-Tenant")!: "acme", HTTPField.Name("X-Conduit-Key-Id")!: "key-1"],
-                                 body: ByteBuffer(string: body))
+        var headers = TestIdentity.fields(tenant: "acme", keyID: "key-1", requestID: requestID)
+        headers[.contentType] = "application/json"
+        return try await client.execute(uri: "/v1/chat/completions", method: .post, headers: headers, body: ByteBuffer(string: body))
     }
 
     static func json(_ response: TestResponse) -> JSONValue? { JSONValue.parse(Array(response.body.readableBytesView)) }
@@ -213,7 +217,7 @@ struct ChatAPITests {
             let http = HTTPClient(logger: Logger(label: "client"))
             let response = try await http.execute(HTTP.HTTPRequest(
                 method: "POST", url: "http://127.0.0.1:\(client.port!)/v1/chat/completions",
-                headers: [("Content-Type", "application/json")],
+                headers: [("Content-Type", "application/json")] + TestIdentity.headers(tenant: "acme"),
                 body: Array(#"{"model":"tiny","stream":true,"messages":[{"role":"user","content":"slow"}]}"#.utf8)))
             var iterator = response.body.makeAsyncIterator()
             _ = try await iterator.next()
@@ -244,10 +248,12 @@ struct ChatAPITests {
             var invalidUTF8 = ByteBuffer(string: #"{"model":"tiny","messages":[{"role":"user","content":""#)
             invalidUTF8.writeBytes([0xC3, 0x28])
             invalidUTF8.writeString(#""}]}"#)
-            let garbled = try await client.execute(uri: "/v1/chat/completions", method: .post, headers: [.contentType: "application/json"], body: invalidUTF8)
+            var headers = TestIdentity.fields(tenant: "acme")
+            headers[.contentType] = "application/json"
+            let garbled = try await client.execute(uri: "/v1/chat/completions", method: .post, headers: headers, body: invalidUTF8)
             #expect(garbled.status == .badRequest)
             let huge = ByteBuffer(string: #"{"model":"tiny","messages":[{"role":"user","content":""# + String(repeating: "a", count: 5 << 20) + #""}]}"#)
-            let oversize = try await client.execute(uri: "/v1/chat/completions", method: .post, headers: [.contentType: "application/json"], body: huge)
+            let oversize = try await client.execute(uri: "/v1/chat/completions", method: .post, headers: headers, body: huge)
             #expect(oversize.status == .contentTooLarge)
             // Still serving.
             #expect(try await Self.chat(client, #"{"model":"tiny","messages":[{"role":"user","content":"hi"}]}"#).status == .ok)
@@ -257,12 +263,19 @@ struct ChatAPITests {
     @Test func modelsListsTheCatalogsAvailableModels() async throws {
         let harness = try Harness()
         try await harness.app().test(.live) { client in
-            let list = Self.json(try await client.execute(uri: "/v1/models", method: .get))
+            let signed = TestIdentity.fields(tenant: "acme")
+            let list = Self.json(try await client.execute(uri: "/v1/models", method: .get, headers: signed))
             #expect(list?["object"] == "list")
             #expect(list?["data"]?.arrayValue?.map { $0["id"] } == ["tiny"])
             #expect(list?["data"]?[0]?["owned_by"] == "tests")
-            #expect(try await client.execute(uri: "/v1/models/tiny", method: .get).status == .ok)
-            #expect(try await client.execute(uri: "/v1/models/nope", method: .get).status == .notFound)
+            #expect(try await client.execute(uri: "/v1/models/tiny", method: .get, headers: signed).status == .ok)
+            #expect(try await client.execute(uri: "/v1/models/nope", method: .get, headers: signed).status == .notFound)
+            // No signed identity, no answer: there is no default tenant.
+            #expect(try await client.execute(uri: "/v1/models", method: .get).status == .unauthorized)
+            let anonymous = try await client.execute(uri: "/v1/chat/completions", method: .post, headers: [.contentType: "application/json"],
+                                                     body: ByteBuffer(string: #"{"model":"tiny","messages":[{"role":"user","content":"hi"}]}"#))
+            #expect(anonymous.status == .unauthorized)
+            #expect(harness.upstream.requestCount == 0)
         }
     }
 }

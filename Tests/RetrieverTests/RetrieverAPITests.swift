@@ -20,13 +20,14 @@ struct RetrieverAPITests {
         values["CONDUIT_RETRIEVER_GROUP"] = TestEnvironment.uniqueName("retriever-api")
         values["CONDUIT_RETRIEVER_CHUNKS_TOPIC"] = TestEnvironment.uniqueName("conduit.test.chunks")
         values["CONDUIT_KAFKA_MAX_POLL_INTERVAL_MS"] = "7000"
+        values["CONDUIT_INTERNAL_KEY"] = TestIdentity.key
         let configuration = try ServiceConfiguration(service: .retriever, environment: ConduitEnvironment(values))
         return try await buildApplication(configuration: configuration, logger: Logger(label: "retriever-test"))
     }
 
     static func send(_ client: some TestClientProtocol, _ method: HTTPRequest.Method, _ uri: String, tenant: String?, _ json: String? = nil) async throws -> (status: HTTPResponse.Status, json: [String: Any]) {
-        var headers: HTTPFields = [.contentType: "application/json"]
-        if let tenant { headers[HTTPField.Name("X-Conduit-Tenant")!] = tenant }
+        var headers: HTTPFields = tenant.map { TestIdentity.fields(tenant: $0) } ?? [:]
+        headers[.contentType] = "application/json"
         let response = try await client.execute(uri: uri, method: method, headers: headers, body: json.map { ByteBuffer(string: $0) })
         let object = (try? JSONSerialization.jsonObject(with: Data(response.body.readableBytesView))) as? [String: Any] ?? [:]
         return (response.status, object)
@@ -96,8 +97,8 @@ struct RetrieverAPITests {
                 #expect(error.message.contains(fragment), "\(body): \(error.message)")
             }
             let noTenant = try await Self.send(client, .post, "/v1/search", tenant: nil, #"{"collection":"c","vector":[1,0,0]}"#)
-            #expect(noTenant.status == .badRequest)
-            #expect(Self.error(noTenant.json).message.contains("X-Conduit-Tenant"))
+            #expect(noTenant.status == .unauthorized)
+            #expect(Self.error(noTenant.json).message.contains("X-Conduit-Identity"))
             let badName = try await Self.send(client, .post, "/v1/collections", tenant: tenant, #"{"name":"a/b","dimension":3}"#)
             #expect(badName.status == .badRequest)
             #expect(Self.error(badName.json).param == "name")

@@ -259,6 +259,7 @@ service_env() {
     echo "CONDUIT_RETRIEVER_SNAPSHOT_DIR=$STACK_DIR/snapshots/retriever"
     echo "CONDUIT_MODEL_CATALOG=$ROOT/deploy/models.yaml"
     echo "CONDUIT_LOCAL_MODEL_URL=http://127.0.0.1:$LLAMA_PORT/v1"
+    echo "CONDUIT_INTERNAL_KEY=$(internal_key)"
     # OpenBLAS 0.3.21 does not recognise recent AMD cores and falls back to its AVX2 kernels;
     # where the CPU has AVX-512 its SkylakeX kernels are about twice as fast.
     if grep -qw avx512f /proc/cpuinfo 2>/dev/null; then echo "OPENBLAS_CORETYPE=SKYLAKEX"; fi
@@ -276,6 +277,17 @@ build() {
     say "building (swift build)…"
     swift build --package-path "$ROOT" -q 2>&1 | grep -v "^warning:" >&2 || true
     [ -x "$(bin_dir)/gateway" ] || die "build failed"
+}
+
+# The key the services sign and verify the caller's identity with (CONDUIT_INTERNAL_KEY):
+# generated once per stack, kept in $STACK_DIR/internal-key (git-ignored, mode 600).
+internal_key() {
+    local file="$STACK_DIR/internal-key"
+    if [ ! -s "$file" ]; then
+        mkdir -p "$STACK_DIR"
+        (umask 077; python3 -c 'import secrets; print(secrets.token_urlsafe(48))' >"$file")
+    fi
+    cat "$file"
 }
 
 # The gateway's first admin key: CONDUIT_ADMIN_KEY when set, else the one generated on the first
