@@ -142,15 +142,25 @@ final class AnswerCache: Sendable {
         return SHA256.hash(data: bytes).prefix(16).map { String(format: "%02x", $0) }.joined()
     }
 
+    /// Every series carries HELP and TYPE from the first scrape: the miss counter exists from
+    /// the start, and each hit range gets the same help text whenever it first appears.
     struct Metrics: Sendable {
         let registry: PrometheusCollectorRegistry
+        static let hitsHelp = "Answers served from the semantic cache, by the similarity of the cached question."
+
+        init(registry: PrometheusCollectorRegistry) {
+            self.registry = registry
+            _ = registry.makeCounter(name: "semantic_cache_misses_total", help: Self.missesHelp)
+        }
+
+        static let missesHelp = "Cache lookups that found no answer close enough."
 
         func hit(similarity: Double) {
-            registry.makeCounter(name: "semantic_cache_hits_total", labels: [("similarity_range", Self.range(similarity))]).increment()
+            registry.makeCounter(name: "semantic_cache_hits_total", labels: [("similarity_range", Self.range(similarity))], help: Self.hitsHelp).increment()
         }
 
         func miss() {
-            registry.makeCounter(name: "semantic_cache_misses_total").increment()
+            registry.makeCounter(name: "semantic_cache_misses_total", help: Self.missesHelp).increment()
         }
 
         /// `0.95-0.96` … `0.99-1.00`; below 0.95 in steps of 0.05.
