@@ -69,8 +69,13 @@ func buildApplication(configuration: ServiceConfiguration, logger: Logger) async
     let router = makeConduitRouter(configuration: configuration, registry: registry, readiness: [.kafka(producer)])
     let http = HTTPClient(configuration: configuration.http, logger: logger)
     let remote = try RemoteEmbeddings(http: http, environment: environment)
-    EmbeddingsController(batcher: batcher, tokenizer: embedder.tokenizer, limits: limits, remote: remote).addRoutes(to: try router.internalRoutes(configuration))
+        let usage = UsageOutbox(
+        producer: producer,
+        configuration: try .init(topic: environment.string("CONDUIT_EMBEDDER_USAGE_TOPIC", default: KafkaTopic.usage), environment: environment),
+        registry: registry, logger: logger)
+    EmbeddingsController(batcher: batcher, tokenizer: embedder.tokenizer, limits: limits, remote: remote, usage: usage)
+        .addRoutes(to: try router.internalRoutes(configuration))
     // Shutdown runs in reverse: the pipeline stops first, then the consumer commits, the batcher
     // finishes, and the producer flushes last.
-    return makeConduitApplication(router: router, configuration: configuration, services: [producer, http, batcher, consumer, pipeline], logger: logger)
+    return makeConduitApplication(router: router, configuration: configuration, services: [producer, usage, http, batcher, consumer, pipeline], logger: logger)
 }

@@ -21,6 +21,8 @@ struct EmbeddingsController: Sendable {
     let tokenizer: WordPieceTokenizer
     let limits: Limits
     let remote: RemoteEmbeddings
+    /// One usage event per request (kind `embedding`), for the caller's tenant.
+    let usage: UsageOutbox
     let maxSequenceLength = 256
 
     func addRoutes(to router: some RouterMethods<ConduitRequestContext>) {
@@ -34,10 +36,14 @@ struct EmbeddingsController: Sendable {
     }
 
     func embeddings(request: Request, context: ConduitRequestContext) async throws -> Response {
+        let caller = try context.caller()
+        let started = ContinuousClock.now
         let body = try await request.decodeJSON(EmbeddingsRequest.self, context: context)
         if remote.serves(body.model) {
             _ = try tokenizeLimitsOnly(body.input)
-            var response = try await remote.embed(body, headers: ServiceClient.propagatedHeaders(from: context))
+            // The provider gets the request id for its logs, never the signed identity.
+            var response = try await remote.embed(body, headers: [(ConduitHeader.requestID, context.requestID)])
+            record(caller, context: context, model: body.model, provider: "remote", tokens: response.usage.promptTokens, started: started)
             // Re-encode in the format the caller asked for, whatever the provider sent.
             let format = body.encodingFormat ?? .float
             response.data = response.data.map { item in
@@ -68,7 +74,21 @@ struct EmbeddingsController: Sendable {
             model: Self.modelID,
             usage: EmbeddingsUsage(promptTokens: sequences.reduce(0) { $0 + $1.count })
         )
+        record(caller, context: context, model: Self.modelID, provider: "conduit", tokens: response.usage.promptTokens, started: started)
         return try jsonResponse(response)
+    }
+
+    private func record(_ caller: CallerIdentity, context: ConduitRequestContext, model: String, provider: String, tokens: Int, started: ContinuousClock.Instant) {
+        var event = UsageEvent(requestID: context.requestID, tenant: caller.tenant, kind: "embedding", model: model,
+                               promptTokens: tokens, completionTokens: 0, status: "ok", timestamp: Date())
+        event.keyID = caller.keyID
+        event.servedModel = model
+        event.provider = provider
+        // The native model costs nothing per token; remote prices arrive with the cost service.
+        event.costUSD = provider == "conduit" ? 0 : nil
+        let elapsed = ContinuousClock.now - started
+        event.latencyMilliseconds = Int(elapsed.components.seconds) * 1000 + Int(elapsed.components.attoseconds / 1_000_000_000_000_000)
+        usage.record(event)
     }
 
     /// The per-request input count limit, for models whose tokens are counted by the provider.

@@ -55,6 +55,10 @@ func buildApplication(configuration: ServiceConfiguration, logger: Logger) async
     let services = InternalServiceClient(
         client: ServiceClient(http: http, baseURLs: configuration.serviceURLs),
         embeddingModel: environment.string("CONDUIT_EMBEDDING_MODEL", default: "all-MiniLM-L6-v2"))
+    let usage = UsageOutbox(
+        producer: producer,
+        configuration: try .init(topic: environment.string("CONDUIT_ORCHESTRATOR_USAGE_TOPIC", default: KafkaTopic.usage), environment: environment),
+        registry: registry, logger: logger)
     let sessions = SessionStore(redis: redis, ttl: .seconds(try environment.int("CONDUIT_SESSION_TTL_S", default: 86_400)))
     let semanticCache = SemanticCache(
         redis: redis, configuration: .init(ttl: .seconds(try environment.int("CONDUIT_CACHE_TTL_S", default: 86_400))), logger: logger)
@@ -64,7 +68,7 @@ func buildApplication(configuration: ServiceConfiguration, logger: Logger) async
             historyShare: try environment.double("CONDUIT_SESSION_HISTORY_SHARE", default: 0.5, in: 0.05...0.95),
             keepMessages: try environment.int("CONDUIT_SESSION_KEEP_MESSAGES", default: 4),
             summaryModel: environment.optionalString("CONDUIT_SESSION_SUMMARY_MODEL")),
-        logger: logger)
+        usage: usage, logger: logger)
     let cache = AnswerCache(
         cache: semanticCache, services: services,
         configuration: .init(
@@ -77,11 +81,11 @@ func buildApplication(configuration: ServiceConfiguration, logger: Logger) async
     let routes = try router.internalRoutes(configuration)
     ChatController(
         router: providers,
-        usage: UsageRecorder(producer: producer, topic: environment.string("CONDUIT_ORCHESTRATOR_USAGE_TOPIC", default: KafkaTopic.usage), logger: logger),
+        usage: usage,
         http: http,
-        augmenter: RetrievalAugmenter(services: services, rewriter: QueryRewriter(router: providers, model: environment.optionalString("CONDUIT_RAG_REWRITE_MODEL"))),
+        augmenter: RetrievalAugmenter(services: services, rewriter: QueryRewriter(router: providers, model: environment.optionalString("CONDUIT_RAG_REWRITE_MODEL"), usage: usage)),
         memory: memory, cache: cache
     ).addRoutes(to: routes)
     SessionController(store: sessions, cache: semanticCache).addRoutes(to: routes)
-    return makeConduitApplication(router: router, configuration: configuration, services: [redis, producer, http, semanticCache], logger: logger)
+    return makeConduitApplication(router: router, configuration: configuration, services: [redis, producer, usage, http, semanticCache], logger: logger)
 }

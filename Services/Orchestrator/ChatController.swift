@@ -18,7 +18,7 @@ import HTTP
 /// worked out, the answer is cached and the turn stored in the session.
 struct ChatController: Sendable {
     let router: ProviderRouter
-    let usage: UsageRecorder
+    let usage: UsageOutbox
     let http: HTTPClient
     let augmenter: RetrievalAugmenter
     let memory: ConversationMemory
@@ -58,6 +58,9 @@ struct ChatController: Sendable {
         var cacheKey: AnswerCache.Key?
         /// On a cache miss, the similarity of the nearest cached question (for the response header).
         var nearestCached: Double?
+        /// The request's usage event as first made: the model calls made for it (a summary) bill
+        /// the same tenant and key under the same request id.
+        var billing: UsageEvent
 
         /// The response's `conduit` object, when retrieval or a session was involved.
         func info(answer: String) -> ConduitResponseInfo? {
@@ -83,7 +86,7 @@ struct ChatController: Sendable {
         var plan: Plan
         do {
             if let options = body.conduit?.rag { try RetrievalAugmenter.validate(options) }
-            plan = try await recall(body, request: request, tenant: tenant, context: context)
+            plan = try await recall(body, request: request, tenant: tenant, billing: event, context: context)
             if let key = plan.cacheKey {
                 let outcome = await cache.lookup(key)
                 if let cached = outcome.completion, let similarity = outcome.similarity {
@@ -95,7 +98,7 @@ struct ChatController: Sendable {
                 let budget = RetrievalAugmenter.Budget(window: Self.window(plan), completion: Self.completionReserve(plan))
                 let prepared = try await augmenter.prepare(
                     plan.body.messages, options: options, requestModel: body.model, tenant: tenant,
-                    counter: plan.counter, budget: budget, context: context)
+                    counter: plan.counter, budget: budget, context: context, billing: event)
                 plan.rag = prepared
                 plan.body.messages = prepared.messages
             }
@@ -124,7 +127,7 @@ struct ChatController: Sendable {
     }
 
     /// The session's history, the token counter and budgets, and the cache key.
-    private func recall(_ body: ChatCompletionRequest, request: Request, tenant: String, context: ConduitRequestContext) async throws -> Plan {
+    private func recall(_ body: ChatCompletionRequest, request: Request, tenant: String, billing: UsageEvent, context: ConduitRequestContext) async throws -> Plan {
         var providerBody = body
         providerBody.conduit = nil
         var session = body.conduit?.sessionID
@@ -140,7 +143,7 @@ struct ChatController: Sendable {
         if let session { try SessionStore.validate(session, param: sessionParam) }
         let primary = router.catalog.route(for: body.model, keys: router.client.keys).first?.deployment
         let counter = TokenCounter(deployment: primary, http: http)
-        var plan = Plan(body: providerBody, tenant: tenant, primary: primary, session: session, historyBudget: 0, counter: counter)
+        var plan = Plan(body: providerBody, tenant: tenant, primary: primary, session: session, historyBudget: 0, counter: counter, billing: billing)
         plan.historyBudget = memory.historyBudget(window: Self.window(plan), completion: Self.completionReserve(plan))
         if let session {
             let recalled = try await memory.recall(body.messages, tenant: tenant, session: session, counter: counter, budget: plan.historyBudget)
@@ -187,7 +190,7 @@ struct ChatController: Sendable {
             var answer = message
             answer.refusal = nil
             await memory.remember(recalled, answer: answer, tenant: plan.tenant, session: session, counter: plan.counter,
-                                  budget: plan.historyBudget, requestModel: plan.body.model)
+                                  budget: plan.historyBudget, requestModel: plan.body.model, billing: plan.billing)
         }
     }
 
@@ -370,6 +373,15 @@ extension UsageEvent {
         event.status = ChatErrors.apiError(for: error).envelope.error.type
         if let error = error as? ProviderError { event.deployment = error.deployment }
         event.latencyMilliseconds = Self.milliseconds(from: started, to: .now)
+        return event
+    }
+
+    /// Another model call made for the same request (a query rewrite, a summary): same request
+    /// id, tenant and key, an id of its own.
+    func call(kind: String, model: String) -> UsageEvent {
+        var event = UsageEvent(requestID: requestID, tenant: tenant, kind: kind, model: model, promptTokens: 0, completionTokens: 0, status: "ok", timestamp: Date())
+        event.keyID = keyID
+        event.cacheHit = false
         return event
     }
 

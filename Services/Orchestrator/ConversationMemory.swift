@@ -19,6 +19,8 @@ struct ConversationMemory: Sendable {
     let store: SessionStore
     let router: ProviderRouter
     let configuration: Configuration
+    /// Where a summary's own usage event goes (kind `summary`): the tenant pays for it.
+    let usage: UsageOutbox
     let logger: Logger
 
     struct Recalled: Sendable {
@@ -53,7 +55,8 @@ struct ConversationMemory: Sendable {
     }
 
     /// Stores the turn, then summarises in the background when the history is over budget.
-    func remember(_ recalled: Recalled, answer: ChatMessage, tenant: String, session: String, counter: TokenCounter, budget: Int, requestModel: String) async {
+    func remember(_ recalled: Recalled, answer: ChatMessage, tenant: String, session: String, counter: TokenCounter, budget: Int, requestModel: String,
+                  billing: UsageEvent) async {
         do {
             try await store.append(recalled.newMessages + [answer], tenant: tenant, id: session)
         } catch {
@@ -63,7 +66,7 @@ struct ConversationMemory: Sendable {
         let memory = self
         Task {
             do {
-                try await memory.summariseIfNeeded(tenant: tenant, session: session, counter: counter, budget: budget, requestModel: requestModel)
+                try await memory.summariseIfNeeded(tenant: tenant, session: session, counter: counter, budget: budget, requestModel: requestModel, billing: billing)
             } catch {
                 memory.logger.warning("session summary failed", metadata: [LogKey.error: "\(error)"])
             }
@@ -73,7 +76,7 @@ struct ConversationMemory: Sendable {
     /// Replaces all but the latest messages by a summary once the history passes `budget`.
     /// Returns whether it did.
     @discardableResult
-    func summariseIfNeeded(tenant: String, session: String, counter: TokenCounter, budget: Int, requestModel: String) async throws -> Bool {
+    func summariseIfNeeded(tenant: String, session: String, counter: TokenCounter, budget: Int, requestModel: String, billing: UsageEvent) async throws -> Bool {
         let stored = try await store.load(tenant: tenant, id: session)
         guard stored.messages.count > configuration.keepMessages,
               await counter.count(messages: stored.messages) > budget else { return false }
@@ -91,8 +94,11 @@ struct ConversationMemory: Sendable {
         ])
         request.temperature = 0
         request.maxTokens = summaryTokens
-        let (completion, _) = try await router.complete(request)
+        let started = ContinuousClock.now
+        let (completion, served) = try await router.complete(request)
         var summary = completion.choices.first?.message.content?.plainText ?? ""
+        let tokens = completion.usage.map { ProviderUsage($0) } ?? TokenEstimate.usage(request: request, completionText: summary)
+        usage.record(billing.call(kind: "summary", model: request.model).finished(served: served, usage: tokens, started: started, firstToken: nil, status: "ok"))
         // Never let a wordy summary undo the point of summarising.
         while await counter.count(summary) > summaryTokens, summary.count > 16 {
             summary = String(summary.prefix(summary.count * 3 / 4))

@@ -1,3 +1,4 @@
+import ConduitKit
 import ConduitProtocol
 import Foundation
 import Providers
@@ -11,6 +12,8 @@ struct QueryRewriter: Sendable {
     let router: ProviderRouter
     /// The model that rewrites; nil means the request's own model.
     let model: String?
+    /// Where the rewrite's own usage event goes (kind `rewrite`): the tenant pays for it.
+    let usage: UsageOutbox
 
     static let referringWords: Set<String> = [
         "it", "its", "it's", "they", "them", "their", "this", "that", "these", "those", "he", "she", "him",
@@ -27,7 +30,7 @@ struct QueryRewriter: Sendable {
     }
 
     /// The standalone query, and whether the model wrote it.
-    func rewrite(_ question: String, history: [ChatMessage], requestModel: String) async -> (query: String, rewritten: Bool) {
+    func rewrite(_ question: String, history: [ChatMessage], requestModel: String, billing: UsageEvent) async -> (query: String, rewritten: Bool) {
         let turns = history.filter { $0.role == "user" || $0.role == "assistant" }.suffix(6)
         let transcript = turns.map { "\($0.role): \($0.content?.plainText ?? "")" }.joined(separator: "\n")
         var request = ChatCompletionRequest(model: model ?? requestModel, messages: [
@@ -36,8 +39,11 @@ struct QueryRewriter: Sendable {
         ])
         request.temperature = 0
         request.maxTokens = 64
-        if let (completion, _) = try? await router.complete(request),
+        let started = ContinuousClock.now
+        if let (completion, served) = try? await router.complete(request),
            let text = completion.choices.first?.message.content?.plainText {
+            let tokens = completion.usage.map { ProviderUsage($0) } ?? TokenEstimate.usage(request: request, completionText: text)
+            usage.record(billing.call(kind: "rewrite", model: request.model).finished(served: served, usage: tokens, started: started, firstToken: nil, status: "ok"))
             let line = text.split(separator: "\n").first.map(String.init)?.trimmingCharacters(in: .whitespacesAndNewlines.union(["\""])) ?? ""
             if line.count >= 3, line.count <= 400 { return (line, true) }
         }

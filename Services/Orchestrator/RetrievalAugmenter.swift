@@ -42,7 +42,7 @@ struct RetrievalAugmenter: Sendable {
 
     func prepare(
         _ messages: [ChatMessage], options: RAGOptions, requestModel: String, tenant: String,
-        counter: TokenCounter, budget: Budget, context: ConduitRequestContext
+        counter: TokenCounter, budget: Budget, context: ConduitRequestContext, billing: UsageEvent
     ) async throws -> Prepared {
         guard let lastUser = messages.lastIndex(where: { $0.role == "user" }) else {
             throw APIError.invalidRequest("Retrieval needs a user message to search for.", param: "messages")
@@ -52,7 +52,7 @@ struct RetrievalAugmenter: Sendable {
         var query = question
         var rewritten = false
         if options.rewrite != false, QueryRewriter.needsRewrite(question, history: history) {
-            (query, rewritten) = await rewriter.rewrite(question, history: history, requestModel: requestModel)
+            (query, rewritten) = await rewriter.rewrite(question, history: history, requestModel: requestModel, billing: billing)
         }
         let retrieved = try await services.search(options, query: query, tenant: tenant, context: context)
         let relevant = ContextPacker.relevant(retrieved, options: options)

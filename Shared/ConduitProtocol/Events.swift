@@ -111,10 +111,16 @@ public struct UsageEvent: Codable, Sendable, Hashable {
     public static let currentSchemaVersion = 1
 
     public var schemaVersion: Int
+    /// The event's identity, made by the service that emits it (a UUIDv7): the ledger's unique
+    /// key. Never the caller's request id, which any caller can choose.
+    public var eventID: String
+    /// The request this event belongs to (`X-Request-Id`): a correlation field, not unique —
+    /// one request can cost several model calls (a query rewrite, a summary, the answer).
     public var requestID: String
     public var tenant: String
     public var keyID: String?
-    /// `chat` or `embeddings`.
+    /// `chat`, `embedding`, `rewrite` (a RAG follow-up made standalone) or `summary` (a session
+    /// summarised).
     public var kind: String
     /// The public model name the caller asked for.
     public var model: String
@@ -136,8 +142,10 @@ public struct UsageEvent: Codable, Sendable, Hashable {
     public var status: String
     public var timestamp: Date
 
-    public init(requestID: String, tenant: String, kind: String, model: String, promptTokens: Int, completionTokens: Int, status: String, timestamp: Date) {
+    public init(requestID: String, tenant: String, kind: String, model: String, promptTokens: Int, completionTokens: Int, status: String, timestamp: Date,
+                eventID: String = UUIDv7.make()) {
         self.schemaVersion = Self.currentSchemaVersion
+        self.eventID = eventID
         self.requestID = requestID
         self.tenant = tenant
         self.kind = kind
@@ -151,6 +159,7 @@ public struct UsageEvent: Codable, Sendable, Hashable {
     enum CodingKeys: String, CodingKey {
         case tenant, kind, model, provider, status, timestamp
         case schemaVersion = "schema_version"
+        case eventID = "event_id"
         case requestID = "request_id"
         case keyID = "key_id"
         case promptTokens = "prompt_tokens"

@@ -3,6 +3,7 @@ import ConduitProtocol
 @testable import Embedder
 import Foundation
 import Hummingbird
+import Kafka
 import HummingbirdTesting
 import Logging
 import NIOCore
@@ -129,5 +130,22 @@ struct EmbeddingsAPITests {
 
     static func value(of series: String, in text: String) -> Double {
         text.split(separator: "\n").first { $0.hasPrefix(series + " ") }.flatMap { Double($0.split(separator: " ").last ?? "") } ?? -1
+    }
+}
+
+extension EmbeddingsAPITests {
+    /// Every embeddings request bills its tenant: one usage event of kind `embedding`.
+    @Test func eachRequestEmitsAnEmbeddingUsageEventForTheSignedTenant() async throws {
+        let topic = TestEnvironment.uniqueName("conduit.test.usage")
+        try await Self.app(["CONDUIT_EMBEDDER_USAGE_TOPIC": topic]).test(.router) { client in
+            let response = try await Self.post(client, #"{"model":"all-minilm-l6-v2","input":["The quick brown fox jumps over the lazy dog.","b"]}"#)
+            #expect(response.status == .ok)
+        }
+        let events = try await TestEnvironment.readMessages(topic, count: 1).map { try EventCoding.decoder().decode(UsageEvent.self, from: Data($0.value)) }
+        #expect(events[0].kind == "embedding")
+        #expect(events[0].tenant == "embedder-tests")
+        #expect(events[0].promptTokens == 15)
+        #expect(events[0].costUSD == 0)
+        #expect(events[0].model == "all-minilm-l6-v2")
     }
 }

@@ -151,6 +151,9 @@ struct ChatAPITests {
         let events = try await TestEnvironment.readMessages(harness.usageTopic, count: 1)
         let event = try EventCoding.decoder().decode(UsageEvent.self, from: Data(events[0].value))
         #expect(event.requestID == requestID)
+        // The event's identity is the server's (a UUIDv7), whatever request id the caller chose.
+        #expect(event.eventID != requestID)
+        #expect(UUID(uuidString: event.eventID) != nil && Array(event.eventID)[14] == "7")
         #expect(event.tenant == "acme")
         #expect(event.keyID == "key-1")
         #expect(event.model == "tiny" && event.servedModel == "tiny" && event.deployment == "tiny-local")
