@@ -1,7 +1,9 @@
 import ConduitProtocol
 
 /// A cached completion told again as the stream a provider would have sent: the role, the text
-/// in word-aligned pieces, the finish reason, then usage and the `conduit` object.
+/// in word-aligned pieces, the finish reason (carrying the `conduit` object), then usage when
+/// it was asked for. No chunk a client did not ask for: ordinary client code reads
+/// `chunk.choices[0]` from every chunk but the usage one.
 enum CacheReplay {
     static let pieceLength = 48
 
@@ -14,12 +16,11 @@ enum CacheReplay {
         }
         var chunks = [chunk(.init(role: "assistant", content: ""))]
         chunks += pieces(of: text).map { chunk(.init(content: $0)) }
-        chunks.append(chunk(.init(), finish: choice?.finishReason ?? "stop"))
-        if includeUsage || completion.conduit != nil {
-            var last = ChatCompletionChunk(id: completion.id, created: completion.created, model: completion.model, choices: [],
-                                           usage: includeUsage ? completion.usage : nil)
-            last.conduit = completion.conduit
-            chunks.append(last)
+        var finish = chunk(.init(), finish: choice?.finishReason ?? "stop")
+        finish.conduit = completion.conduit
+        chunks.append(finish)
+        if includeUsage {
+            chunks.append(ChatCompletionChunk(id: completion.id, created: completion.created, model: completion.model, choices: [], usage: completion.usage))
         }
         return chunks
     }

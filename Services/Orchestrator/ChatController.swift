@@ -270,11 +270,18 @@ struct ChatController: Sendable {
             var finishReason: String?
             var reported: ProviderUsage?
             var stamp: ChatCompletionChunk?
+            // The chunk with the finish reason is held back until the stream ends, so the
+            // `conduit` object can ride on it rather than on a chunk clients do not expect.
+            var finishing: ChatCompletionChunk?
             do {
                 for try await item in chunks {
                     switch item {
                     case .chunk(let chunk):
                         stamp = stamp ?? chunk
+                        if let held = finishing {
+                            try await output.send(held)
+                            finishing = nil
+                        }
                         for choice in chunk.choices {
                             answer += choice.delta.content ?? ""
                             generated += choice.delta.content?.count ?? 0
@@ -285,16 +292,25 @@ struct ChatController: Sendable {
                         if firstToken == nil, chunk.choices.contains(where: { !($0.delta.content ?? "").isEmpty || $0.delta.toolCalls != nil }) {
                             firstToken = .now
                         }
-                        try await output.send(chunk)
+                        if chunk.choices.contains(where: { $0.finishReason != nil }) {
+                            finishing = chunk
+                        } else {
+                            try await output.send(chunk)
+                        }
                     case .finished(let tokens):
                         reported = tokens
                     }
                 }
                 let tokens = reported ?? TokenEstimate.usage(request: body, characters: generated)
                 let info = plan.info(answer: answer)
-                if let stamp, includeUsage || info != nil {
-                    var last = ChatCompletionChunk(id: stamp.id, created: stamp.created, model: stamp.model, choices: [], usage: includeUsage ? Usage(tokens) : nil)
-                    last.conduit = info
+                if var held = finishing {
+                    held.conduit = info
+                    try await output.send(held)
+                }
+                if let stamp, includeUsage {
+                    var last = ChatCompletionChunk(id: stamp.id, created: stamp.created, model: stamp.model, choices: [], usage: Usage(tokens))
+                    // A stream without a finish reason still reports what it retrieved.
+                    if finishing == nil { last.conduit = info }
                     try await output.send(last)
                 }
                 try await output.done()

@@ -222,13 +222,15 @@ struct GroundedChatProcessTests {
         let tooMany = try await Self.chat(gateway, key: key, [("user", "Anything?")], conduit: #"{"rag":{"collection":"kb","top_k":500}}"#)
         #expect(tooMany.status == 400 && tooMany.json?["error"]?["param"]?.stringValue == "conduit.rag.top_k")
 
-        // Streaming: the citations arrive on the last chunk before [DONE].
+        // Streaming: the citations ride on the chunk with the finish reason; usage comes after it.
         let streamed = try await Self.chat(gateway, key: key, [("user", "How long is the warranty on the Zephyr X2 headphones?")], stream: true, conduit: rag)
         let events = Self.events(streamed.body)
         #expect(events.last == "[DONE]")
-        let final = try #require(events.dropLast().last.flatMap { JSONValue.parse(Array($0.utf8)) })
-        #expect(final["conduit"]?["citations"]?[0]?["document_id"]?.stringValue == "zephyr")
-        #expect(final["usage"]?["prompt_tokens"] != nil)
+        let streamedChunks = events.dropLast().compactMap { JSONValue.parse(Array($0.utf8)) }
+        let finish = try #require(streamedChunks.first { $0["choices"]?[0]?["finish_reason"]?.stringValue != nil })
+        #expect(finish["conduit"]?["citations"]?[0]?["document_id"]?.stringValue == "zephyr")
+        #expect(streamedChunks.last?["usage"]?["prompt_tokens"] != nil)
+        #expect(streamedChunks.dropLast().allSatisfy { $0["choices"]?.arrayValue?.isEmpty == false })
 
         // Memory: the second request carries only the new message; the model gets the first turn.
         let first = try await Self.chat(gateway, key: key, [("user", "My name is Ada.")], conduit: #"{"session_id":"s-memory"}"#)

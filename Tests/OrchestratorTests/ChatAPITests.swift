@@ -182,6 +182,16 @@ struct ChatAPITests {
             let plain = Self.dataLines(without).dropLast().compactMap { JSONValue.parse(Array($0.utf8)) }
             #expect(plain.allSatisfy { $0["choices"]?.arrayValue?.isEmpty == false })
             #expect(Self.dataLines(without).last == "[DONE]")
+
+            // With a session the `conduit` object rides on the finish chunk, not on an extra
+            // chunk with empty choices that `chunk.choices[0]` would trip over.
+            let session = "stream-\(UUID().uuidString.prefix(8))"
+            let withSession = try await Self.chat(client, #"{"model":"tiny","stream":true,"conduit":{"session_id":"\#(session)"},"messages":[{"role":"user","content":"hi"}]}"#)
+            let extended = Self.dataLines(withSession).dropLast().compactMap { JSONValue.parse(Array($0.utf8)) }
+            #expect(extended.allSatisfy { $0["choices"]?.arrayValue?.isEmpty == false })
+            let finish = try #require(extended.last)
+            #expect(finish["choices"]?[0]?["finish_reason"] == "stop")
+            #expect(finish["conduit"]?["session_id"]?.stringValue == session)
         }
     }
 
