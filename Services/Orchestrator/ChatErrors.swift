@@ -14,6 +14,9 @@ enum ChatErrors {
             return APIError(status: .notFound, type: .invalidRequest, message: "The model '\(name)' does not exist or you do not have access to it.", param: "model", code: "model_not_found")
         case RoutingError.noConfiguredDeployment(let name):
             return APIError(status: .serviceUnavailable, type: .server, message: "The model '\(name)' has no deployment with a configured API key.", param: "model", code: "model_unavailable")
+        case RoutingError.imagesNotAccepted(let name, let param):
+            return APIError(status: .badRequest, type: .invalidRequest, message: "The model '\(name)' does not accept image input; send text only or choose a model that reads images.",
+                            param: param, code: "image_input_not_supported")
         case let error as ProviderError:
             return apiError(for: error)
         default:

@@ -120,9 +120,11 @@ private struct DeploymentEntry: Decodable {
     var latencyMs: Int?
     var timeouts: TimeoutEntry?
     var tokenizer: String?
+    /// `[text]` or `[text, image]` (the default).
+    var input: [String]?
 
     enum CodingKeys: String, CodingKey {
-        case id, provider, model, tier, quality, timeouts, tokenizer
+        case id, provider, model, tier, quality, timeouts, tokenizer, input
         case baseURL = "base_url"
         case apiKeyEnv = "api_key_env"
         case apiVersion = "api_version"
@@ -151,6 +153,9 @@ private struct DeploymentEntry: Decodable {
             }
             countsTokens = known
         }
+        if let input, let unknown = input.first(where: { $0 != "text" && $0 != "image" }) {
+            throw CatalogError("deployment '\(id)' of '\(name)': unknown input '\(unknown)' (known: text, image)")
+        }
         func seconds(_ value: Double?, default fallback: Duration) -> Duration {
             value.map { .milliseconds(Int($0 * 1000)) } ?? fallback
         }
@@ -164,7 +169,7 @@ private struct DeploymentEntry: Decodable {
             timeouts: .init(
                 firstByte: seconds(timeouts?.firstByte, default: defaults.firstByte),
                 total: seconds(timeouts?.total, default: defaults.total)),
-            tokenizer: countsTokens)
+            tokenizer: countsTokens, acceptsImages: input?.contains("image") ?? true)
     }
 }
 

@@ -124,6 +124,10 @@ public struct Deployment: Sendable, Hashable {
     public var timeouts: Timeouts
     /// Where exact token counts come from; nil means a conservative estimate.
     public var tokenizer: Tokenizer?
+    /// Whether the model reads image parts. A request with images is never sent to a deployment
+    /// that does not (llama.cpp answers such a request with a 500, which would look like the
+    /// deployment failing and open its circuit for every tenant). Default true.
+    public var acceptsImages: Bool
 
     public enum Tokenizer: String, Sendable, Hashable {
         /// llama.cpp's server: `POST /tokenize` beside the `/v1` base.
@@ -134,7 +138,7 @@ public struct Deployment: Sendable, Hashable {
         id: String, provider: ProviderKind, upstreamModel: String, baseURL: String, apiKeyVariable: String? = nil,
         apiVersion: String? = nil, prices: Prices = .init(), contextWindow: Int? = nil, defaultMaxTokens: Int = 4096,
         tier: String? = nil, quality: Double? = nil, latencyMilliseconds: Int? = nil, timeouts: Timeouts = .init(),
-        tokenizer: Tokenizer? = nil
+        tokenizer: Tokenizer? = nil, acceptsImages: Bool = true
     ) {
         self.id = id
         self.provider = provider
@@ -150,6 +154,7 @@ public struct Deployment: Sendable, Hashable {
         self.latencyMilliseconds = latencyMilliseconds
         self.timeouts = timeouts
         self.tokenizer = tokenizer
+        self.acceptsImages = acceptsImages
     }
 
     /// US dollars per million tokens.

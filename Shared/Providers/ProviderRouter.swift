@@ -68,8 +68,12 @@ public final class ProviderRouter: Sendable {
 
     private func route<T: Sendable>(_ request: ChatCompletionRequest, _ attempt: (Deployment, ResponseStamp) async throws -> T) async throws -> (T, Served) {
         guard catalog.model(named: request.model) != nil else { throw RoutingError.unknownModel(request.model) }
-        let routes = catalog.route(for: request.model, keys: client.keys)
+        var routes = catalog.route(for: request.model, keys: client.keys)
         guard !routes.isEmpty else { throw RoutingError.noConfiguredDeployment(request.model) }
+        if request.messages.containsImages {
+            routes = routes.filter(\.deployment.acceptsImages)
+            guard !routes.isEmpty else { throw RoutingError.imagesNotAccepted(request.model, param: request.messages.firstImageParam ?? "messages") }
+        }
         var attempts = 0
         var lastError: ProviderError?
         for (position, route) in routes.enumerated() {
@@ -182,4 +186,27 @@ public enum RoutingError: Error, Sendable, Equatable {
     case unknownModel(String)
     /// The model exists, but none of its deployments has its API key configured.
     case noConfiguredDeployment(String)
+    /// The request has image parts and no deployment of the model (or its fallbacks) reads them.
+    case imagesNotAccepted(String, param: String)
+}
+
+extension [ChatMessage] {
+    /// Whether any message has an image part.
+    var containsImages: Bool {
+        contains { message in
+            guard case .parts(let parts) = message.content else { return false }
+            return parts.contains { if case .imageURL = $0 { true } else { false } }
+        }
+    }
+
+    /// `messages[i].content[j]` of the first image part.
+    var firstImageParam: String? {
+        for (index, message) in enumerated() {
+            guard case .parts(let parts) = message.content else { continue }
+            if let part = parts.firstIndex(where: { if case .imageURL = $0 { true } else { false } }) {
+                return "messages[\(index)].content[\(part)]"
+            }
+        }
+        return nil
+    }
 }

@@ -36,6 +36,14 @@ struct ChatProcessTests {
         let models = try await gateway.http.execute(HTTPRequest(url: gateway.base + "/v1/models", headers: auth))
         #expect(String(decoding: try await models.body.collect(upTo: 1 << 20), as: UTF8.self).contains(#""id":"smollm2-135m""#))
 
+        // An image for a model that reads none: the caller's 400, however often (llama.cpp itself
+        // answers 500, which used to open the deployment's circuit for every tenant).
+        for _ in 0..<4 {
+            let image = try await gateway.post("/v1/chat/completions", #"{"model":"smollm2-135m","messages":[{"role":"user","content":[{"type":"text","text":"What is this?"},{"type":"image_url","image_url":{"url":"data:image/png;base64,iVBORw0KGgo="}}]}]}"#, headers: auth)
+            #expect(image.status == 400, "\(image.body)")
+            #expect(image.body.contains(#""param":"messages[0].content[1]""#) && image.body.contains("image_input_not_supported"))
+        }
+
         let answer = try await gateway.post("/v1/chat/completions", #"{"model":"smollm2-135m","max_tokens":16,"messages":[{"role":"user","content":"What is the capital of France?"}]}"#, headers: auth)
         #expect(answer.status == 200, "\(answer.body)")
         let completion = try JSONDecoder().decode(ChatCompletion.self, from: Data(answer.body.utf8))
@@ -67,7 +75,10 @@ struct ChatProcessTests {
         _ = try await iterator.next()
         _ = consume iterator
 
-        let events = try await TestEnvironment.readMessages(usageTopic, count: 3).map { try EventCoding.decoder().decode(UsageEvent.self, from: Data($0.value)) }
+        let all = try await TestEnvironment.readMessages(usageTopic, count: 7).map { try EventCoding.decoder().decode(UsageEvent.self, from: Data($0.value)) }
+        // The four refused image requests are recorded as such, with no deployment and no cost.
+        #expect(all.filter { $0.status == "invalid_request_error" && $0.deployment == nil }.count == 4)
+        let events = all.filter { $0.status != "invalid_request_error" }
         #expect(events.filter { $0.status == "ok" }.count == 2)
         let closed = try #require(events.first { $0.status == "client_closed" })
         #expect(closed.completionTokens < 400)

@@ -225,3 +225,41 @@ import Testing
         await http.shutdown()
     }
 }
+
+extension ProviderRouterTests {
+    static func imageRequest() -> ChatCompletionRequest {
+        ChatCompletionRequest(model: "chat", messages: [.init(role: "user", content: .parts([.text("What is this?"), .imageURL(url: "data:image/png;base64,iVBORw0KGgo=", detail: nil)]))])
+    }
+
+    @Test("images for a model that reads none are the caller's 400: never sent, never a failure of the deployment")
+    func imagesForATextOnlyModelNeverReachItNorOpenItsCircuit() async throws {
+        let provider = try ScriptedProvider(.openAI, [.ok, .ok])
+        let http = HTTPClient(logger: Logger(label: "test"))
+        var textOnly = ProviderFixtures.deployment(.openAI, id: "text-only", server: provider.server)
+        textOnly.acceptsImages = false
+        let router = try Self.router([textOnly], threshold: 3, sleeps: Sleeps(), http: http)
+        for _ in 0..<5 {
+            await #expect(throws: RoutingError.imagesNotAccepted("chat", param: "messages[0].content[1]")) { try await router.complete(Self.imageRequest()) }
+        }
+        #expect(provider.requests.isEmpty)
+        #expect(!router.isCircuitOpen("text-only"))
+        // Other tenants' text requests are served as before.
+        #expect(try await router.complete(Self.request()).1.deployment.id == "text-only")
+        await http.shutdown()
+    }
+
+    @Test("an image request skips deployments that read no images and goes to one that does")
+    func imagesGoToADeploymentThatReadsThem() async throws {
+        let textProvider = try ScriptedProvider(.openAI, [.ok])
+        let visionProvider = try ScriptedProvider(.openAI, [.ok])
+        let http = HTTPClient(logger: Logger(label: "test"))
+        var textOnly = ProviderFixtures.deployment(.openAI, id: "text-only", server: textProvider.server)
+        textOnly.acceptsImages = false
+        let vision = CatalogModel(name: "vision", deployments: [ProviderFixtures.deployment(.openAI, id: "vision", server: visionProvider.server)])
+        let router = try Self.router([textOnly], fallbacks: [vision], sleeps: Sleeps(), http: http)
+        let (_, served) = try await router.complete(Self.imageRequest())
+        #expect(served.deployment.id == "vision")
+        #expect(textProvider.requests.isEmpty)
+        await http.shutdown()
+    }
+}
