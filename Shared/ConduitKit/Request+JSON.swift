@@ -9,7 +9,16 @@ extension Request {
     /// context's `maxUploadSize` is refused with 413.
     public func decodeJSON<T: Decodable>(_ type: T.Type, context: ConduitRequestContext) async throws -> T {
         let buffer = try await body.collect(upTo: context.maxUploadSize)
-        return try JSONDecoder().decode(T.self, from: Data(buffer.readableBytesView))
+        let data = Data(buffer.readableBytesView)
+        do {
+            return try JSONDecoder().decode(T.self, from: data)
+        } catch let DecodingError.dataCorrupted(corrupt) where corrupt.codingPath.isEmpty {
+            // Valid JSON whose number does not fit its field: name the field, not the body.
+            if let field = NumberFieldProbe.field(of: T.self, in: data) {
+                throw APIError.invalidRequest("Invalid type for '\(field)': expected an integer.", param: field, code: "invalid_type")
+            }
+            throw DecodingError.dataCorrupted(corrupt)
+        }
     }
 }
 

@@ -292,3 +292,44 @@ struct ChatAPITests {
         }
     }
 }
+
+extension ChatAPITests {
+    /// Fields validated as OpenAI documents them: a 400 naming the field, before any provider
+    /// is asked (not a 200, and not the provider's words).
+    @Test func fieldsAreValidatedAsOpenAIDocumentsThem() async throws {
+        let harness = try Harness()
+        try await harness.app().test(.live) { client in
+            let user = #""messages":[{"role":"user","content":"hi"}]"#
+            let cases: [(String, String)] = [
+                (#"{"model":"tiny","frequency_penalty":2.5,\#(user)}"#, "frequency_penalty"),
+                (#"{"model":"tiny","presence_penalty":-3,\#(user)}"#, "presence_penalty"),
+                (#"{"model":"tiny","logit_bias":{"50256":-101},\#(user)}"#, "logit_bias"),
+                (#"{"model":"tiny","logit_bias":{"hello":1},\#(user)}"#, "logit_bias"),
+                (#"{"model":"tiny","logprobs":true,"top_logprobs":21,\#(user)}"#, "top_logprobs"),
+                (#"{"model":"tiny","top_logprobs":2,\#(user)}"#, "top_logprobs"),
+                (#"{"model":"tiny","messages":[{"role":"user"}]}"#, "messages[0].content"),
+                (#"{"model":"tiny","messages":[{"role":"system","content":"s"},{"role":"assistant"}]}"#, "messages[1].content"),
+                (#"{"model":"tiny","tool_choice":{"type":"function","function":{"name":"lookup"}},"tools":[{"type":"function","function":{"name":"search"}}],\#(user)}"#, "tool_choice"),
+                (#"{"model":"tiny","tool_choice":"required",\#(user)}"#, "tool_choice"),
+                (#"{"model":"tiny","tool_choice":"sometimes","tools":[{"type":"function","function":{"name":"search"}}],\#(user)}"#, "tool_choice"),
+                (#"{"model":"tiny","response_format":{"type":"json_schema"},\#(user)}"#, "response_format.json_schema"),
+                (#"{"model":"tiny","response_format":{"type":"json_schema","json_schema":{"schema":{}}},\#(user)}"#, "response_format.json_schema.name"),
+                (#"{"model":"tiny","response_format":{"type":"yaml"},\#(user)}"#, "response_format.type"),
+                (#"{"model":"tiny","n":1.5,\#(user)}"#, "n"),
+                (#"{"model":"tiny","max_tokens":"ten",\#(user)}"#, "max_tokens"),
+            ]
+            for (body, param) in cases {
+                let response = try await Self.chat(client, body)
+                #expect(response.status == .badRequest, "\(body)")
+                let error = Self.json(response)?["error"]
+                #expect(error?["type"] == "invalid_request_error", "\(body)")
+                #expect(error?["param"]?.stringValue == param, "\(body): \(String(buffer: response.body))")
+                #expect(error?["message"]?.stringValue?.contains("not valid JSON") == false, "\(body)")
+            }
+            #expect(harness.upstream.requestCount == 0)
+            // What is allowed still passes: an assistant turn that only calls a tool, a named tool choice.
+            let allowed = #"{"model":"tiny","tools":[{"type":"function","function":{"name":"search"}}],"tool_choice":{"type":"function","function":{"name":"search"}},"messages":[{"role":"user","content":"hi"},{"role":"assistant","tool_calls":[{"id":"c1","type":"function","function":{"name":"search","arguments":"{}"}}]},{"role":"tool","tool_call_id":"c1","content":"found"},{"role":"user","content":"hi"}]}"#
+            #expect(try await Self.chat(client, allowed).status == .ok)
+        }
+    }
+}
