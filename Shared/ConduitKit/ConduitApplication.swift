@@ -41,6 +41,7 @@ public func makeConduitApplication(
 ) -> Application<RouterResponder<ConduitRequestContext>> {
     var app = Application(
         router: router,
+        server: .http1(configuration: .init(additionalChannelHandlers: [MalformedRequestHandler()])),
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: configuration.service.rawValue),
         services: services,
         logger: logger

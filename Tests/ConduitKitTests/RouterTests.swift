@@ -8,6 +8,7 @@ import Logging
 import NIOCore
 import Prometheus
 import Testing
+import TestSupport
 
 /// The router every service starts from, driven in-process.
 struct RouterTests {
@@ -161,6 +162,31 @@ struct RouterTests {
             try await client.execute(uri: "/readyz", method: .get) { response in
                 #expect(response.status == .serviceUnavailable)
             }
+        }
+    }
+}
+
+extension RouterTests {
+    /// Requests the HTTP parser refuses still get the error envelope, then the connection closes.
+    @Test func malformedHTTPGetsTheEnvelope() async throws {
+        try await Self.makeApp().test(.live) { client in
+            let port = try #require(client.port)
+            let requests = [
+                "GET /whoami HTTP/1.1\r\nHost: x\r\nX-Bad\u{1}Name: 1\r\n\r\n",
+                "POST /chat HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 7\r\n\r\nhello",
+                "POST /chat HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+                "BREW /whoami HTTP/1.1\r\nHost: x\r\n\r\n",
+            ]
+            for request in requests {
+                let answer = try await RawHTTP.exchange(port: port, request)
+                #expect(answer.hasPrefix("HTTP/1.1 400"), "\(request.debugDescription): \(answer)")
+                let body = try #require(answer.components(separatedBy: "\r\n\r\n").last, "\(answer)")
+                let envelope = try JSONDecoder().decode(ErrorEnvelope.self, from: Data(body.utf8))
+                #expect(envelope.error.type == "invalid_request_error")
+                #expect(envelope.error.code == "malformed_request")
+            }
+            // And the server goes on serving well-formed requests.
+            #expect(try await client.execute(uri: "/whoami", method: .get).status == .ok)
         }
     }
 }
