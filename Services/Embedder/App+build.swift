@@ -18,7 +18,8 @@ import TextEmbedding
 /// | `CONDUIT_EMBEDDER_MAX_QUEUED_TOKENS` | 65536 (beyond: 429) |
 /// | `CONDUIT_EMBEDDER_MAX_WAIT_US` | 2000 |
 /// | `CONDUIT_EMBEDDER_THREADS` | 2 |
-/// | `CONDUIT_EMBEDDER_MAX_INPUTS` / `_MAX_INPUT_TOKENS` | 2048 / 8192 |
+/// | `CONDUIT_EMBEDDER_MAX_INPUTS` / `_MAX_INPUT_TOKENS` / `_MAX_REQUEST_TOKENS` | 2048 / 8192 / 524288 (beyond: 400) |
+/// | `CONDUIT_EMBEDDER_USAGE_TOPIC` | `conduit.usage` (one event per request, kind `embedding`; outbox settings in `UsageOutbox`) |
 /// | `CONDUIT_EMBEDDER_CHUNK_TOKENS` / `_CHUNK_OVERLAP_TOKENS` | 200 / 32 |
 /// | `CONDUIT_EMBEDDER_MAX_DOCUMENT_CHARS` | 1000000 (longer documents go to the DLQ) |
 /// | `CONDUIT_EMBEDDER_REMOTE_MODELS` | none (JSON list of remote providers; see `RemoteEmbeddings`) |
@@ -38,6 +39,10 @@ func buildApplication(configuration: ServiceConfiguration, logger: Logger) async
     var limits = EmbeddingsController.Limits()
     limits.maxInputs = try environment.int("CONDUIT_EMBEDDER_MAX_INPUTS", default: limits.maxInputs)
     limits.maxInputTokens = try environment.int("CONDUIT_EMBEDDER_MAX_INPUT_TOKENS", default: limits.maxInputTokens)
+    limits.maxRequestTokens = try environment.int("CONDUIT_EMBEDDER_MAX_REQUEST_TOKENS", default: limits.maxRequestTokens)
+    guard batching.maxBatchTokens >= 256 else {
+        throw ConfigurationError(key: "CONDUIT_EMBEDDER_MAX_BATCH_TOKENS", expected: "at least 256 (one whole input)")
+    }
 
     let registry = PrometheusCollectorRegistry()
     let batcher = EmbeddingBatcher(model: embedder.model, modelName: EmbeddingsController.modelID, configuration: batching, registry: registry, logger: logger)

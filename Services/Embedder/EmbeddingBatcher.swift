@@ -67,7 +67,37 @@ final class EmbeddingBatcher: Service, Sendable {
     }
 
     /// Embeds the sequences, waiting for a batch; throws `Overloaded` when the queue is full.
+    /// A request larger than one batch goes in parts of at most `maxBatchTokens`, one part at a
+    /// time, so no forward pass (and no request) holds more than one batch of activations and a
+    /// big request never crowds the queue out for everyone else.
     func embed(_ sequences: [[Int]]) async throws -> [[Float]] {
+        var vectors: [[Float]] = []
+        vectors.reserveCapacity(sequences.count)
+        for part in Self.parts(of: sequences, maxTokens: configuration.maxBatchTokens) {
+            vectors += try await embedPart(Array(sequences[part]))
+        }
+        return vectors
+    }
+
+    /// Consecutive ranges of `sequences`, each within `maxTokens` (a single longer sequence
+    /// stands alone).
+    static func parts(of sequences: [[Int]], maxTokens: Int) -> [Range<Int>] {
+        var parts: [Range<Int>] = []
+        var start = 0
+        var tokens = 0
+        for (index, sequence) in sequences.enumerated() {
+            if index > start, tokens + sequence.count > maxTokens {
+                parts.append(start..<index)
+                start = index
+                tokens = 0
+            }
+            tokens += sequence.count
+        }
+        if start < sequences.count { parts.append(start..<sequences.count) }
+        return parts
+    }
+
+    private func embedPart(_ sequences: [[Int]]) async throws -> [[Float]] {
         let tokens = sequences.reduce(0) { $0 + $1.count }
         return try await withCheckedThrowingContinuation { continuation in
             condition.lock()

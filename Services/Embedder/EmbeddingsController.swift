@@ -12,6 +12,9 @@ struct EmbeddingsController: Sendable {
         /// Tokens in one input at most before it is refused; longer than the model's 256 is
         /// truncated as sentence-transformers does. Default 8192.
         var maxInputTokens = 8192
+        /// Tokens embedded for one request at most, after truncation. Default 524,288 (2,048
+        /// inputs of 256 tokens: the largest request the other limits allow).
+        var maxRequestTokens = 524_288
     }
 
     static let modelID = "all-minilm-l6-v2"
@@ -60,6 +63,10 @@ struct EmbeddingsController: Sendable {
             throw APIError.invalidRequest("'\(Self.modelID)' produces \(MiniLMModel.hidden) dimensions; 'dimensions' cannot be \(dimensions).", param: "dimensions")
         }
         let sequences = try tokenize(body.input)
+        let total = sequences.reduce(0) { $0 + $1.count }
+        guard total <= limits.maxRequestTokens else {
+            throw APIError.invalidRequest("'input' has \(total) tokens in all; at most \(limits.maxRequestTokens) are embedded per request (CONDUIT_EMBEDDER_MAX_REQUEST_TOKENS). Split it into smaller requests.", param: "input", code: "too_many_tokens")
+        }
         let vectors: [[Float]]
         do {
             vectors = try await batcher.embed(sequences)

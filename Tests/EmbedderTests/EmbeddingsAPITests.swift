@@ -149,3 +149,51 @@ extension EmbeddingsAPITests {
         #expect(events[0].model == "all-minilm-l6-v2")
     }
 }
+
+extension EmbeddingsAPITests {
+    /// The largest request the limits allow (2,048 inputs of 256 tokens) is cut into jobs of the
+    /// batch budget, in order, none larger.
+    @Test func theLargestRequestIsCutIntoJobsOfTheBatchBudget() {
+        let sequences = (0..<2048).map { index in [index] + Array(repeating: 7, count: 255) }
+        let parts = EmbeddingBatcher.parts(of: sequences, maxTokens: 8192)
+        #expect(parts.count == 64)
+        #expect(parts.allSatisfy { sequences[$0].reduce(0) { $0 + $1.count } <= 8192 })
+        #expect(parts.flatMap { Array($0) } == Array(0..<2048))
+        // Uneven sizes: never over budget, never an empty part, one long sequence alone.
+        let mixed = [[Int]](repeating: [1, 2, 3], count: 5) + [Array(repeating: 1, count: 20)] + [[1]]
+        let mixedParts = EmbeddingBatcher.parts(of: mixed, maxTokens: 10)
+        #expect(mixedParts == [0..<3, 3..<5, 5..<6, 6..<7])
+    }
+
+    /// Through the real model: a request of many long inputs runs as forward passes no larger
+    /// than the budget, and every vector is the one the input gets on its own.
+    @Test func aLongRequestRunsInBudgetedBatchesAndGivesTheSameVectors() async throws {
+        let long = String(repeating: "Embeddings of long inputs are cut to the model's window of tokens. ", count: 30)
+        try await Self.app(["CONDUIT_EMBEDDER_MAX_BATCH_TOKENS": "1024"]).test(.router) { client in
+            let inputs = (0..<12).map { "\($0) \(long)" }
+            let json = #"{"model":"all-minilm-l6-v2","input":["# + inputs.map { #""\#($0)""# }.joined(separator: ",") + "]}"
+            let response = try Self.decode(EmbeddingsResponse.self, try await Self.post(client, json))
+            #expect(response.data.count == 12)
+            #expect(response.usage.promptTokens == 12 * 256)
+            let metrics = String(buffer: try await client.execute(uri: "/metrics", method: .get).body)
+            let batches = Self.value(of: #"conduit_embedder_batch_tokens_count{model="all-minilm-l6-v2"}"#, in: metrics)
+            let withinBudget = Self.value(of: #"conduit_embedder_batch_tokens_bucket{model="all-minilm-l6-v2",le="1024.0"}"#, in: metrics)
+            #expect(batches >= 3)
+            #expect(withinBudget == batches, "\(batches) batches, \(withinBudget) within 1,024 tokens")
+            let last = try Self.decode(EmbeddingsResponse.self, try await Self.post(client, #"{"model":"all-minilm-l6-v2","input":"\#(inputs[11])"}"#))
+            let alone = try #require(last.data.first?.embedding.floats)
+            let together = try #require(response.data[11].embedding.floats)
+            #expect(zip(alone, together).allSatisfy { abs($0 - $1) < 1e-4 })
+        }
+    }
+
+    @Test func aRequestOverTheTokenCapIsRefusedNamingTheLimit() async throws {
+        try await Self.app(["CONDUIT_EMBEDDER_MAX_REQUEST_TOKENS": "100"]).test(.router) { client in
+            let response = try await Self.post(client, #"{"model":"all-minilm-l6-v2","input":["# + Array(repeating: #""one two three four five six seven eight nine ten eleven twelve""#, count: 8).joined(separator: ",") + "]}")
+            #expect(response.status == .badRequest)
+            let error = try Self.decode(ErrorEnvelope.self, response).error
+            #expect(error.param == "input")
+            #expect(error.message.contains("100") && error.message.contains("CONDUIT_EMBEDDER_MAX_REQUEST_TOKENS"))
+        }
+    }
+}
