@@ -23,6 +23,7 @@ import SemanticCache
 /// | `CONDUIT_ORCHESTRATOR_USAGE_TOPIC` | `conduit.usage` |
 /// | `CONDUIT_SESSION_TTL_S` | 86400 (conversation memory lifetime, renewed by every turn) |
 /// | `CONDUIT_SESSION_HISTORY_SHARE` | 0.5 (share of the context window, after the completion's reserve, history may fill) |
+/// | `CONDUIT_SESSION_MAX_MESSAGES` | 200 (stored per session at most, summary included; the oldest go first) |
 /// | `CONDUIT_SESSION_KEEP_MESSAGES` | 4 (latest messages never summarised) |
 /// | `CONDUIT_SESSION_SUMMARY_MODEL` | the request's model |
 /// | `CONDUIT_RAG_REWRITE_MODEL` | the request's model (rewrites follow-up questions for retrieval) |
@@ -59,7 +60,9 @@ func buildApplication(configuration: ServiceConfiguration, logger: Logger) async
         producer: producer,
         configuration: try .init(topic: environment.string("CONDUIT_ORCHESTRATOR_USAGE_TOPIC", default: KafkaTopic.usage), environment: environment),
         registry: registry, logger: logger)
-    let sessions = SessionStore(redis: redis, ttl: .seconds(try environment.int("CONDUIT_SESSION_TTL_S", default: 86_400)))
+    let sessions = SessionStore(
+        redis: redis, ttl: .seconds(try environment.int("CONDUIT_SESSION_TTL_S", default: 86_400)),
+        maxMessages: try environment.int("CONDUIT_SESSION_MAX_MESSAGES", default: 200))
     let semanticCache = SemanticCache(
         redis: redis, configuration: .init(ttl: .seconds(try environment.int("CONDUIT_CACHE_TTL_S", default: 86_400))), logger: logger)
     let memory = ConversationMemory(

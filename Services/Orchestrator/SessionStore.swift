@@ -11,10 +11,25 @@ struct SessionStore: Sendable {
 
     let redis: RedisClient
     let ttl: Duration
+    /// Messages a session keeps at most, the summary included: past it the oldest go, whether
+    /// or not a summary managed to replace them. Default 200 (`CONDUIT_SESSION_MAX_MESSAGES`).
+    var maxMessages = 200
 
-    /// Appends messages and renews the TTL in one step.
+    /// Appends messages, drops the oldest beyond the cap (keeping a summary at the front) and
+    /// renews the TTL, in one step.
     private static let appendScript = RedisScript("""
-        redis.call('RPUSH', KEYS[1], unpack(ARGV, 2))
+        redis.call('RPUSH', KEYS[1], unpack(ARGV, 3))
+        local max = tonumber(ARGV[2])
+        local len = redis.call('LLEN', KEYS[1])
+        if len > max then
+            local first = redis.call('LINDEX', KEYS[1], 0)
+            if string.find(first, '"name":"conduit_summary"', 1, true) then
+                redis.call('LTRIM', KEYS[1], len - max + 1, -1)
+                redis.call('LPUSH', KEYS[1], first)
+            else
+                redis.call('LTRIM', KEYS[1], len - max, -1)
+            end
+        end
         redis.call('EXPIRE', KEYS[1], ARGV[1])
         return redis.call('LLEN', KEYS[1])
         """)
@@ -65,7 +80,7 @@ struct SessionStore: Sendable {
     func append(_ messages: [ChatMessage], tenant: String, id: String) async throws {
         guard !messages.isEmpty else { return }
         let encoder = WireCoding.encoder()
-        var arguments: [any RedisArgument] = [Self.seconds(ttl)]
+        var arguments: [any RedisArgument] = [Self.seconds(ttl), String(max(2, maxMessages))]
         for message in messages { arguments.append(Array(try encoder.encode(message))) }
         _ = try await redis.run(Self.appendScript, keys: [Self.key(tenant: tenant, id: id)], arguments: arguments)
     }

@@ -65,15 +65,21 @@ func buildApplication(configuration: ServiceConfiguration, logger: Logger) async
     let routes = try router.internalRoutes(configuration)
     SearchController(catalog: catalog, embeddings: embeddings).addRoutes(to: routes)
     CollectionsController(catalog: catalog, repository: repository, snapshots: snapshots).addRoutes(to: routes)
-    // The consumer starts only after the indexes are loaded, so events apply on top of them.
+    // The consumer joins its group only after the indexes are loaded, so events apply on top
+    // of them: applied during the load, the loader would replace them with an older state
+    // whose offsets were already committed.
+    let loaded = StartGate()
     return makeConduitApplication(
         router: router,
         configuration: configuration,
-        services: [postgres, producer, http, snapshots, consumer, chunks],
+        services: [postgres, producer, http, snapshots, GatedService(consumer, after: loaded), GatedService(chunks, after: loaded)],
         logger: logger,
         beforeServerStarts: [
             { try await migrate(RetrieverMigrations.retriever, on: postgres, logger: logger) },
-            { try await IndexLoader(repository: repository, catalog: catalog, snapshots: snapshots, logger: logger).load() },
+            {
+                try await IndexLoader(repository: repository, catalog: catalog, snapshots: snapshots, logger: logger).load()
+                loaded.open()
+            },
         ]
     )
 }

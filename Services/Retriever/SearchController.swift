@@ -10,6 +10,12 @@ import SearchEngine
 /// tenant comes from `X-Conduit-Tenant` (set by the gateway); query text is embedded by the
 /// embedder unless a `vector` is given.
 struct SearchController: Sendable {
+    /// Beyond what any search needs, and bounded so no request costs the process much:
+    /// `top_k` at most 1,000, `ef` at most 4,096, a filter of at most 1,024 conditions and values.
+    static let maxTopK = 1000
+    static let maxEf = 4096
+    static let maxFilterSize = 1024
+
     struct SearchRequest: Decodable, Sendable {
         var query: String?
         var vector: [Float]?
@@ -51,7 +57,13 @@ struct SearchController: Sendable {
             throw APIError.invalidRequest("'weights' takes 'vector' and 'keyword'; '\(unknown)' is not a signal.", param: "weights")
         }
         if let rrfK = body.rrfK, !(rrfK > 0) { throw APIError.invalidRequest("'rrf_k' must be positive.", param: "rrf_k") }
-        if let ef = body.ef, !(1...10_000).contains(ef) { throw APIError.invalidRequest("'ef' must be between 1 and 10000.", param: "ef") }
+        if let ef = body.ef, !(1...Self.maxEf).contains(ef) { throw APIError.invalidRequest("'ef' must be between 1 and \(Self.maxEf).", param: "ef") }
+        if let topK = body.topK, !(1...Self.maxTopK).contains(topK) {
+            throw APIError.invalidRequest("'top_k' must be between 1 and \(Self.maxTopK).", param: "top_k")
+        }
+        if let filter = body.filter, filter.size > Self.maxFilterSize {
+            throw APIError.invalidRequest("'filter' has \(filter.size) conditions and values; at most \(Self.maxFilterSize) are allowed.", param: "filter")
+        }
         var vector = body.vector
         if vector == nil, mode != .keyword, let text = body.query, !text.isEmpty {
             vector = try await embeddings.embed(text, model: body.model, context: context)

@@ -252,3 +252,15 @@ enum ISO8601 {
         return era * 146_097 + dayOfEra - 719_468
     }
 }
+
+extension MetadataFilter {
+    /// Conditions and listed values in the filter: what evaluating it costs per candidate.
+    public var size: Int {
+        switch self {
+        case .equals, .range, .exists: 1
+        case .oneOf(_, let values): max(1, values.count)
+        case .and(let filters), .or(let filters): 1 + filters.reduce(0) { $0 + $1.size }
+        case .not(let filter): 1 + filter.size
+        }
+    }
+}

@@ -142,7 +142,9 @@ struct RetrieverProcessTests {
             }
             events.append(event)
         }
-        for event in events {
+        // Two thirds before the first start; the rest flows in while the second one starts and
+        // loads its indexes.
+        for event in events.prefix(200) {
             try await producer.send(topic: chunks, key: event.key, value: Array(try EventCoding.encoder().encode(event)))
         }
         let environment = ["CONDUIT_RETRIEVER_CHUNKS_TOPIC": chunks, "CONDUIT_RETRIEVER_GROUP": group]
@@ -157,9 +159,17 @@ struct RetrieverProcessTests {
         let atKill = try await storedDocuments()
         #expect(atKill < documentCount, "the kill came after everything was applied; nothing was interrupted")
 
+        let lateEvents = Array(events.dropFirst(200))
+        let late = Task {
+            for event in lateEvents {
+                try await producer.send(topic: chunks, key: event.key, value: Array(try EventCoding.encoder().encode(event)))
+                try await Task.sleep(for: .milliseconds(10))
+            }
+        }
         let second = try ServiceProcessTests.RunningService("retriever", portOffset: 41, extraEnvironment: environment)
         defer { second.process.signal(SIGKILL) }
         try await second.waitUntilReady()
+        try await late.value
         let complete = try await eventually(within: .seconds(120)) { try await storedDocuments() == documentCount }
         let stored = try await storedDocuments()
         #expect(complete, "stored \(stored) of \(documentCount) (\(atKill) when killed)")

@@ -66,3 +66,27 @@ struct MemoryAndTokensTests {
         await redis.shutdown()
     }
 }
+
+extension MemoryAndTokensTests {
+    /// A session whose summaries never succeed still stops growing at its cap, oldest first,
+    /// and a summary at the front survives the trim.
+    @Test func sessionsStayWithinTheirCapEvenWithoutSummaries() async throws {
+        let redis = RedisClient(configuration: .init(port: TestEnvironment.redisPort, connections: 1), logger: Self.logger)
+        let store = SessionStore(redis: redis, ttl: .seconds(120), maxMessages: 6)
+        let tenant = TestEnvironment.uniqueName("tenant")
+        for turn in 0..<10 {
+            try await store.append([.user("q\(turn)"), .assistant("a\(turn)")], tenant: tenant, id: "capped")
+        }
+        let capped = try await store.load(tenant: tenant, id: "capped").messages.compactMap { $0.content?.plainText }
+        #expect(capped == ["q7", "a7", "q8", "a8", "q9", "a9"])
+
+        let loaded = try await store.load(tenant: tenant, id: "capped")
+        #expect(try await store.compact(replacing: Array(loaded.raw.prefix(2)), with: "summary", tenant: tenant, id: "capped"))
+        try await store.append([.user("q10"), .assistant("a10")], tenant: tenant, id: "capped")
+        let kept = try await store.load(tenant: tenant, id: "capped").messages
+        #expect(kept.count == 6)
+        #expect(kept.first?.name == SessionStore.summaryName)
+        #expect(kept.compactMap { $0.content?.plainText } == ["summary", "a8", "q9", "a9", "q10", "a10"])
+        await redis.shutdown()
+    }
+}

@@ -88,6 +88,9 @@ struct RetrieverAPITests {
                 (#"{"collection":"c","vector":"no"}"#, "vector", "'vector'"),
                 (#"{"vector":[1,0,0]}"#, "collection", "'collection'"),
                 (#"{"collection":"c","vector":[1,0,0],"ef":0}"#, "ef", "'ef'"),
+                (#"{"collection":"c","vector":[1,0,0],"ef":100000}"#, "ef", "4096"),
+                (#"{"collection":"c","vector":[1,0,0],"top_k":1000000}"#, "top_k", "1000"),
+                (#"{"collection":"c","vector":[1,0,0],"filter":{"field":"x","in":["# + (0..<1500).map { "\($0)" }.joined(separator: ",") + #"]}}"#, "filter", "at most 1024"),
             ]
             for (body, param, fragment) in cases {
                 let response = try await Self.send(client, .post, "/v1/search", tenant: tenant, body)
