@@ -17,6 +17,7 @@ import Redis
 /// |---|---|
 /// | `CONDUIT_ADMIN_KEY` | none (`make up` generates one); installed at start as the admin key of `CONDUIT_ADMIN_TENANT` |
 /// | `CONDUIT_ADMIN_TENANT` | `default` |
+/// | `CONDUIT_GATEWAY_CHAT_TIMEOUT_S` | 900 (a chat exchange with the orchestrator, stream included; other routes 60 s) |
 /// | `CONDUIT_GATEWAY_INDEXING_TOPIC` | `conduit.indexing.requests` (where `/v1/documents` publishes) |
 func buildApplication(configuration: ServiceConfiguration, logger: Logger) async throws -> some ApplicationProtocol {
     let postgres = PostgresClient(configuration: configuration.postgres, logger: logger)
@@ -38,7 +39,10 @@ func buildApplication(configuration: ServiceConfiguration, logger: Logger) async
     // Every public route is in this group: authentication belongs to the routes, not to how a
     // path is spelled (`//v1/models` is the same route and needs the same key).
     let api = router.group().add(middleware: AuthenticationMiddleware(authenticator: authenticator, keyring: try configuration.requireInternalKeys()))
-    ForwardingController(client: ServiceClient(http: http, baseURLs: configuration.serviceURLs)).addRoutes(to: api)
+    ForwardingController(
+        client: ServiceClient(http: http, baseURLs: configuration.serviceURLs),
+        chatTimeout: .seconds(try configuration.environment.int("CONDUIT_GATEWAY_CHAT_TIMEOUT_S", default: 900))
+    ).addRoutes(to: api)
     DocumentsController(
         producer: producer,
         topic: configuration.environment.string("CONDUIT_GATEWAY_INDEXING_TOPIC", default: KafkaTopic.indexingRequests)

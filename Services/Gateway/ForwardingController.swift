@@ -13,10 +13,13 @@ import NIOCore
 /// the hop behind it, which cancels the provider call.
 struct ForwardingController: Sendable {
     let client: ServiceClient
+    /// The whole chat exchange with the orchestrator, stream included: longer than the
+    /// orchestrator's own provider limits with their retries, so it only ends a hop that hangs.
+    var chatTimeout: Duration = .seconds(900)
 
     func addRoutes(to router: some RouterMethods<ConduitRequestContext>) {
         router.post("/v1/chat/completions") { request, context in
-            try await forward(request, context, to: .orchestrator, path: "/v1/chat/completions", timeout: nil)
+            try await forward(request, context, to: .orchestrator, path: "/v1/chat/completions", timeout: chatTimeout)
         }
         router.get("/v1/models") { request, context in try await forward(request, context, to: .orchestrator, method: "GET", path: "/v1/models") }
         router.get("/v1/models/:model") { request, context in
@@ -42,8 +45,8 @@ struct ForwardingController: Sendable {
         "X-Conduit-Deployment", "Retry-After", "X-Conduit-Cache", "X-Conduit-Cache-Similarity", "X-Conduit-Session-Id",
     ]
 
-    /// `timeout` bounds the whole exchange; nil for streams, which end when the model is done.
-    func forward(_ request: Request, _ context: ConduitRequestContext, to service: ServiceName, method: String = "POST", path: String, timeout: Duration? = .seconds(60)) async throws -> Response {
+    /// `timeout` bounds the whole exchange, a relayed stream included.
+    func forward(_ request: Request, _ context: ConduitRequestContext, to service: ServiceName, method: String = "POST", path: String, timeout: Duration = .seconds(60)) async throws -> Response {
         _ = try context.caller()
         let body = method == "GET" || method == "DELETE" ? nil : Array(try await request.body.collect(upTo: context.maxUploadSize).readableBytesView)
         var passed: [(name: String, value: String)] = []

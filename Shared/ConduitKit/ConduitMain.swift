@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import Logging
+import ServiceLifecycle
 import UnixSignals
 
 /// What `@main` of every service does: read the configuration, set up JSON logging, build the
@@ -25,7 +26,10 @@ public enum ConduitMain {
         do {
             let app = try await build(configuration, logger)
             logger.info("starting", metadata: ["address": "\(configuration.host):\(configuration.port)"])
-            try await app.runService(gracefulShutdownSignals: [.sigterm, .sigint])
+            var group = ServiceGroupConfiguration(services: [app], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+            group.maximumGracefulShutdownDuration = configuration.shutdownTimeout
+            group.maximumCancellationDuration = .seconds(5)
+            try await ServiceGroup(configuration: group).run()
             logger.info("stopped")
         } catch {
             logger.critical("service failed", metadata: [LogKey.error: "\(error)"])

@@ -64,21 +64,3 @@ public struct HealthController: Sendable {
     }
 }
 
-/// Thrown by `withTimeout` when the work did not finish in time.
-public struct TimeoutError: Error, CustomStringConvertible {
-    public init() {}
-    public var description: String { "timed out" }
-}
-
-/// Runs `work`, cancelling it and throwing `TimeoutError` after `limit`.
-public func withTimeout<T: Sendable>(_ limit: Duration, _ work: @escaping @Sendable () async throws -> T) async throws -> T {
-    try await withThrowingTaskGroup(of: T.self) { group in
-        group.addTask { try await work() }
-        group.addTask {
-            try await Task.sleep(for: limit)
-            throw TimeoutError()
-        }
-        defer { group.cancelAll() }
-        return try await group.next()!
-    }
-}

@@ -41,6 +41,8 @@ public enum ServiceName: String, Sendable, CaseIterable {
 /// | `CONDUIT_<SERVICE>_URL` | `http://127.0.0.1:<port>` (how other services reach it) |
 /// | `CONDUIT_LOG_LEVEL` | `info` |
 /// | `CONDUIT_POSTGRES_HOST` / `_PORT` / `_USER` / `_PASSWORD` / `_DATABASE` / `_POOL_SIZE` | `127.0.0.1` / `55432` / `conduit` / none / `conduit` / 8 |
+/// | `CONDUIT_POSTGRES_STATEMENT_TIMEOUT_MS` | 30000 (server-side limit per statement; TCP keep-alive probes after 30 s idle) |
+/// | `CONDUIT_SHUTDOWN_TIMEOUT_S` | 30 (graceful shutdown's limit; then the rest is cancelled, and 5 s later the process exits) |
 /// | `CONDUIT_REDIS_HOST` / `_PORT` / `_CONNECTIONS` | `127.0.0.1` / `56379` / 4 |
 /// | `CONDUIT_KAFKA_BROKERS` | `127.0.0.1:59092` |
 /// | `CONDUIT_KAFKA_MAX_POLL_INTERVAL_MS` | 300000 |
@@ -60,6 +62,8 @@ public struct ServiceConfiguration: Sendable {
     /// Base URLs of the other services.
     public var serviceURLs: [ServiceName: String]
     public var debugEndpoints: Bool
+    /// How long graceful shutdown may take before the rest is cancelled (`CONDUIT_SHUTDOWN_TIMEOUT_S`).
+    public var shutdownTimeout: Duration
     /// The key that signs identities between services (`CONDUIT_INTERNAL_KEY`); nil when unset,
     /// and then a service refuses to start (see `requireInternalKeys`).
     public var internalKeys: InternalKeyring?
@@ -86,6 +90,8 @@ public struct ServiceConfiguration: Sendable {
             maxConnections: try environment.int("CONDUIT_POSTGRES_POOL_SIZE", default: 8),
             applicationName: service.rawValue
         )
+        postgres.statementTimeoutMilliseconds = try environment.int("CONDUIT_POSTGRES_STATEMENT_TIMEOUT_MS", default: 30_000)
+        shutdownTimeout = .seconds(try environment.int("CONDUIT_SHUTDOWN_TIMEOUT_S", default: 30))
         redis = RedisConfiguration(
             host: environment.string("CONDUIT_REDIS_HOST", default: "127.0.0.1"),
             port: try environment.int("CONDUIT_REDIS_PORT", default: 56379),

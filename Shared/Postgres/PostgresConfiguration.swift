@@ -16,6 +16,13 @@ public struct PostgresConfiguration: Sendable {
     public var connectTimeoutSeconds: Int
     /// Name shown in `pg_stat_activity`.
     public var applicationName: String
+    /// How long the server lets one statement run before cancelling it, in milliseconds.
+    /// Default: 30,000 (migrations and bulk loads fit; a stuck query does not hold a
+    /// connection for ever).
+    public var statementTimeoutMilliseconds: Int = 30_000
+    /// TCP keep-alive: idle seconds before the first probe, so a connection to a vanished
+    /// server is noticed. Default: 30.
+    public var keepaliveIdleSeconds: Int = 30
 
     public init(
         host: String = "127.0.0.1",
@@ -47,7 +54,11 @@ public struct PostgresConfiguration: Sendable {
             ("connect_timeout", String(connectTimeoutSeconds)),
             ("application_name", applicationName),
             ("client_encoding", "UTF8"),
-            ("options", "-c DateStyle=ISO -c TimeZone=UTC -c extra_float_digits=3"),
+            ("options", "-c DateStyle=ISO -c TimeZone=UTC -c extra_float_digits=3 -c statement_timeout=\(statementTimeoutMilliseconds)"),
+            ("keepalives", "1"),
+            ("keepalives_idle", String(keepaliveIdleSeconds)),
+            ("keepalives_interval", "10"),
+            ("keepalives_count", "3"),
         ]
         if let password { parameters.append(("password", password)) }
         return parameters

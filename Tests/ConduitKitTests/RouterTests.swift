@@ -190,3 +190,26 @@ extension RouterTests {
         }
     }
 }
+
+extension RouterTests {
+    /// A dependency check stuck in a call that ignores cancellation (as a blocking libpq call
+    /// would) cannot hold `/readyz` past its own timeout.
+    @Test func readyzAnswersWithinItsTimeoutWhateverHangs() async throws {
+        let stuck = ReadinessCheck(name: "stuck") {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                Thread.detachNewThread {
+                    Thread.sleep(forTimeInterval: 8)
+                    continuation.resume()
+                }
+            }
+        }
+        try await Self.makeApp(readiness: [stuck, ReadinessCheck(name: "fine") {}]).test(.router) { client in
+            let started = ContinuousClock.now
+            let response = try await client.execute(uri: "/readyz", method: .get)
+            #expect(ContinuousClock.now - started < .seconds(6))
+            #expect(response.status == .serviceUnavailable)
+            let body = String(buffer: response.body)
+            #expect(body.contains(#""stuck":"timed out""#) && body.contains(#""fine":"ok""#), "\(body)")
+        }
+    }
+}
