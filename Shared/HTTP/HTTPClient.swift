@@ -31,13 +31,19 @@ public final class HTTPClient: Service, Sendable {
         var commands: [Command] = []
         var started = false
         var stopping = false
+
+        /// Wakes the loop thread out of `curl_multi_poll`. Called with the lock held: the loop
+        /// clears `multi` and cleans it up under the same lock, so no wakeup can reach a handle
+        /// that `curl_multi_cleanup` has freed.
+        func wakeLoop() {
+            if let multi { curl_multi_wakeup(multi) }
+        }
     }
 
     public let configuration: HTTPClientConfiguration
     private let logger: Logger
     private let thread = NIOThreadPool(numberOfThreads: 1)
     private let shared = NIOLockedValueBox(Shared())
-    private let stopped = NIOLockedValueBox(false)
 
     public init(configuration: HTTPClientConfiguration = .init(), logger: Logger) {
         self.configuration = configuration
@@ -52,11 +58,10 @@ public final class HTTPClient: Service, Sendable {
 
     /// Cancels transfers in flight and stops the loop thread.
     public func shutdown() async {
-        let multi = shared.withLockedValue { shared -> UnsafeMutableRawPointer? in
+        shared.withLockedValue { shared in
             shared.stopping = true
-            return shared.started ? shared.multi : nil
+            shared.wakeLoop()
         }
-        if let multi { curl_multi_wakeup(multi) }
         try? await thread.shutdownGracefully()
     }
 
@@ -78,18 +83,13 @@ public final class HTTPClient: Service, Sendable {
     }
 
     private func enqueue(_ command: Command) {
-        let multi = shared.withLockedValue { shared -> UnsafeMutableRawPointer? in
-            if shared.stopping {
-                return nil
-            }
+        let queued = shared.withLockedValue { shared -> Bool in
+            guard !shared.stopping, shared.multi != nil else { return false }
             shared.commands.append(command)
-            return shared.multi
+            shared.wakeLoop()
+            return true
         }
-        guard let multi else {
-            if case .add(let transfer) = command { transfer.complete(CURLE_ABORTED_BY_CALLBACK) }
-            return
-        }
-        curl_multi_wakeup(multi)
+        if !queued, case .add(let transfer) = command { transfer.complete(CURLE_ABORTED_BY_CALLBACK) }
     }
 
     private func start() throws {
@@ -145,8 +145,10 @@ public final class HTTPClient: Service, Sendable {
                     transfer.complete(CURLE_ABORTED_BY_CALLBACK)
                 }
                 active = [:]
-                shared.withLockedValue { $0.multi = nil }
-                curl_multi_cleanup(multi)
+                shared.withLockedValue { shared in
+                    shared.multi = nil
+                    curl_multi_cleanup(multi)
+                }
                 return
             }
             var running: Int32 = 0

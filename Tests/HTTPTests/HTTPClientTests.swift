@@ -198,3 +198,22 @@ struct HTTPClientTests {
         #expect(error.code == .shutdown)
     }
 }
+
+extension HTTPClientTests {
+    /// Requests started while the client shuts down fail cleanly: every one ends, none wakes a
+    /// loop whose handle was already freed (which crashed the process now and then).
+    @Test func requestsRacingShutdownAllEndWithoutACrash() async throws {
+        for _ in 0..<40 {
+            let client = HTTPClient(logger: Logger(label: "race"))
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for _ in 0..<8 {
+                    group.addTask {
+                        _ = try? await client.execute(HTTPRequest(url: "http://127.0.0.1:9/", timeout: .seconds(2)))
+                    }
+                }
+                group.addTask { await client.shutdown() }
+                try await group.waitForAll()
+            }
+        }
+    }
+}
