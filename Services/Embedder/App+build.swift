@@ -22,6 +22,7 @@ import TextEmbedding
 /// | `CONDUIT_EMBEDDER_USAGE_TOPIC` | `conduit.usage` (one event per request, kind `embedding`; outbox settings in `UsageOutbox`) |
 /// | `CONDUIT_EMBEDDER_CHUNK_TOKENS` / `_CHUNK_OVERLAP_TOKENS` | 200 / 32 |
 /// | `CONDUIT_EMBEDDER_MAX_DOCUMENT_CHARS` | 1000000 (longer documents go to the DLQ) |
+/// | `CONDUIT_EMBEDDER_MAX_EVENT_BYTES` | 900000 (a document whose chunk event would be larger goes to the DLQ; about 150 chunks) |
 /// | `CONDUIT_EMBEDDER_REMOTE_MODELS` | none (JSON list of remote providers; see `RemoteEmbeddings`) |
 /// | `CONDUIT_EMBEDDER_GROUP` | `conduit-embedder` (consumer group) |
 /// | `CONDUIT_EMBEDDER_REQUESTS_TOPIC` / `_CHUNKS_TOPIC` / `_DLQ_TOPIC` | the topics of DESIGN.md |
@@ -59,6 +60,7 @@ func buildApplication(configuration: ServiceConfiguration, logger: Logger) async
     var pipelineConfiguration = IndexingPipeline.Configuration()
     pipelineConfiguration.chunksTopic = environment.string("CONDUIT_EMBEDDER_CHUNKS_TOPIC", default: KafkaTopic.indexingChunks)
     pipelineConfiguration.maxDocumentCharacters = try environment.int("CONDUIT_EMBEDDER_MAX_DOCUMENT_CHARS", default: pipelineConfiguration.maxDocumentCharacters)
+    pipelineConfiguration.maxEventBytes = try environment.int("CONDUIT_EMBEDDER_MAX_EVENT_BYTES", default: pipelineConfiguration.maxEventBytes)
     var chunker = DocumentChunker(tokenizer: embedder.tokenizer)
     chunker.maxTokens = min(try environment.int("CONDUIT_EMBEDDER_CHUNK_TOKENS", default: chunker.maxTokens), 254)
     chunker.overlapTokens = try environment.int("CONDUIT_EMBEDDER_CHUNK_OVERLAP_TOKENS", default: chunker.overlapTokens)

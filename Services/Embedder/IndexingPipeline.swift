@@ -15,6 +15,10 @@ struct IndexingPipeline: Service {
         var maxDocumentCharacters = 1_000_000
         var chunkTokens = 200
         var overlapTokens = 32
+        /// The largest chunk event produced, in bytes; a larger one goes to the DLQ instead of
+        /// being retried for ever against the broker's message limit (1 MB by default), which
+        /// stalled its partition. Default 900,000.
+        var maxEventBytes = 900_000
     }
 
     let consumer: KafkaConsumer
@@ -100,7 +104,17 @@ struct IndexingPipeline: Service {
             }
         }
         let value = Array(try EventCoding.encoder().encode(event))
-        try await withRetries { try await producer.send(topic: configuration.chunksTopic, key: event.key, value: value) }
+        guard value.count <= configuration.maxEventBytes else {
+            throw Rejection(reason: "the document's \(event.chunks.count) embedded chunks make a \(value.count)-byte event; at most \(configuration.maxEventBytes) bytes go to the broker (CONDUIT_EMBEDDER_MAX_EVENT_BYTES): split the document")
+        }
+        try await withRetries {
+            do {
+                try await producer.send(topic: configuration.chunksTopic, key: event.key, value: value)
+            } catch let error as KafkaError where error.reason?.contains("MSG_SIZE_TOO_LARGE") == true {
+                // The broker's limit is below ours: retrying cannot help, and would block the partition.
+                throw Rejection(reason: "the broker refused the \(value.count)-byte chunk event as too large: split the document or raise the broker's message.max.bytes")
+            }
+        }
     }
 
     @discardableResult

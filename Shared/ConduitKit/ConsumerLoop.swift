@@ -25,6 +25,9 @@ public func retryUntilCancelled<T: Sendable>(logger: Logger, _ what: String, _ w
     while true {
         do {
             return try await work()
+        } catch let rejection as MessageRejection {
+            // Retrying cannot fix what the message itself gets wrong: it goes to the DLQ.
+            throw rejection
         } catch {
             try Task.checkCancellation()
             logger.warning("\(what) failed; retrying", metadata: [LogKey.error: "\(error)"])

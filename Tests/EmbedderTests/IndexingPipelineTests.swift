@@ -38,7 +38,7 @@ struct IndexingPipelineTests {
         }
     }
 
-    static func start(_ topics: Topics) throws -> Running {
+    static func start(_ topics: Topics, maxEventBytes: Int = 900_000) throws -> Running {
         let embedder = try TextEmbedder(modelDirectory: TestEnvironment.miniLMDirectory)
         let logger = Logger(label: "pipeline")
         let batcher = EmbeddingBatcher(model: embedder.model, modelName: "all-minilm-l6-v2", configuration: .init(), registry: PrometheusCollectorRegistry(), logger: logger)
@@ -50,6 +50,7 @@ struct IndexingPipelineTests {
         var configuration = IndexingPipeline.Configuration()
         configuration.chunksTopic = topics.chunks
         configuration.maxDocumentCharacters = 5000
+        configuration.maxEventBytes = maxEventBytes
         var chunker = DocumentChunker(tokenizer: embedder.tokenizer)
         chunker.maxTokens = 40
         chunker.overlapTokens = 8
@@ -145,5 +146,23 @@ struct IndexingPipelineTests {
         await second.stop()
         await input.shutdown()
         #expect(seen == Set((0..<20).map { "d\($0)" }))
+    }
+
+    /// A document whose chunk event is over the limit goes to the DLQ with the reason, and the
+    /// partition moves on: the next version of the same document (same key, same partition) is
+    /// indexed. It used to be retried against the broker's message limit for ever.
+    @Test func aChunkEventOverTheLimitGoesToTheDLQAndThePartitionMovesOn() async throws {
+        let topics = Topics()
+        let running = try Self.start(topics, maxEventBytes: 12_000)
+        let input = KafkaProducer(configuration: .init(kafka: Self.kafka), logger: Logger(label: "input"))
+        try await Self.send(input, topics.requests, key: "acme/docs/long", try Self.request("long", text: DocumentChunkerTests.article))
+        try await Self.send(input, topics.requests, key: "acme/docs/long", try Self.request("long", text: "A short second version."))
+        let outputs = try await TestEnvironment.readMessages(topics.chunks, count: 1).map { try EventCoding.decoder().decode(IndexedDocumentEvent.self, from: Data($0.value)) }
+        let dead = try await TestEnvironment.readMessages(topics.dlq, count: 1).map { try JSONDecoder().decode(DeadLetterEvent.self, from: Data($0.value)) }
+        await running.stop()
+        await input.shutdown()
+        #expect(outputs.first?.chunks.map(\.text) == ["A short second version."])
+        #expect(dead.first?.key == "acme/docs/long")
+        #expect(dead.first?.reason.contains("CONDUIT_EMBEDDER_MAX_EVENT_BYTES") == true)
     }
 }
