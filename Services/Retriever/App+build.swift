@@ -45,6 +45,7 @@ func buildApplication(configuration: ServiceConfiguration, logger: Logger) async
         efSearch: try environment.int("CONDUIT_RETRIEVER_EF_SEARCH", default: 64),
         quantization: quantization))
     let repository = PostgresChunkRepository(postgres: postgres)
+    let engine = EngineExecutor(threads: try environment.int("CONDUIT_ENGINE_THREADS", default: 2))
     let catalog = SearchCatalog()
     let http = HTTPClient(configuration: configuration.http, logger: logger)
     let embeddings = EmbedderQueryEmbedding(
@@ -53,7 +54,7 @@ func buildApplication(configuration: ServiceConfiguration, logger: Logger) async
     let chunks = ChunkConsumer(
         consumer: consumer,
         dlq: DeadLetterQueue(producer: producer, topic: environment.string("CONDUIT_RETRIEVER_DLQ_TOPIC", default: KafkaTopic.indexingDLQ)),
-        repository: repository, catalog: catalog, defaults: defaults, logger: logger)
+        repository: repository, catalog: catalog, defaults: defaults, engine: engine, logger: logger)
 
     let snapshots = SnapshotStore(
         directory: URL(fileURLWithPath: environment.string("CONDUIT_RETRIEVER_SNAPSHOT_DIR", default: ".stack/snapshots/retriever")),
@@ -63,7 +64,7 @@ func buildApplication(configuration: ServiceConfiguration, logger: Logger) async
     let registry = PrometheusCollectorRegistry()
     let router = makeConduitRouter(configuration: configuration, registry: registry, readiness: [.postgres(postgres), .kafka(producer)])
     let routes = try router.internalRoutes(configuration)
-    SearchController(catalog: catalog, embeddings: embeddings).addRoutes(to: routes)
+    SearchController(catalog: catalog, embeddings: embeddings, engine: engine).addRoutes(to: routes)
     CollectionsController(catalog: catalog, repository: repository, snapshots: snapshots).addRoutes(to: routes)
     // The consumer joins its group only after the indexes are loaded, so events apply on top
     // of them: applied during the load, the loader would replace them with an older state
@@ -72,12 +73,12 @@ func buildApplication(configuration: ServiceConfiguration, logger: Logger) async
     return makeConduitApplication(
         router: router,
         configuration: configuration,
-        services: [postgres, producer, http, snapshots, GatedService(consumer, after: loaded), GatedService(chunks, after: loaded)],
+        services: [postgres, producer, http, engine, snapshots, GatedService(consumer, after: loaded), GatedService(chunks, after: loaded)],
         logger: logger,
         beforeServerStarts: [
             { try await migrate(RetrieverMigrations.retriever, on: postgres, logger: logger) },
             {
-                try await IndexLoader(repository: repository, catalog: catalog, snapshots: snapshots, logger: logger).load()
+                try await IndexLoader(repository: repository, catalog: catalog, snapshots: snapshots, engine: engine, logger: logger).load()
                 loaded.open()
             },
         ]
@@ -90,7 +91,17 @@ struct IndexLoader {
     let repository: any ChunkRepository
     let catalog: SearchCatalog
     let snapshots: SnapshotStore?
+    /// Graph rebuilds run here, off the cooperative pool.
+    var engine = EngineExecutor(threads: 1)
     let logger: Logger
+
+    init(repository: any ChunkRepository, catalog: SearchCatalog, snapshots: SnapshotStore?, engine: EngineExecutor = EngineExecutor(threads: 1), logger: Logger) {
+        self.repository = repository
+        self.catalog = catalog
+        self.snapshots = snapshots
+        self.engine = engine
+        self.logger = logger
+    }
 
     func load() async throws {
         let start = ContinuousClock.now
@@ -100,18 +111,27 @@ struct IndexLoader {
             let snapshot = snapshots?.load(key)
             let chunks = try await repository.chunks(key, vectorsAfter: snapshot?.maxStorageID ?? 0)
             let restored: SearchCollection
+            let hadSnapshot = snapshot != nil
+            let handover = SnapshotHandover(snapshot: snapshot)
             do {
-                restored = try SearchCollection.restore(configuration: configuration, snapshot: snapshot, chunks: chunks)
+                restored = try await engine.run { try SearchCollection.restore(configuration: configuration, snapshot: handover.snapshot, chunks: chunks) }
             } catch {
                 // The snapshot does not fit the rows (say, written by another database): rebuild.
                 logger.warning("snapshot does not match the stored chunks; rebuilding", metadata: ["collection": "\(key.collection)", LogKey.error: "\(error)"])
-                restored = try SearchCollection.restore(configuration: configuration, snapshot: nil,
-                                                        chunks: try await repository.chunks(key, vectorsAfter: 0))
+                let all = try await repository.chunks(key, vectorsAfter: 0)
+                restored = try await engine.run { try SearchCollection.restore(configuration: configuration, snapshot: nil, chunks: all) }
             }
             catalog.insert(restored, for: key)
             total += chunks.count
-            if snapshot != nil { fromSnapshots += 1 }
+            if hadSnapshot { fromSnapshots += 1 }
         }
         logger.info("indexes loaded", metadata: ["chunks": "\(total)", "snapshots": "\(fromSnapshots)", "seconds": "\(ContinuousClock.now - start)"])
     }
+}
+
+/// Moves a loaded snapshot (its mapped file is not `Sendable`) into the one engine job that
+/// restores it. `@unchecked` is safe: the loader makes the snapshot, hands it over here and
+/// never touches it again, so only the engine thread ever uses it.
+private struct SnapshotHandover: @unchecked Sendable {
+    let snapshot: SearchCollection.Snapshot?
 }

@@ -16,6 +16,8 @@ struct ChunkConsumer: Service {
     let repository: any ChunkRepository
     let catalog: SearchCatalog
     let defaults: SearchCollection.Configuration
+    /// Where index inserts run (they hold the collection's write lock): never on the cooperative pool.
+    let engine: EngineExecutor
     let logger: Logger
 
     typealias Rejection = MessageRejection
@@ -29,7 +31,8 @@ struct ChunkConsumer: Service {
             let event = try decode(message)
             let position = ConsumedPosition(topic: message.topic, partition: Int(message.partition), nextOffset: message.offset + 1)
             let outcome = try await withRetries { try await repository.apply(event, position: position, defaults: defaults) }
-            try apply(outcome, of: event)
+            let consumer = self
+            try await engine.run { try consumer.apply(outcome, of: event) }
         }
     }
 

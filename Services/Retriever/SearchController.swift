@@ -38,6 +38,8 @@ struct SearchController: Sendable {
 
     let catalog: SearchCatalog
     let embeddings: any QueryEmbedding
+    /// Where searches run: never on the cooperative pool.
+    let engine: EngineExecutor
 
     func addRoutes(to router: some RouterMethods<ConduitRequestContext>) {
         router.post("/v1/search") { request, context in
@@ -76,7 +78,7 @@ struct SearchController: Sendable {
             rrfK: body.rrfK ?? 60, weights: body.weights ?? [:], ef: body.ef, fusion: body.fusion ?? .rrf)
         let results: [SearchCollection.Result]
         do {
-            results = try collection.search(query)
+            results = try await engine.run { try collection.search(query) }
         } catch let error as SearchCollection.QueryError {
             throw APIError.invalidRequest(error.message, param: error.parameter)
         }

@@ -32,7 +32,7 @@ struct ChunkConsumerTests {
                 logger: ChunkConsumerTests.logger)
             let chunks = ChunkConsumer(
                 consumer: consumer, dlq: DeadLetterQueue(producer: producer, topic: dlq), repository: PostgresChunkRepository(postgres: postgres),
-                catalog: catalog, defaults: .init(dimension: 384), logger: ChunkConsumerTests.logger)
+                catalog: catalog, defaults: .init(dimension: 384), engine: EngineExecutor(threads: 1), logger: ChunkConsumerTests.logger)
             tasks = [Task { try await consumer.run() }, Task { try await chunks.run() }]
         }
 
