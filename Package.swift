@@ -125,6 +125,7 @@ let package = Package(
         .target(name: "SemanticCache", dependencies: [
             "Redis", "SearchEngine",
             .product(name: "Logging", package: "swift-log"),
+            .product(name: "Prometheus", package: "swift-prometheus"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ], path: "Shared/SemanticCache"),
 
@@ -160,9 +161,10 @@ let package = Package(
             .product(name: "HummingbirdTesting", package: "hummingbird"),
             .product(name: "NIOCore", package: "swift-nio"),
         ], path: "Tests/EmbedderTests"),
-        .testTarget(name: "SearchEngineTests", dependencies: ["SearchEngine", "TestSupport"], path: "Tests/SearchEngineTests"),
+        .testTarget(name: "SearchEngineTests", dependencies: ["SearchEngine", "CSearchKernels", "TestSupport"], path: "Tests/SearchEngineTests"),
         .testTarget(name: "SemanticCacheTests", dependencies: [
             "SemanticCache", "Redis", "TestSupport", .product(name: "Logging", package: "swift-log"),
+            .product(name: "Prometheus", package: "swift-prometheus"),
         ], path: "Tests/SemanticCacheTests"),
         .testTarget(name: "TextEmbeddingTests", dependencies: ["TextEmbedding", "TestSupport"], path: "Tests/TextEmbeddingTests",
                     resources: [.copy("Fixtures")]),
@@ -224,12 +226,3 @@ for target in package.targets where target.type != .system && target.name != "CS
         .enableUpcomingFeature("MemberImportVisibility"),
     ]
 }
-
-// The vector index's distance kernels: 256-bit fused multiply-adds on x86-64 (every x86-64
-// server since 2013 has AVX2 and FMA); Swift takes its code-generation features from these
-// clang flags.
-#if arch(x86_64)
-if let engine = package.targets.first(where: { $0.name == "SearchEngine" }) {
-    engine.swiftSettings = (engine.swiftSettings ?? []) + [.unsafeFlags(["-Xcc", "-mavx2", "-Xcc", "-mfma"])]
-}
-#endif

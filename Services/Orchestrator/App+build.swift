@@ -32,6 +32,7 @@ import SemanticCache
 /// | `CONDUIT_CACHE_TENANT_THRESHOLDS` | none (`tenant=0.97,other=0.9`; overrides both) |
 /// | `CONDUIT_CACHE_MAX_TEMPERATURE` | 1.0 (hotter requests are not cached; no temperature counts as 1.0) |
 /// | `CONDUIT_CACHE_TTL_S` | 86400 |
+/// | `CONDUIT_CACHE_MAX_ENTRIES` / `CONDUIT_CACHE_MAX_BYTES` | 200000 / 536870912 (in memory; least recently used contexts go first; expired entries swept every 30 s) |
 /// | `CONDUIT_EMBEDDING_MODEL` | `all-MiniLM-L6-v2` (the cache's question embeddings) |
 func buildApplication(configuration: ServiceConfiguration, logger: Logger) async throws -> some ApplicationProtocol {
     let environment = configuration.environment
@@ -64,7 +65,12 @@ func buildApplication(configuration: ServiceConfiguration, logger: Logger) async
         redis: redis, ttl: .seconds(try environment.int("CONDUIT_SESSION_TTL_S", default: 86_400)),
         maxMessages: try environment.int("CONDUIT_SESSION_MAX_MESSAGES", default: 200))
     let semanticCache = SemanticCache(
-        redis: redis, configuration: .init(ttl: .seconds(try environment.int("CONDUIT_CACHE_TTL_S", default: 86_400))), logger: logger)
+        redis: redis,
+        configuration: .init(
+            ttl: .seconds(try environment.int("CONDUIT_CACHE_TTL_S", default: 86_400)),
+            maxEntries: try environment.int("CONDUIT_CACHE_MAX_ENTRIES", default: 200_000),
+            maxBytes: try environment.int("CONDUIT_CACHE_MAX_BYTES", default: 512 << 20)),
+        registry: registry, logger: logger)
     let memory = ConversationMemory(
         store: sessions, router: providers,
         configuration: .init(

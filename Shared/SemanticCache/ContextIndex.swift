@@ -20,6 +20,8 @@ final class ContextIndex: Sendable {
         var entries: [UInt32: Entry] = [:]
         var labels: [String: UInt32] = [:]
         var nextLabel: UInt32 = 0
+        var bytes = 0
+        var lastUsed = ContinuousClock.now
     }
 
     let tenant: String
@@ -35,6 +37,24 @@ final class ContextIndex: Sendable {
 
     var count: Int { state.withLock { $0.entries.count } }
 
+    /// Memory the entries take, estimated: vector, question, graph links and bookkeeping.
+    var bytes: Int { state.withLock { $0.bytes } }
+
+    /// When a lookup or an insert last used this index (for least-recently-used eviction).
+    var lastUsed: ContinuousClock.Instant { state.withLock { $0.lastUsed } }
+
+    static func estimatedBytes(dimension: Int, question: String) -> Int {
+        dimension * 4 + question.utf8.count + 2 * 16 * 4 + 160
+    }
+
+    /// Removes entries whose time is up; returns how many.
+    @discardableResult
+    func removeExpired(now: ContinuousClock.Instant = .now) -> Int {
+        let expired = state.withLock { state in state.entries.values.filter { $0.expires <= now }.map(\.id) }
+        for id in expired { remove(id: id) }
+        return expired.count
+    }
+
     func contains(id: String) -> Bool { state.withLock { $0.labels[id] != nil } }
 
     func insert(id: String, question: String, vector: [Float], expires: ContinuousClock.Instant) {
@@ -44,6 +64,8 @@ final class ContextIndex: Sendable {
             state.nextLabel += 1
             state.labels[id] = label
             state.entries[label] = Entry(id: id, question: question, expires: expires)
+            state.bytes += Self.estimatedBytes(dimension: dimension, question: question)
+            state.lastUsed = .now
             return label
         }
         if let label { vectors.upsert(label: label, vector: vector) }
@@ -52,7 +74,9 @@ final class ContextIndex: Sendable {
     func remove(id: String) {
         guard let label = state.withLock({ state -> UInt32? in
             guard let label = state.labels.removeValue(forKey: id) else { return nil }
-            state.entries[label] = nil
+            if let entry = state.entries.removeValue(forKey: label) {
+                state.bytes -= Self.estimatedBytes(dimension: dimension, question: entry.question)
+            }
             return label
         }) else { return }
         vectors.remove(label: label)
@@ -64,7 +88,8 @@ final class ContextIndex: Sendable {
         let now = ContinuousClock.now
         var expired: [String] = []
         let candidates: [Candidate] = state.withLock { state in
-            hits.compactMap { hit in
+            state.lastUsed = now
+            return hits.compactMap { hit in
                 guard let entry = state.entries[hit.label] else { return nil }
                 if entry.expires <= now {
                     expired.append(entry.id)

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Prometheus
 import Redis
 import SearchEngine
 import ServiceLifecycle
@@ -24,12 +25,22 @@ public final class SemanticCache: Service, Sendable {
         public var candidates: Int
         /// Bound on the replication log's length. Default 100,000.
         public var logLength: Int
+        /// Entries held in memory at most, all tenants and contexts. Default 200,000.
+        public var maxEntries: Int
+        /// Memory the in-process indexes may take, estimated. Default 512 MiB.
+        public var maxBytes: Int
+        /// How often expired entries are swept out and empty indexes dropped. Default 30 s.
+        public var sweepInterval: Duration
 
-        public init(ttl: Duration = .seconds(86_400), pollInterval: Duration = .milliseconds(200), candidates: Int = 8, logLength: Int = 100_000) {
+        public init(ttl: Duration = .seconds(86_400), pollInterval: Duration = .milliseconds(200), candidates: Int = 8, logLength: Int = 100_000,
+                    maxEntries: Int = 200_000, maxBytes: Int = 512 << 20, sweepInterval: Duration = .seconds(30)) {
             self.ttl = ttl
             self.pollInterval = pollInterval
             self.candidates = candidates
             self.logLength = logLength
+            self.maxEntries = maxEntries
+            self.maxBytes = maxBytes
+            self.sweepInterval = sweepInterval
         }
     }
 
@@ -54,24 +65,78 @@ public final class SemanticCache: Service, Sendable {
     let logger: Logger
     private let indexes = Mutex<[String: ContextIndex]>([:])
     private let logPosition = Mutex<String>("0-0")
+    private let metrics: Metrics
 
-    public init(redis: RedisClient, configuration: Configuration = .init(), logger: Logger) {
+    public init(redis: RedisClient, configuration: Configuration = .init(), registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry(), logger: Logger) {
         self.redis = redis
         self.configuration = configuration
         self.logger = logger
+        metrics = Metrics(registry: registry)
+    }
+
+    /// The in-memory size as gauges, and what bounding it cost.
+    struct Metrics: Sendable {
+        let entries: Gauge
+        let contexts: Gauge
+        let bytes: Gauge
+        let evictedContexts: Counter
+        let evictedEntries: Counter
+        let expired: Counter
+
+        init(registry: PrometheusCollectorRegistry) {
+            entries = registry.makeGauge(name: "semantic_cache_entries", help: "Semantic cache entries held in memory.")
+            contexts = registry.makeGauge(name: "semantic_cache_contexts", help: "In-memory indexes, one per tenant and cache context.")
+            bytes = registry.makeGauge(name: "semantic_cache_memory_bytes", help: "Memory the in-memory indexes take, estimated.")
+            evictedContexts = registry.makeCounter(name: "semantic_cache_evicted_contexts_total", help: "Indexes dropped, least recently used first, to stay within the entry and memory bounds.")
+            evictedEntries = registry.makeCounter(name: "semantic_cache_evicted_entries_total", help: "Entries dropped from memory to stay within the bounds (they stay in Redis until their TTL).")
+            expired = registry.makeCounter(name: "semantic_cache_expired_entries_total", help: "Entries swept out of memory when their TTL passed.")
+        }
     }
 
     /// Loads every entry from Redis, then follows the replication log until shutdown.
     public func run() async throws {
         try await load()
+        var lastSweep = ContinuousClock.now
         while !Task.isCancelled, !Task.isShuttingDownGracefully {
             do {
                 try await followLog()
             } catch {
                 logger.debug("semantic cache log not read", metadata: ["error": "\(error)"])
             }
+            if ContinuousClock.now - lastSweep >= configuration.sweepInterval {
+                sweep()
+                lastSweep = .now
+            }
             try? await Task.sleep(for: configuration.pollInterval)
         }
+    }
+
+    /// Removes expired entries from memory and drops indexes left empty, without waiting for a
+    /// lookup to come across them.
+    public func sweep(now: ContinuousClock.Instant = .now) {
+        let all = indexes.withLock { Array($0) }
+        var removed = 0
+        for (_, index) in all { removed += index.removeExpired(now: now) }
+        indexes.withLock { indexes in
+            for (key, index) in indexes where index.count == 0 { indexes[key] = nil }
+        }
+        metrics.expired.increment(by: Int64(removed))
+        updateGauges()
+    }
+
+    /// Contexts held in memory.
+    public var contextCount: Int { indexes.withLock { $0.count } }
+
+    /// Memory the in-process indexes take, estimated.
+    public var memoryBytes: Int { indexes.withLock { $0.values.reduce(0) { $0 + $1.bytes } } }
+
+    private func updateGauges() {
+        let (entries, contexts, bytes) = indexes.withLock { indexes in
+            (indexes.values.reduce(0) { $0 + $1.count }, indexes.count, indexes.values.reduce(0) { $0 + $1.bytes })
+        }
+        metrics.entries.set(to: Double(entries))
+        metrics.contexts.set(to: Double(contexts))
+        metrics.bytes.set(to: Double(bytes))
     }
 
     /// Entries held in memory, all tenants.
@@ -93,6 +158,7 @@ public final class SemanticCache: Service, Sendable {
             guard let bytes = try await redis.get(Self.entryKey(tenant, context, candidate.id)),
                   let entry = try? JSONDecoder().decode(StoredEntry.self, from: Data(bytes)) else {
                 index.remove(id: candidate.id)  // expired, or purged by another replica
+                dropIfEmpty(Self.indexKey(tenant, context))
                 continue
             }
             return .hit(Hit(payload: Array(entry.payload.utf8), similarity: candidate.similarity, question: entry.question))
@@ -178,6 +244,12 @@ public final class SemanticCache: Service, Sendable {
 
     private func insert(tenant: String, context: String, id: String, question: String, vector: [Float], expires: ContinuousClock.Instant) {
         let key = Self.indexKey(tenant, context)
+        let size = ContextIndex.estimatedBytes(dimension: vector.count, question: question)
+        guard makeRoom(for: size, keeping: key) else {
+            // One context alone fills the bounds: the entry stays in Redis only.
+            metrics.evictedEntries.increment()
+            return
+        }
         let index = indexes.withLock { indexes in
             if let existing = indexes[key] { return existing }
             let created = ContextIndex(tenant: tenant, dimension: vector.count)
@@ -186,6 +258,41 @@ public final class SemanticCache: Service, Sendable {
         }
         guard index.dimension == vector.count else { return }
         index.insert(id: id, question: question, vector: vector, expires: expires)
+        updateGauges()
+    }
+
+    /// Drops least recently used indexes (never `key`'s) until one more entry of `size` bytes
+    /// fits both bounds; false when it cannot fit even then.
+    private func makeRoom(for size: Int, keeping key: String) -> Bool {
+        let (dropped, droppedEntries, fits) = indexes.withLock { indexes -> (Int, Int, Bool) in
+            var entries = indexes.values.reduce(0) { $0 + $1.count }
+            var bytes = indexes.values.reduce(0) { $0 + $1.bytes }
+            var dropped = 0
+            var droppedEntries = 0
+            if entries + 1 <= configuration.maxEntries, bytes + size <= configuration.maxBytes { return (0, 0, true) }
+            let byAge = indexes.filter { $0.key != key }.sorted { $0.value.lastUsed < $1.value.lastUsed }
+            for (victim, index) in byAge {
+                guard entries + 1 > configuration.maxEntries || bytes + size > configuration.maxBytes else { break }
+                entries -= index.count
+                bytes -= index.bytes
+                droppedEntries += index.count
+                dropped += 1
+                indexes[victim] = nil
+            }
+            return (dropped, droppedEntries, entries + 1 <= configuration.maxEntries && bytes + size <= configuration.maxBytes)
+        }
+        if dropped > 0 {
+            metrics.evictedContexts.increment(by: Int64(dropped))
+            metrics.evictedEntries.increment(by: Int64(droppedEntries))
+        }
+        return fits
+    }
+
+    private func dropIfEmpty(_ key: String) {
+        indexes.withLock { indexes in
+            if indexes[key]?.count == 0 { indexes[key] = nil }
+        }
+        updateGauges()
     }
 
     private func dropIndexes(of tenant: String) {

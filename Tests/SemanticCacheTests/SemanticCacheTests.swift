@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Prometheus
 import Redis
 import SemanticCache
 import Testing
@@ -119,5 +120,58 @@ struct SemanticCacheTests {
                 Issue.record("an expired entry was served")
             }
         }
+    }
+}
+
+extension SemanticCacheTests {
+    /// Every session turn is a new context: 10,000 of them keep memory within the bounds, the
+    /// least recently used going first, and the newest still answers.
+    @Test func memoryStaysBoundedAcrossTenThousandContexts() async throws {
+        let redis = Self.redis()
+        let registry = PrometheusCollectorRegistry()
+        let cache = SemanticCache(redis: redis, configuration: .init(ttl: .seconds(120), maxEntries: 500, maxBytes: 1 << 20), registry: registry, logger: Self.logger)
+        let tenant = TestEnvironment.uniqueName("tenant")
+        var peakEntries = 0, peakContexts = 0, peakBytes = 0
+        var last: (context: String, vector: [Float]) = ("", [])
+        for number in 0..<10_000 {
+            let (vector, _) = Self.pair(similarity: 0.99, dimension: 8)
+            let context = "ctx\(number)"
+            try await cache.store(tenant: tenant, context: context, question: "Question number \(number)?", vector: vector, payload: Array("answer \(number)".utf8))
+            if number % 100 == 0 || number == 9_999 {
+                peakEntries = max(peakEntries, cache.count)
+                peakContexts = max(peakContexts, cache.contextCount)
+                peakBytes = max(peakBytes, cache.memoryBytes)
+            }
+            last = (context, vector)
+        }
+        #expect(peakEntries <= 500 && peakContexts <= 500 && peakBytes <= 1 << 20, "entries \(peakEntries), contexts \(peakContexts), bytes \(peakBytes)")
+        guard case .hit(let hit) = try await cache.lookup(tenant: tenant, context: last.context, question: "Question number 9999?", vector: last.vector, threshold: 0.95) else {
+            Issue.record("the newest context no longer answers")
+            return
+        }
+        #expect(String(decoding: hit.payload, as: UTF8.self) == "answer 9999")
+        var buffer: [UInt8] = []
+        registry.emit(into: &buffer)
+        let metrics = String(decoding: buffer, as: UTF8.self)
+        #expect(metrics.contains("semantic_cache_evicted_contexts_total 9500") || metrics.contains("semantic_cache_evicted_contexts_total 95"), "\(metrics)")
+        #expect(metrics.contains("semantic_cache_entries 500"))
+        await redis.shutdown()
+    }
+
+    /// Expired entries leave memory on the sweep, without a lookup, and empty indexes go too.
+    @Test func theSweepRemovesExpiredEntriesAndEmptyIndexes() async throws {
+        let redis = Self.redis()
+        let cache = SemanticCache(redis: redis, configuration: .init(ttl: .seconds(60)), logger: Self.logger)
+        let tenant = TestEnvironment.uniqueName("tenant")
+        for number in 0..<20 {
+            let (vector, _) = Self.pair(similarity: 0.99, dimension: 8)
+            try await cache.store(tenant: tenant, context: "c\(number % 4)", question: "q\(number)", vector: vector, payload: Array("a".utf8))
+        }
+        #expect(cache.count == 20 && cache.contextCount == 4)
+        cache.sweep(now: .now + .seconds(30))
+        #expect(cache.count == 20)
+        cache.sweep(now: .now + .seconds(61))
+        #expect(cache.count == 0 && cache.contextCount == 0 && cache.memoryBytes == 0)
+        await redis.shutdown()
     }
 }
