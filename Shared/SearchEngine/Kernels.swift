@@ -1,17 +1,22 @@
 import CSearchKernels
 
-/// Distance kernels of the vector index. Built with AVX2 and FMA on x86-64 (see Package.swift),
-/// the Swift ones become 256-bit fused multiply-adds; on CPUs with AVX-512 the C ones from
-/// `CSearchKernels` do twice the work per instruction (a vector is loaded in half the
-/// instructions, which is what bounds these loops), chosen once at start.
+/// Distance kernels of the vector index, chosen once at start by what the CPU has: the C
+/// kernels of `CSearchKernels` for AVX-512 or AVX2 with FMA (compiled for those targets
+/// function by function), else the portable Swift ones. The package itself is built for the
+/// baseline of its architecture, so one binary runs on any x86-64 and the tree builds on arm64.
 enum Kernels {
-    static let wide = conduit_has_avx512() != 0
+    enum Level: Sendable { case avx512, avx2, portable }
+
+    static let level: Level = conduit_has_avx512() != 0 ? .avx512 : conduit_has_avx2_fma() != 0 ? .avx2 : .portable
 
     /// Inner product of two float vectors.
     @inline(__always)
     static func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ count: Int) -> Float {
-        if wide { return conduit_dot_f32_avx512(a, b, count) }
-        return dotPortable(a, b, count)
+        switch level {
+        case .avx512: conduit_dot_f32_avx512(a, b, count)
+        case .avx2: conduit_dot_f32_avx2(a, b, count)
+        case .portable: dotPortable(a, b, count)
+        }
     }
 
     /// 32 lanes per step in two accumulators.
@@ -42,8 +47,11 @@ enum Kernels {
     /// components per instruction, which no float formulation matches.
     @inline(__always)
     static func dot(_ query: UnsafePointer<Int16>, codes: UnsafePointer<UInt8>, _ count: Int) -> Int32 {
-        if wide { return conduit_dot_i16_u8_avx512(query, codes, count) }
-        return dotPortable(query, codes: codes, count)
+        switch level {
+        case .avx512: conduit_dot_i16_u8_avx512(query, codes, count)
+        case .avx2: conduit_dot_i16_u8_avx2(query, codes, count)
+        case .portable: dotPortable(query, codes: codes, count)
+        }
     }
 
     @inline(__always)

@@ -19,4 +19,11 @@ int conduit_has_avx512(void);
 float conduit_dot_f32_avx512(const float *a, const float *b, long count);
 int32_t conduit_dot_i16_u8_avx512(const int16_t *query, const uint8_t *codes, long count);
 
+// Whether this CPU has AVX2 and FMA (every x86-64 server since 2013), and the 256-bit kernels
+// for it. The package is built for baseline x86-64 (or arm64), so these reach AVX2 only on CPUs
+// that have it; call them only when conduit_has_avx2_fma() says so.
+int conduit_has_avx2_fma(void);
+float conduit_dot_f32_avx2(const float *a, const float *b, long count);
+int32_t conduit_dot_i16_u8_avx2(const int16_t *query, const uint8_t *codes, long count);
+
 #endif
