@@ -26,7 +26,7 @@ struct ShutdownProcessTests {
               - {id: slow, provider: openai, model: slow, base_url: "\(upstream.baseURL)/v1"}
         """.write(toFile: catalog, atomically: true, encoding: .utf8)
         let usageTopic = TestEnvironment.uniqueName("usage")
-        let orchestrator = try ServiceProcessTests.RunningService("orchestrator", portOffset: 60, extraEnvironment: [
+        let orchestrator = try ServiceProcessTests.RunningService("orchestrator", portOffset: 120, extraEnvironment: [
             "CONDUIT_MODEL_CATALOG": catalog, "CONDUIT_ORCHESTRATOR_USAGE_TOPIC": usageTopic, "CONDUIT_CACHE_ENABLED": "false",
         ])
         defer { orchestrator.process.signal(SIGKILL) }
