@@ -66,6 +66,10 @@ public final class SemanticCache: Service, Sendable {
     private let indexes = Mutex<[String: ContextIndex]>([:])
     private let logPosition = Mutex<String>("0-0")
     private let metrics: Metrics
+    /// Entries and bytes inserted since the last exact count, on top of it. Removals never lower
+    /// it, so it is never below the true size: while it fits the bounds, an insert needs no walk
+    /// over every index (which, with many contexts, made a start-up load quadratic).
+    private let upperBound = Mutex<(entries: Int, bytes: Int)>((0, 0))
 
     public init(redis: RedisClient, configuration: Configuration = .init(), registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry(), logger: Logger) {
         self.redis = redis
@@ -130,10 +134,12 @@ public final class SemanticCache: Service, Sendable {
     /// Memory the in-process indexes take, estimated.
     public var memoryBytes: Int { indexes.withLock { $0.values.reduce(0) { $0 + $1.bytes } } }
 
+    /// Counts exactly (a walk over every index): sets the gauges and the upper bound.
     private func updateGauges() {
         let (entries, contexts, bytes) = indexes.withLock { indexes in
             (indexes.values.reduce(0) { $0 + $1.count }, indexes.count, indexes.values.reduce(0) { $0 + $1.bytes })
         }
+        upperBound.withLock { $0 = (entries, bytes) }
         metrics.entries.set(to: Double(entries))
         metrics.contexts.set(to: Double(contexts))
         metrics.bytes.set(to: Double(bytes))
@@ -245,25 +251,42 @@ public final class SemanticCache: Service, Sendable {
     private func insert(tenant: String, context: String, id: String, question: String, vector: [Float], expires: ContinuousClock.Instant) {
         let key = Self.indexKey(tenant, context)
         let size = ContextIndex.estimatedBytes(dimension: vector.count, question: question)
-        guard makeRoom(for: size, keeping: key) else {
-            // One context alone fills the bounds: the entry stays in Redis only.
-            metrics.evictedEntries.increment()
-            return
+        let surelyFits = upperBound.withLock { bound in
+            guard bound.entries + 1 <= configuration.maxEntries, bound.bytes + size <= configuration.maxBytes else { return false }
+            bound = (bound.entries + 1, bound.bytes + size)
+            return true
         }
-        let index = indexes.withLock { indexes in
-            if let existing = indexes[key] { return existing }
+        if !surelyFits {
+            guard makeRoom(for: size, keeping: key) else {
+                // One context alone fills the bounds: the entry stays in Redis only.
+                metrics.evictedEntries.increment()
+                return
+            }
+        }
+        let (index, created) = indexes.withLock { indexes -> (ContextIndex, Bool) in
+            if let existing = indexes[key] { return (existing, false) }
             let created = ContextIndex(tenant: tenant, dimension: vector.count)
             indexes[key] = created
-            return created
+            return (created, true)
         }
+        if created, surelyFits { metrics.contexts.increment() }
         guard index.dimension == vector.count else { return }
         index.insert(id: id, question: question, vector: vector, expires: expires)
-        updateGauges()
+        if surelyFits {
+            // Between exact counts (each sweep, each eviction) the gauges follow inserts only.
+            metrics.entries.increment()
+            metrics.bytes.increment(by: Double(size))
+        } else {
+            updateGauges()
+        }
     }
 
     /// Drops least recently used indexes (never `key`'s) until one more entry of `size` bytes
-    /// fits both bounds; false when it cannot fit even then.
+    /// fits both bounds, and on down to nine tenths of them, so that a full cache walks and
+    /// sorts its indexes once per tenth of its capacity rather than on every insert; false when
+    /// the entry cannot fit even then.
     private func makeRoom(for size: Int, keeping key: String) -> Bool {
+        let entryTarget = configuration.maxEntries * 9 / 10, byteTarget = configuration.maxBytes / 10 * 9
         let (dropped, droppedEntries, fits) = indexes.withLock { indexes -> (Int, Int, Bool) in
             var entries = indexes.values.reduce(0) { $0 + $1.count }
             var bytes = indexes.values.reduce(0) { $0 + $1.bytes }
@@ -272,7 +295,7 @@ public final class SemanticCache: Service, Sendable {
             if entries + 1 <= configuration.maxEntries, bytes + size <= configuration.maxBytes { return (0, 0, true) }
             let byAge = indexes.filter { $0.key != key }.sorted { $0.value.lastUsed < $1.value.lastUsed }
             for (victim, index) in byAge {
-                guard entries + 1 > configuration.maxEntries || bytes + size > configuration.maxBytes else { break }
+                guard entries + 1 > entryTarget || bytes + size > byteTarget else { break }
                 entries -= index.count
                 bytes -= index.bytes
                 droppedEntries += index.count
