@@ -7,6 +7,8 @@ extension UsageOutbox {
         private(set) var pending: [UsageEvent] = []
         private var sender: CheckedContinuation<Void, Never>?
         private(set) var draining = false
+        /// The sender has finished: nothing queued now would ever be sent.
+        private(set) var closed = false
         let capacity: Int
 
         init(capacity: Int) { self.capacity = capacity }
@@ -16,9 +18,12 @@ extension UsageOutbox {
             case queued(wake: CheckedContinuation<Void, Never>?)
             /// The queue is full: the event is given up on.
             case refused
+            /// The sender has stopped (after shutdown's drain): the event is given up on.
+            case closed
         }
 
         mutating func enqueue(_ event: UsageEvent) -> EnqueueAction {
+            guard !closed else { return .closed }
             guard pending.count < capacity else { return .refused }
             pending.append(event)
             defer { sender = nil }
@@ -51,6 +56,25 @@ extension UsageOutbox {
             if !pending.isEmpty || draining { return .resume(continuation) }
             sender = continuation
             return .park
+        }
+
+        /// The sender is done; later events are refused rather than queued for no one.
+        mutating func close() { closed = true }
+
+        /// Draining and nothing left: closes, in the same step, so no event slips in between.
+        mutating func closeIfDrained() -> Bool {
+            guard draining, pending.isEmpty else { return false }
+            closed = true
+            return true
+        }
+
+        /// Gives up on everything queued and closes; returns how many were given up.
+        mutating func abandon() -> Int {
+            defer {
+                pending = []
+                closed = true
+            }
+            return pending.count
         }
 
         /// Shutdown began: send what is queued, then stop.

@@ -76,6 +76,9 @@ public final class UsageOutbox: Service, Sendable {
         case .refused:
             droppedFull.increment()
             logger.error("usage outbox full; event given up", metadata: [LogKey.requestID: "\(event.requestID)"])
+        case .closed:
+            droppedAtShutdown.increment()
+            logger.error("usage event after the outbox closed; given up", metadata: [LogKey.requestID: "\(event.requestID)"])
         }
     }
 
@@ -96,7 +99,7 @@ public final class UsageOutbox: Service, Sendable {
         while true {
             let batch = state.withLock { $0.take(configuration.batchSize) }
             if batch.isEmpty {
-                if state.withLock({ $0.draining }) { return }
+                if state.withLock({ $0.closeIfDrained() }) { return }
                 await withCheckedContinuation { continuation in
                     if case .resume(let continuation) = state.withLock({ $0.park(continuation) }) { continuation.resume() }
                 }
@@ -110,7 +113,7 @@ public final class UsageOutbox: Service, Sendable {
             } catch {
                 retries.increment()
                 if let limit = drainDeadline.withLock({ $0 }), ContinuousClock.now >= limit {
-                    let left = batch.count + state.withLock { $0.take(.max).count }
+                    let left = batch.count + state.withLock { $0.abandon() }
                     droppedAtShutdown.increment(by: Int64(left))
                     depth.decrement(by: Double(left))
                     logger.error("usage events given up at shutdown", metadata: ["events": "\(left)", LogKey.error: "\(error)"])

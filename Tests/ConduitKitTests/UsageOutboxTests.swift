@@ -25,6 +25,9 @@ struct UsageOutboxTests {
         // Only one of the two fits back; the older one goes first.
         #expect(machine.putBack(batch) == 1)
         #expect(machine.take(10).map(\.requestID) == ["req-0", "req-2", "req-4"])
+        // Once the sender has stopped, nothing is queued for no one.
+        machine.close()
+        guard case .closed = machine.enqueue(Self.event(5)) else { Issue.record("queued after the sender stopped"); return }
     }
 
     static func metric(_ registry: PrometheusCollectorRegistry, _ line: String) -> Bool {
