@@ -219,6 +219,12 @@ func wrapper(_ name: String, c: String, extra: [Target.Dependency] = []) -> Targ
     )
 }
 
+// The engines run optimised in debug builds too: their debug code is many times slower (every
+// array access checked, nothing inlined), which made tests that index or embed real volumes slow.
+for target in package.targets where ["TextEmbedding", "SearchEngine"].contains(target.name) {
+    target.swiftSettings = (target.swiftSettings ?? []) + [.unsafeFlags(["-O"], .when(configuration: .debug))]
+}
+
 for target in package.targets where target.type != .system && target.name != "CSearchKernels" {
     target.swiftSettings = (target.swiftSettings ?? []) + [
         .swiftLanguageMode(.v6),

@@ -22,7 +22,7 @@ import TextEmbedding
 /// | `CONDUIT_EMBEDDER_USAGE_TOPIC` | `conduit.usage` (one event per request, kind `embedding`; outbox settings in `UsageOutbox`) |
 /// | `CONDUIT_EMBEDDER_CHUNK_TOKENS` / `_CHUNK_OVERLAP_TOKENS` | 200 / 32 |
 /// | `CONDUIT_EMBEDDER_MAX_DOCUMENT_CHARS` | 1000000 (longer documents go to the DLQ) |
-/// | `CONDUIT_EMBEDDER_MAX_EVENT_BYTES` | 900000 (a document whose chunk event would be larger goes to the DLQ; about 150 chunks) |
+/// | `CONDUIT_EMBEDDER_MAX_EVENT_BYTES` | 900000 (a larger chunk event goes out in parts of at most this size, up to 64 parts) |
 /// | `CONDUIT_EMBEDDER_REMOTE_MODELS` | none (JSON list of remote providers; see `RemoteEmbeddings`) |
 /// | `CONDUIT_EMBEDDER_GROUP` | `conduit-embedder` (consumer group) |
 /// | `CONDUIT_EMBEDDER_REQUESTS_TOPIC` / `_CHUNKS_TOPIC` / `_DLQ_TOPIC` | the topics of DESIGN.md |

@@ -15,9 +15,8 @@ struct IndexingPipeline: Service {
         var maxDocumentCharacters = 1_000_000
         var chunkTokens = 200
         var overlapTokens = 32
-        /// The largest chunk event produced, in bytes; a larger one goes to the DLQ instead of
-        /// being retried for ever against the broker's message limit (1 MB by default), which
-        /// stalled its partition. Default 900,000.
+        /// The largest chunk event produced, in bytes, below the broker's message limit (1 MB by
+        /// default): a larger document version goes out as several parts. Default 900,000.
         var maxEventBytes = 900_000
     }
 
@@ -103,17 +102,57 @@ struct IndexingPipeline: Service {
                 )
             }
         }
-        let value = Array(try EventCoding.encoder().encode(event))
-        guard value.count <= configuration.maxEventBytes else {
-            throw Rejection(reason: "the document's \(event.chunks.count) embedded chunks make a \(value.count)-byte event; at most \(configuration.maxEventBytes) bytes go to the broker (CONDUIT_EMBEDDER_MAX_EVENT_BYTES): split the document")
-        }
+        let values = try Self.encodeInParts(event, maxBytes: configuration.maxEventBytes)
+        let messages = values.map { KafkaOutgoingMessage(topic: configuration.chunksTopic, key: Array(event.key.utf8), value: $0) }
         try await withRetries {
             do {
-                try await producer.send(topic: configuration.chunksTopic, key: event.key, value: value)
+                _ = try await producer.send(batch: messages)
             } catch let error as KafkaError where error.reason?.contains("MSG_SIZE_TOO_LARGE") == true {
                 // The broker's limit is below ours: retrying cannot help, and would block the partition.
-                throw Rejection(reason: "the broker refused the \(value.count)-byte chunk event as too large: split the document or raise the broker's message.max.bytes")
+                throw Rejection(reason: "the broker refused a chunk event of at most \(configuration.maxEventBytes) bytes as too large: lower CONDUIT_EMBEDDER_MAX_EVENT_BYTES below the broker's message.max.bytes")
             }
+        }
+    }
+
+    /// The event as one message, or as parts of at most `maxBytes` each when it is larger (chunks
+    /// in order, every part with the document's fields). A rejection when one chunk alone does
+    /// not fit or more than `IndexedDocumentEvent.maxParts` parts would be needed.
+    static func encodeInParts(_ event: IndexedDocumentEvent, maxBytes: Int) throws -> [[UInt8]] {
+        let encoder = EventCoding.encoder()
+        let whole = Array(try encoder.encode(event))
+        if whole.count <= maxBytes { return [whole] }
+        // Each chunk's encoded size, and the size of the event around them (with room for the
+        // largest part numbers), decide where parts begin.
+        var shell = event
+        shell.chunks = []
+        shell.part = IndexedDocumentEvent.maxParts
+        shell.parts = IndexedDocumentEvent.maxParts
+        let shellBytes = try encoder.encode(shell).count
+        var groups: [Range<Int>] = []
+        var start = 0
+        var size = shellBytes
+        for (index, chunk) in event.chunks.enumerated() {
+            let bytes = try encoder.encode(chunk).count + 1
+            guard shellBytes + bytes <= maxBytes else {
+                throw Rejection(reason: "chunk \(chunk.id) alone makes a \(shellBytes + bytes)-byte event; at most \(maxBytes) bytes go to the broker (CONDUIT_EMBEDDER_MAX_EVENT_BYTES): the document's metadata is too large")
+            }
+            if size + bytes > maxBytes {
+                groups.append(start..<index)
+                start = index
+                size = shellBytes
+            }
+            size += bytes
+        }
+        groups.append(start..<event.chunks.count)
+        guard groups.count <= IndexedDocumentEvent.maxParts else {
+            throw Rejection(reason: "the document's \(event.chunks.count) embedded chunks need \(groups.count) events of at most \(maxBytes) bytes; at most \(IndexedDocumentEvent.maxParts) are allowed: split the document")
+        }
+        return try groups.enumerated().map { part, range in
+            var piece = event
+            piece.chunks = Array(event.chunks[range])
+            piece.part = part
+            piece.parts = groups.count
+            return Array(try encoder.encode(piece))
         }
     }
 

@@ -19,6 +19,7 @@ import Redis
 /// | `CONDUIT_ADMIN_TENANT` | `default` |
 /// | `CONDUIT_GATEWAY_CHAT_TIMEOUT_S` | 900 (a chat exchange with the orchestrator, stream included; other routes 60 s) |
 /// | `CONDUIT_GATEWAY_INDEXING_TOPIC` | `conduit.indexing.requests` (where `/v1/documents` publishes) |
+/// | `CONDUIT_EMBEDDER_MAX_DOCUMENT_CHARS` | 1000000 (the embedder's limit, also refused here: 413 `document_too_large`) |
 func buildApplication(configuration: ServiceConfiguration, logger: Logger) async throws -> some ApplicationProtocol {
     let postgres = PostgresClient(configuration: configuration.postgres, logger: logger)
     let redis = RedisClient(configuration: configuration.redis, logger: logger)
@@ -45,7 +46,8 @@ func buildApplication(configuration: ServiceConfiguration, logger: Logger) async
     ).addRoutes(to: api)
     DocumentsController(
         producer: producer,
-        topic: configuration.environment.string("CONDUIT_GATEWAY_INDEXING_TOPIC", default: KafkaTopic.indexingRequests)
+        topic: configuration.environment.string("CONDUIT_GATEWAY_INDEXING_TOPIC", default: KafkaTopic.indexingRequests),
+        maxDocumentCharacters: try configuration.environment.int("CONDUIT_EMBEDDER_MAX_DOCUMENT_CHARS", default: 1_000_000)
     ).addRoutes(to: api)
     return makeConduitApplication(
         router: router,

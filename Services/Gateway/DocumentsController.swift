@@ -14,6 +14,9 @@ struct DocumentsController: Sendable {
     let topic: String
     /// Documents per request at most.
     var maxBatch = 1000
+    /// The longest document text, in Unicode characters: the embedder's limit
+    /// (`CONDUIT_EMBEDDER_MAX_DOCUMENT_CHARS`), checked here so that what is accepted is indexed.
+    var maxDocumentCharacters = 1_000_000
 
     struct Document: Decodable {
         var collection: String
@@ -70,6 +73,11 @@ struct DocumentsController: Sendable {
             guard !document.text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else {
                 throw APIError.invalidRequest("'text' must not be empty.", param: prefix + "text")
             }
+            guard document.text.unicodeScalars.count <= maxDocumentCharacters else {
+                throw APIError(status: .contentTooLarge, type: .invalidRequest,
+                               message: "'text' has \(document.text.unicodeScalars.count) characters; a document holds at most \(maxDocumentCharacters). Split it into several documents.",
+                               param: prefix + "text", code: "document_too_large")
+            }
         }
         let events = documents.map {
             IndexingRequest(op: .upsert, tenant: tenant, collection: $0.collection, docID: $0.docID, text: $0.text, metadata: $0.metadata, source: $0.source)
@@ -94,6 +102,10 @@ struct DocumentsController: Sendable {
         let messages = try events.map { KafkaOutgoingMessage(topic: topic, key: Array($0.key.utf8), value: Array(try encoder.encode($0))) }
         do {
             _ = try await producer.send(batch: messages)
+        } catch let error as KafkaError where error.reason?.contains("MSG_SIZE_TOO_LARGE") == true {
+            throw APIError(status: .contentTooLarge, type: .invalidRequest,
+                           message: "The broker refused a document as too large for one message; nothing was accepted. Send a shorter document, or raise the broker's message limit (see the README).",
+                           code: "document_too_large")
         } catch {
             throw APIError.serviceUnavailable("The documents could not be queued for indexing; nothing was accepted. Try again.")
         }

@@ -6,10 +6,12 @@ import Logging
 import SearchEngine
 import ServiceLifecycle
 
-/// Consumes `conduit.indexing.chunks`: each event is one document version (or a tombstone).
-/// Postgres first, in one transaction with the consumed offset; then the in-memory collection,
-/// where the version's chunks replace the old ones in one step; then the Kafka offset. A crash
-/// anywhere replays the event, and a replay of a stored version changes nothing.
+/// Consumes `conduit.indexing.chunks`: each event is one document version (or a tombstone), or
+/// one part of a version too large for one event. Postgres first, in one transaction with the
+/// consumed offset (a part waits there until the version's last part arrives, and then the
+/// whole version is applied); then the in-memory collection, where the version's chunks replace
+/// the old ones in one step; then the Kafka offset. A crash anywhere replays the event, and a
+/// replay of a stored version (or of a part already held) changes nothing.
 struct ChunkConsumer: Service {
     let consumer: KafkaConsumer
     let dlq: DeadLetterQueue
@@ -45,8 +47,14 @@ struct ChunkConsumer: Service {
         } catch {
             throw Rejection(reason: "invalid indexed-document event: not JSON")
         }
-        guard event.schemaVersion == IndexedDocumentEvent.currentSchemaVersion else {
+        guard IndexedDocumentEvent.supportedSchemaVersions.contains(event.schemaVersion) else {
             throw Rejection(reason: "unsupported schema_version \(event.schemaVersion)")
+        }
+        guard (1...IndexedDocumentEvent.maxParts).contains(event.parts), (0..<event.parts).contains(event.part) else {
+            throw Rejection(reason: "part \(event.part) of \(event.parts): a version has 1 to \(IndexedDocumentEvent.maxParts) parts, numbered from 0")
+        }
+        if event.parts > 1, event.op == .delete || event.schemaVersion < 2 {
+            throw Rejection(reason: "only schema 2 upserts come in parts")
         }
         for (field, value) in [("tenant", event.tenant), ("collection", event.collection), ("doc_id", event.docID), ("version", event.version)]
         where value.isEmpty {
@@ -76,7 +84,7 @@ struct ChunkConsumer: Service {
             try catalog.collection(key, orCreate: configuration).replaceDocument(event.docID, chunks: chunks)
         case .deleted:
             catalog.collection(key)?.removeDocument(event.docID)
-        case .unchanged:
+        case .unchanged, .staged:
             break
         case .rejected(let reason):
             throw Rejection(reason: reason)

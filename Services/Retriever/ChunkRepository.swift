@@ -11,7 +11,8 @@ protocol ChunkRepository: Sendable {
     func createCollection(_ key: SearchCatalog.Key, configuration: SearchCollection.Configuration) async throws -> Bool
     func deleteCollection(_ key: SearchCatalog.Key) async throws -> Bool
     func deleteDocument(_ key: SearchCatalog.Key, documentID: String) async throws -> Bool
-    /// Applies one document version (or tombstone) and records `position` as consumed, in one
+    /// Applies one document version (a tombstone, or one part of a version sent in parts: held
+    /// until the last arrives) and records `position` as consumed, in one
     /// transaction. Creates the collection with `defaults` (and the event's dimension) if needed.
     func apply(_ event: IndexedDocumentEvent, position: ConsumedPosition, defaults: SearchCollection.Configuration) async throws -> ApplyOutcome
     /// The collection's stored chunks, each with its row id as storage id; vectors only for rows
@@ -34,6 +35,8 @@ enum ApplyOutcome: Sendable, Equatable {
     /// A replay (at or before the stored position), the same version again, or a tombstone for
     /// a document that is not there.
     case unchanged
+    /// One part of a version sent in parts, held until the others arrive.
+    case staged(part: Int, of: Int)
     case rejected(String)
 }
 
@@ -97,6 +100,21 @@ struct PostgresChunkRepository: ChunkRepository {
             let partition: Int? = try current.decode(at: 3)
             let stored: Int64? = try current.decode(at: 4)
             if topic == position.topic, partition == position.partition, let stored, stored >= offset { return .unchanged }
+        }
+        var event = event
+        if event.parts > 1 {
+            if let current, try current.decode(String.self, at: 0) == event.version, try !current.decode(Bool.self, at: 1) {
+                return .unchanged
+            }
+            switch try await stage(event, on: session) {
+            case .complete(let whole): event = whole
+            case .waiting: return .staged(part: event.part, of: event.parts)
+            case .rejected(let reason): return .rejected(reason)
+            }
+        } else {
+            // A version sent whole (or a tombstone) supersedes any parts still waiting.
+            try await session.query("DELETE FROM retriever.pending_parts WHERE tenant_id = $1 AND collection = $2 AND doc_id = $3",
+                                    tenant, collection, event.docID)
         }
         let recordPosition = """
             UPDATE retriever.documents SET source_topic = $4, source_partition = $5, source_offset = $6, updated_at = now()
@@ -164,6 +182,49 @@ struct PostgresChunkRepository: ChunkRepository {
             for index in batchStart..<(batchStart + batch.count) { chunks[index].storageID = rowIDs[chunks[index].id] ?? 0 }
         }
         return .replaced(configuration, chunks)
+    }
+
+    enum Staging {
+        case waiting
+        /// Every part arrived: the version as one event.
+        case complete(IndexedDocumentEvent)
+        case rejected(String)
+    }
+
+    /// How long the parts of a version that never completes are kept.
+    static let pendingPartsLifetime = "1 day"
+
+    /// Holds one part of `event`'s version; when it was the last one missing, takes all of them
+    /// out and joins them. Parts of other versions of the document are dropped (a newer version
+    /// replaced them), and so are parts anywhere that waited longer than `pendingPartsLifetime`.
+    private func stage(_ event: IndexedDocumentEvent, on session: PostgresSession) async throws -> Staging {
+        let (tenant, collection, docID) = (event.tenant, event.collection, event.docID)
+        try await session.query("DELETE FROM retriever.pending_parts WHERE received_at < now() - interval '\(Self.pendingPartsLifetime)'")
+        try await session.query(
+            "DELETE FROM retriever.pending_parts WHERE tenant_id = $1 AND collection = $2 AND doc_id = $3 AND (version <> $4 OR parts <> $5)",
+            tenant, collection, docID, event.version, event.parts)
+        try await session.query("""
+            INSERT INTO retriever.pending_parts (tenant_id, collection, doc_id, version, part, parts, event) VALUES ($1, $2, $3, $4, $5, $6, $7)
+            ON CONFLICT DO NOTHING
+            """, tenant, collection, docID, event.version, event.part, event.parts, try EventCoding.encoder().encode(event))
+        let held = try await session.query(
+            "SELECT count(*) FROM retriever.pending_parts WHERE tenant_id = $1 AND collection = $2 AND doc_id = $3 AND version = $4",
+            tenant, collection, docID, event.version)
+        guard try held[0].decode(Int64.self, at: 0) == event.parts else { return .waiting }
+        let rows = try await session.query("""
+            DELETE FROM retriever.pending_parts WHERE tenant_id = $1 AND collection = $2 AND doc_id = $3 AND version = $4 RETURNING part, event
+            """, tenant, collection, docID, event.version)
+        let decoder = EventCoding.decoder()
+        let parts = try rows.map { (try $0.decode(Int.self, at: 0), try decoder.decode(IndexedDocumentEvent.self, from: try $0.decode(Data.self, at: 1))) }
+            .sorted { $0.0 < $1.0 }
+        var whole = event
+        whole.part = 0
+        whole.parts = 1
+        whole.chunks = parts.flatMap { $0.1.chunks }
+        if Set(whole.chunks.map(\.id)).count != whole.chunks.count {
+            return .rejected("chunk ids repeat across the \(event.parts) parts of version \(event.version)")
+        }
+        return .complete(whole)
     }
 
     func chunks(_ key: SearchCatalog.Key, vectorsAfter: Int64) async throws -> [SearchCollection.Chunk] {

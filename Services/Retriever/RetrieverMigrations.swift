@@ -73,5 +73,20 @@ enum RetrieverMigrations {
                 PRIMARY KEY (topic, partition)
             );
             """),
+        // The parts of a document version too large for one event, held until the last arrives.
+        PostgresMigration(version: 3, name: "pending parts", sql: """
+            CREATE TABLE pending_parts (
+                tenant_id text NOT NULL,
+                collection text NOT NULL,
+                doc_id text NOT NULL,
+                version text NOT NULL,
+                part integer NOT NULL,
+                parts integer NOT NULL,
+                event bytea NOT NULL,
+                received_at timestamptz NOT NULL DEFAULT now(),
+                PRIMARY KEY (tenant_id, collection, doc_id, version, part)
+            );
+            CREATE INDEX pending_parts_received ON pending_parts (received_at);
+            """),
     ])
 }

@@ -46,6 +46,8 @@ public enum ServiceName: String, Sendable, CaseIterable {
 /// | `CONDUIT_REDIS_HOST` / `_PORT` / `_CONNECTIONS` | `127.0.0.1` / `56379` / 4 |
 /// | `CONDUIT_KAFKA_BROKERS` | `127.0.0.1:59092` |
 /// | `CONDUIT_KAFKA_MAX_POLL_INTERVAL_MS` | 300000 |
+/// | `CONDUIT_KAFKA_COMPRESSION` | `lz4` (producers' `compression.type`: `none`, `gzip`, `snappy`, `lz4`, `zstd`) |
+/// | `CONDUIT_KAFKA_MAX_MESSAGE_BYTES` | 8388608 (the largest message a producer sends, before compression) |
 /// | `CONDUIT_INTERNAL_KEY`, `_PREVIOUS`, `CONDUIT_INTERNAL_IDENTITY_TTL_S` | see `InternalKeyring` |
 /// | `CONDUIT_DEBUG_ENDPOINTS` | `false` (enables `/internal/sleep` for shutdown tests) |
 /// | `CONDUIT_METRICS_EXPORTER_GROUP` | `conduit-metrics-exporter` (its Kafka consumer group) |
@@ -99,7 +101,11 @@ public struct ServiceConfiguration: Sendable {
         )
         kafka = KafkaConfiguration(
             bootstrapServers: environment.string("CONDUIT_KAFKA_BROKERS", default: "127.0.0.1:59092"),
-            clientID: "conduit-\(service.rawValue)"
+            clientID: "conduit-\(service.rawValue)",
+            producerProperties: [
+                "compression.type": environment.string("CONDUIT_KAFKA_COMPRESSION", default: "lz4"),
+                "message.max.bytes": String(try environment.int("CONDUIT_KAFKA_MAX_MESSAGE_BYTES", default: KafkaProducerConfiguration.defaultMaxMessageBytes)),
+            ]
         )
         kafkaMaxPollIntervalMilliseconds = try environment.int("CONDUIT_KAFKA_MAX_POLL_INTERVAL_MS", default: 300_000)
         http = HTTPClientConfiguration()

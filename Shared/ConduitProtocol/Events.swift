@@ -41,8 +41,19 @@ public struct IndexingRequest: Codable, Sendable, Hashable {
 
 /// One document version, chunked and embedded (`conduit.indexing.chunks`, key
 /// `tenant/collection/doc_id`), or a tombstone for a delete (`op: "delete"`, no chunks).
+///
+/// A version too large for one broker message travels as `parts` events (`part` 0 … parts − 1,
+/// in order, on the document's partition), each with some of the chunks; the retriever applies
+/// the version only once it holds every part, so a search sees the old version or the whole new
+/// one, never a mix. Schema 2 carries each vector as base64 of little-endian float32
+/// (`vector`, 2,048 characters for 384 dimensions instead of ~4,600 as JSON numbers); schema 1
+/// (`embedding`, JSON numbers, always one part) is still read.
 public struct IndexedDocumentEvent: Codable, Sendable, Hashable {
-    public static let currentSchemaVersion = 1
+    public static let currentSchemaVersion = 2
+    public static let supportedSchemaVersions = 1...2
+    /// The most parts one version may have: 64 × the embedder's event limit (900 KB) is far above
+    /// the largest document the gateway accepts.
+    public static let maxParts = 64
 
     public var schemaVersion: Int
     public var op: IndexingRequest.Operation
@@ -54,9 +65,13 @@ public struct IndexedDocumentEvent: Codable, Sendable, Hashable {
     public var model: String?
     public var metadata: [String: JSONValue]?
     public var source: String?
+    /// This event's place among the version's parts (0-based) and how many there are.
+    public var part: Int
+    public var parts: Int
     public var chunks: [Chunk]
 
-    public init(op: IndexingRequest.Operation, tenant: String, collection: String, docID: String, version: String, model: String? = nil, chunks: [Chunk] = []) {
+    public init(op: IndexingRequest.Operation, tenant: String, collection: String, docID: String, version: String, model: String? = nil,
+                chunks: [Chunk] = [], part: Int = 0, parts: Int = 1) {
         self.schemaVersion = Self.currentSchemaVersion
         self.op = op
         self.tenant = tenant
@@ -65,12 +80,30 @@ public struct IndexedDocumentEvent: Codable, Sendable, Hashable {
         self.version = version
         self.model = model
         self.chunks = chunks
+        self.part = part
+        self.parts = parts
     }
 
     public var key: String { "\(tenant)/\(collection)/\(docID)" }
 
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        schemaVersion = try container.decode(Int.self, forKey: .schemaVersion)
+        op = try container.decode(IndexingRequest.Operation.self, forKey: .op)
+        tenant = try container.decode(String.self, forKey: .tenant)
+        collection = try container.decode(String.self, forKey: .collection)
+        docID = try container.decode(String.self, forKey: .docID)
+        version = try container.decode(String.self, forKey: .version)
+        model = try container.decodeIfPresent(String.self, forKey: .model)
+        metadata = try container.decodeIfPresent([String: JSONValue].self, forKey: .metadata)
+        source = try container.decodeIfPresent(String.self, forKey: .source)
+        part = try container.decodeIfPresent(Int.self, forKey: .part) ?? 0
+        parts = try container.decodeIfPresent(Int.self, forKey: .parts) ?? 1
+        chunks = try container.decode([Chunk].self, forKey: .chunks)
+    }
+
     public struct Chunk: Codable, Sendable, Hashable {
-        /// `doc_id#n`, stable for the same document text.
+        /// `doc_id#n`, stable for the same document text; `n` counts across all parts.
         public var id: String
         public var index: Int
         public var text: String
@@ -93,16 +126,67 @@ public struct IndexedDocumentEvent: Codable, Sendable, Hashable {
             self.embedding = embedding
         }
 
+        public init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            id = try container.decode(String.self, forKey: .id)
+            index = try container.decode(Int.self, forKey: .index)
+            text = try container.decode(String.self, forKey: .text)
+            start = try container.decode(Int.self, forKey: .start)
+            end = try container.decode(Int.self, forKey: .end)
+            heading = try container.decodeIfPresent(String.self, forKey: .heading)
+            contentHash = try container.decode(String.self, forKey: .contentHash)
+            if let encoded = try container.decodeIfPresent(String.self, forKey: .vector) {
+                guard let floats = Float32Coding.floats(base64: encoded) else {
+                    throw DecodingError.dataCorruptedError(forKey: .vector, in: container, debugDescription: "not base64 of little-endian float32 values")
+                }
+                embedding = floats
+            } else {
+                embedding = try container.decode([Float].self, forKey: .embedding)
+            }
+        }
+
+        public func encode(to encoder: any Encoder) throws {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(id, forKey: .id)
+            try container.encode(index, forKey: .index)
+            try container.encode(text, forKey: .text)
+            try container.encode(start, forKey: .start)
+            try container.encode(end, forKey: .end)
+            try container.encodeIfPresent(heading, forKey: .heading)
+            try container.encode(contentHash, forKey: .contentHash)
+            try container.encode(Float32Coding.base64(embedding), forKey: .vector)
+        }
+
         enum CodingKeys: String, CodingKey {
-            case id, index, text, start, end, heading, embedding
+            case id, index, text, start, end, heading, embedding, vector
             case contentHash = "content_hash"
         }
     }
 
     enum CodingKeys: String, CodingKey {
-        case op, tenant, collection, version, model, metadata, source, chunks
+        case op, tenant, collection, version, model, metadata, source, chunks, part, parts
         case schemaVersion = "schema_version"
         case docID = "doc_id"
+    }
+}
+
+/// Vectors as base64 of little-endian IEEE 754 float32 values, the compact form events carry.
+public enum Float32Coding {
+    public static func base64(_ vector: [Float]) -> String {
+        var bytes = [UInt8]()
+        bytes.reserveCapacity(vector.count * 4)
+        for value in vector {
+            withUnsafeBytes(of: value.bitPattern.littleEndian) { bytes.append(contentsOf: $0) }
+        }
+        return Data(bytes).base64EncodedString()
+    }
+
+    /// Nil unless `text` is base64 of a whole number of float32 values.
+    public static func floats(base64 text: String) -> [Float]? {
+        guard let data = Data(base64Encoded: text), data.count % 4 == 0 else { return nil }
+        return data.withUnsafeBytes { raw in
+            (0..<(raw.count / 4)).map { Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: $0 * 4, as: UInt32.self))) }
+        }
     }
 }
 

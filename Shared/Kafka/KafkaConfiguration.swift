@@ -6,11 +6,15 @@ public struct KafkaConfiguration: Sendable {
     public var clientID: String
     /// Any other librdkafka property, passed through as is (e.g. `security.protocol`).
     public var properties: [String: String]
+    /// librdkafka properties for producers only (e.g. `compression.type`), over their defaults.
+    public var producerProperties: [String: String]
 
-    public init(bootstrapServers: String = "127.0.0.1:59092", clientID: String = "conduit", properties: [String: String] = [:]) {
+    public init(bootstrapServers: String = "127.0.0.1:59092", clientID: String = "conduit", properties: [String: String] = [:],
+                producerProperties: [String: String] = [:]) {
         self.bootstrapServers = bootstrapServers
         self.clientID = clientID
         self.properties = properties
+        self.producerProperties = producerProperties
     }
 
     var baseProperties: [String: String] {
@@ -35,8 +39,17 @@ public struct KafkaProducerConfiguration: Sendable {
         self.flushTimeoutMilliseconds = flushTimeoutMilliseconds
     }
 
+    /// The largest message a producer accepts by default, uncompressed: room for an indexing
+    /// request at the gateway's document limit. Brokers check the compressed batch.
+    public static let defaultMaxMessageBytes = 8 * 1024 * 1024
+
     var properties: [String: String] {
-        kafka.baseProperties.merging([
+        let defaults = [
+            // Documents and chunk texts compress well; brokers limit the compressed size.
+            "compression.type": "lz4",
+            "message.max.bytes": String(Self.defaultMaxMessageBytes),
+        ]
+        return kafka.baseProperties.merging(defaults.merging(kafka.producerProperties) { _, custom in custom }) { base, _ in base }.merging([
             "enable.idempotence": "true",
             "acks": "all",
             "delivery.timeout.ms": String(deliveryTimeoutMilliseconds),

@@ -148,21 +148,48 @@ struct IndexingPipelineTests {
         #expect(seen == Set((0..<20).map { "d\($0)" }))
     }
 
-    /// A document whose chunk event is over the limit goes to the DLQ with the reason, and the
-    /// partition moves on: the next version of the same document (same key, same partition) is
-    /// indexed. It used to be retried against the broker's message limit for ever.
-    @Test func aChunkEventOverTheLimitGoesToTheDLQAndThePartitionMovesOn() async throws {
+    /// A document whose chunk event is over the limit goes out in parts, each within the limit,
+    /// in order on the document's partition, that together hold every chunk once. Only what
+    /// cannot fit at all (a chunk whose event alone is over the limit) goes to the DLQ, with the
+    /// reason, and the partition moves on. Over-limit events used to be retried for ever.
+    @Test func aVersionOverTheEventLimitGoesOutInPartsAndOnlyWhatCannotFitToTheDLQ() async throws {
         let topics = Topics()
-        let running = try Self.start(topics, maxEventBytes: 12_000)
+        let limit = 12_000
+        let running = try Self.start(topics, maxEventBytes: limit)
         let input = KafkaProducer(configuration: .init(kafka: Self.kafka), logger: Logger(label: "input"))
         try await Self.send(input, topics.requests, key: "acme/docs/long", try Self.request("long", text: DocumentChunkerTests.article))
+        let wide = IndexingRequest(op: .upsert, tenant: "acme", collection: "docs", docID: "wide", text: "Short text.",
+                                   metadata: ["notes": .string(String(repeating: "n", count: limit))])
+        try await Self.send(input, topics.requests, key: "acme/docs/wide", String(decoding: try JSONEncoder().encode(wide), as: UTF8.self))
         try await Self.send(input, topics.requests, key: "acme/docs/long", try Self.request("long", text: "A short second version."))
-        let outputs = try await TestEnvironment.readMessages(topics.chunks, count: 1).map { try EventCoding.decoder().decode(IndexedDocumentEvent.self, from: Data($0.value)) }
+
+        let reader = KafkaConsumer(configuration: .init(kafka: Self.kafka, groupID: TestEnvironment.uniqueName("reader"), topics: [topics.chunks], maxPollIntervalMilliseconds: 7000, sessionTimeoutMilliseconds: 6000), logger: Logger(label: "reader"))
+        let readerTask = Task { try await reader.run() }
+        var outputs: [(size: Int, event: IndexedDocumentEvent)] = []
+        for try await message in reader.messages {
+            let event = try EventCoding.decoder().decode(IndexedDocumentEvent.self, from: Data(message.value))
+            outputs.append((message.value.count, event))
+            if event.chunks.first?.text == "A short second version." { break }
+        }
+        readerTask.cancel()
+        _ = await readerTask.result
         let dead = try await TestEnvironment.readMessages(topics.dlq, count: 1).map { try JSONDecoder().decode(DeadLetterEvent.self, from: Data($0.value)) }
         await running.stop()
         await input.shutdown()
-        #expect(outputs.first?.chunks.map(\.text) == ["A short second version."])
-        #expect(dead.first?.key == "acme/docs/long")
+
+        let parts = outputs.dropLast()
+        #expect(parts.count > 1)
+        #expect(parts.allSatisfy { $0.size <= limit && $0.event.docID == "long" && $0.event.parts == parts.count })
+        #expect(parts.map(\.event.part) == Array(0..<parts.count))
+        #expect(Set(parts.map(\.event.version)).count == 1)
+        let chunks = parts.flatMap(\.event.chunks)
+        #expect(chunks.map(\.id) == (0..<chunks.count).map { "long#\($0)" })
+        #expect(chunks.allSatisfy { $0.embedding.count == 384 })
+        let source = Array(DocumentChunkerTests.article.unicodeScalars)
+        #expect(chunks.last?.end == source.count)
+        #expect(outputs.last?.event.parts == 1)
+        #expect(dead.first?.key == "acme/docs/wide")
+        #expect(dead.first?.reason.contains("alone makes") == true)
         #expect(dead.first?.reason.contains("CONDUIT_EMBEDDER_MAX_EVENT_BYTES") == true)
     }
 }

@@ -15,8 +15,8 @@ import TestSupport
 /// scoped to the key's tenant, acknowledged by the broker before the 202.
 @Suite(.timeLimit(.minutes(2)))
 struct DocumentsTests {
-    static func app(key: String, tenant: String, topic: String) async throws -> some ApplicationProtocol {
-        var values = ProcessInfo.processInfo.environment
+    static func app(key: String, tenant: String, topic: String, extra: [String: String] = [:]) async throws -> some ApplicationProtocol {
+        var values = ProcessInfo.processInfo.environment.merging(extra) { _, new in new }
         values["CONDUIT_ADMIN_KEY"] = key
         values["CONDUIT_ADMIN_TENANT"] = tenant
         values["CONDUIT_GATEWAY_INDEXING_TOPIC"] = topic
@@ -85,6 +85,35 @@ struct DocumentsTests {
 }
 
 extension DocumentsTests {
+    /// A document longer than the embedder indexes is refused where it enters (it used to be
+    /// accepted and then dead-lettered), and so is one the broker cannot take: 413, nothing queued.
+    @Test func documentsTooLargeToIndexAreRefusedWith413AndNothingPublished() async throws {
+        let key = APIKeyAuthenticator.generateKey()
+        let topic = TestEnvironment.uniqueName("conduit.test.requests")
+        let extra = ["CONDUIT_EMBEDDER_MAX_DOCUMENT_CHARS": "100", "CONDUIT_KAFKA_MAX_MESSAGE_BYTES": "2000"]
+        try await Self.app(key: key, tenant: TestEnvironment.uniqueName("tenant"), topic: topic, extra: extra).test(.router) { client in
+            let long = String(repeating: "é", count: 101)
+            for (body, param) in [
+                (#"{"collection":"kb","doc_id":"x","text":"\#(long)"}"#, "text"),
+                (#"{"documents":[{"collection":"kb","doc_id":"ok","text":"t"},{"collection":"kb","doc_id":"x","text":"\#(long)"}]}"#, "documents[1].text"),
+            ] {
+                let (status, answer) = try await Self.send(client, .post, "/v1/documents", key: key, body: body)
+                #expect(status == .contentTooLarge)
+                #expect(answer?["error"]?["code"]?.stringValue == "document_too_large")
+                #expect(answer?["error"]?["param"]?.stringValue == param)
+                #expect(answer?["error"]?["message"]?.stringValue?.contains("101 characters") == true)
+            }
+            // Within the characters, but metadata makes the event larger than a message may be.
+            let heavy = #"{"collection":"kb","doc_id":"heavy","text":"short","metadata":{"notes":"\#(String(repeating: "n", count: 3000))"}}"#
+            let (status, answer) = try await Self.send(client, .post, "/v1/documents", key: key, body: heavy)
+            #expect(status == .contentTooLarge)
+            #expect(answer?["error"]?["code"]?.stringValue == "document_too_large")
+            #expect(try await Self.send(client, .post, "/v1/documents", key: key, body: #"{"collection":"kb","doc_id":"good","text":"fine"}"#).0 == .accepted)
+        }
+        let events = try await TestEnvironment.readMessages(topic, count: 1)
+        #expect(try EventCoding.decoder().decode(IndexingRequest.self, from: Data(events[0].value)).docID == "good")
+    }
+
     /// Ids that need escaping in a path delete exactly the id they name.
     @Test func deletedIdsRoundTripWhateverCharactersTheyHold() async throws {
         let key = APIKeyAuthenticator.generateKey()

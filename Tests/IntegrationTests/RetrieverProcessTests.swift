@@ -112,6 +112,94 @@ struct RetrieverProcessTests {
         })
     }
 
+    /// A document at the gateway's limit (1,000,000 characters) goes through Kafka whole: its
+    /// chunk event is many times the broker's message limit, so it travels in parts, and the
+    /// retriever makes it searchable at once, first sentence to last. One over the limit is
+    /// refused with 413 before anything is queued.
+    @Test func aOneMegabyteDocumentBecomesSearchableThroughKafka() async throws {
+        let tenant = TestEnvironment.uniqueName("tenant")
+        let requests = TestEnvironment.uniqueName("conduit.test.requests")
+        let chunks = TestEnvironment.uniqueName("conduit.test.chunks")
+        let embedder = try ServiceProcessTests.RunningService("embedder", portOffset: 200, extraEnvironment: [
+            "CONDUIT_EMBEDDER_REQUESTS_TOPIC": requests, "CONDUIT_EMBEDDER_CHUNKS_TOPIC": chunks,
+        ])
+        defer { embedder.process.signal(SIGKILL) }
+        let retriever = try ServiceProcessTests.RunningService("retriever", portOffset: 200, extraEnvironment: [
+            "CONDUIT_RETRIEVER_CHUNKS_TOPIC": chunks, "CONDUIT_EMBEDDER_URL": embedder.base,
+        ])
+        defer { retriever.process.signal(SIGKILL) }
+        let key = "cdt-test-\(UUID().uuidString)"
+        let gateway = try ServiceProcessTests.RunningService("gateway", portOffset: 200, extraEnvironment: [
+            "CONDUIT_ADMIN_KEY": key, "CONDUIT_ADMIN_TENANT": tenant, "CONDUIT_RETRIEVER_URL": retriever.base,
+            "CONDUIT_EMBEDDER_URL": embedder.base, "CONDUIT_GATEWAY_INDEXING_TOPIC": requests,
+        ])
+        defer { gateway.process.signal(SIGKILL) }
+        for service in [embedder, retriever, gateway] { try await service.waitUntilReady() }
+        let authorization = [(name: "Authorization", value: "Bearer \(key)")]
+
+        let first = "Lighthouse keepers in the northern archipelago trimmed their lamp wicks every dusk."
+        let last = "The saffron and cardamom pastry recipe was hidden under the observatory floor."
+        let text = Self.prose(characters: 1_000_000, first: first, last: last)
+        #expect(text.unicodeScalars.count == 1_000_000)
+        func document(_ text: String) throws -> String {
+            String(decoding: try JSONSerialization.data(withJSONObject: ["collection": "big", "doc_id": "almanac", "text": text]), as: UTF8.self)
+        }
+        let tooLong = try await gateway.post("/v1/documents", try document(text + "!"), headers: authorization)
+        #expect(tooLong.status == 413 && tooLong.body.contains("document_too_large"), "\(tooLong.body)")
+        let accepted = try await gateway.post("/v1/documents", try document(text), headers: authorization)
+        #expect(accepted.status == 202, "\(accepted.body)")
+
+        func stats() async throws -> [String: Any]? {
+            let response = try await retriever.http.execute(HTTPRequest(url: retriever.base + "/v1/collections/big", headers: TestIdentity.headers(tenant: tenant)))
+            return try JSONSerialization.jsonObject(with: Data(try await response.body.collect(upTo: 1 << 20))) as? [String: Any]
+        }
+        let indexed = try await eventually(within: .seconds(200)) { try await stats()?["documents"] as? Int == 1 }
+        #expect(indexed, "not indexed; embedder log: \(embedder.logText.suffix(1500)) retriever log: \(retriever.logText.suffix(1500))")
+        let chunkCount = try #require(try await stats()?["chunks"] as? Int)
+        #expect(chunkCount > 1000)
+        for (query, expected) in [("saffron cardamom pastry observatory", "saffron"), ("lighthouse keepers lamp wicks archipelago", "Lighthouse")] {
+            // Words found in one chunk only: keyword search names it whatever 1,180 similar chunks do to vector ranks.
+            let found = try await gateway.post("/v1/search", #"{"collection":"big","query":"\#(query)","top_k":1,"mode":"keyword"}"#, headers: authorization)
+            #expect(found.status == 200)
+            #expect(found.body.contains(#""doc_id":"almanac""#) && found.body.contains(expected), "\(found.body.prefix(400))")
+        }
+        // Nothing is left waiting once the version is whole.
+        let postgres = Self.postgres()
+        let task = Task { try await postgres.run() }
+        defer { task.cancel() }
+        let pending: Int64 = try await postgres.query("SELECT count(*) FROM retriever.pending_parts WHERE tenant_id = $1", tenant)[0].decode(at: 0)
+        #expect(pending == 0)
+    }
+
+    /// Plain English of exactly `characters` characters from a fixed seed, starting with `first`
+    /// and ending with `last`: sentences a tokenizer and a chunker treat as ordinary text.
+    static func prose(characters: Int, first: String, last: String) -> String {
+        let words = """
+            river market winter garden engine letter window morning harbor season mountain village teacher \
+            station library kitchen machine painter forest bridge signal valley island doctor farmer lantern \
+            compass journey weather castle meadow orchard factory chapter theory canvas pencil violin harvest \
+            quietly slowly often always carefully gently brightly early later together across beneath beyond \
+            builds carries follows measures gathers repairs describes remembers explains watches opens closes \
+            the a every each one old new small large bright distant narrow ancient modern careful patient
+            """.split(whereSeparator: \.isWhitespace).map(String.init)
+        var state: UInt64 = 0x2545_F491_4F6C_DD1D
+        func next(_ bound: Int) -> Int {
+            state ^= state << 13
+            state ^= state >> 7
+            state ^= state << 17
+            return Int(state % UInt64(bound))
+        }
+        var text = first + " "
+        let budget = characters - last.utf8.count
+        // ASCII only, so bytes count characters (and `count` on a growing string would be quadratic).
+        while text.utf8.count < budget {
+            var sentence = (0..<(8 + next(9))).map { _ in words[next(words.count)] }.joined(separator: " ")
+            sentence = sentence.prefix(1).uppercased() + sentence.dropFirst() + "."
+            text += sentence + (next(6) == 0 ? "\n\n" : " ")
+        }
+        return String(decoding: text.utf8.prefix(budget - 1), as: UTF8.self) + " " + last
+    }
+
     @Test func aRetrieverKilledMidStreamLosesNothingAndHalfAppliesNothing() async throws {
         let tenant = TestEnvironment.uniqueName("tenant")
         let chunks = TestEnvironment.uniqueName("conduit.test.chunks")

@@ -135,6 +135,62 @@ struct ChunkConsumerTests {
         }
     }
 
+    /// The parts of a version too large for one event: nothing of it is searchable, and the old
+    /// version stays, until its last part arrives; then all of it at once. Another document's
+    /// event between the parts and a replayed part change nothing; a newer version sent whole
+    /// drops parts that never completed.
+    @Test func aVersionInPartsIsAppliedWholeWhenItsLastPartArrives() async throws {
+        let tenant = TestEnvironment.uniqueName("tenant")
+        let topic = TestEnvironment.uniqueName("conduit.test.chunks")
+        let dlq = TestEnvironment.uniqueName("conduit.test.dlq")
+        let (postgres, producer, services) = try await Self.infrastructure()
+        defer { for task in services { task.cancel() } }
+        func pending() async throws -> Int64 {
+            try await postgres.query("SELECT count(*) FROM retriever.pending_parts WHERE tenant_id = $1", tenant)[0].decode(at: 0)
+        }
+
+        try await Self.publish(producer, topic, Self.event(tenant, "manual", version: "v1", texts: ["obsolete manual"]))
+        let whole = Self.event(tenant, "manual", version: "v2", texts: ["zinc one", "zinc two", "zinc three", "zinc four", "zinc five"])
+        let parts = [0..<2, 2..<4, 4..<5].enumerated().map { part, range in
+            var piece = whole
+            piece.chunks = Array(whole.chunks[range])
+            (piece.part, piece.parts) = (part, 3)
+            return piece
+        }
+        try await Self.publish(producer, topic, parts[0])
+        try await Self.publish(producer, topic, Self.event(tenant, "other", version: "v1", texts: ["copper"]))
+        try await Self.publish(producer, topic, parts[1])
+        try await Self.publish(producer, topic, parts[0])
+
+        let running = Running(topic: topic, dlq: dlq, group: TestEnvironment.uniqueName("retriever"), postgres: postgres, producer: producer)
+        defer { Task { await running.stop() } }
+        #expect(try await eventually(within: .seconds(60)) {
+            try await pending() == 2 && Self.keywordHits(running.catalog, tenant, "copper obsolete").count == 2
+        })
+        #expect(Self.keywordHits(running.catalog, tenant, "zinc").isEmpty)
+        #expect(try await Self.rows(postgres, tenant: tenant).map { $0.split(separator: "|")[0] } == ["manual#0", "other#0"])
+
+        try await Self.publish(producer, topic, parts[2])
+        #expect(try await eventually(within: .seconds(60)) { Self.keywordHits(running.catalog, tenant, "zinc").count == 5 })
+        #expect(Self.keywordHits(running.catalog, tenant, "obsolete").isEmpty)
+        #expect(try await pending() == 0)
+        let stored = try await Self.rows(postgres, tenant: tenant).map { String($0.split(separator: "|")[2]) }
+        #expect(stored == ["zinc one", "zinc two", "zinc three", "zinc four", "zinc five", "copper"])
+        let hit = try #require(try running.catalog.collection(.init(tenant: tenant, collection: "docs"))?.search(.init(text: "zinc five", topK: 1, mode: .keyword)).first)
+        #expect(hit.chunkID == "manual#4")
+        #expect(hit.metadata["meta.year"] == .number(2024))
+
+        // Parts of v3 that never complete are dropped by v4, sent whole.
+        var orphan = Self.event(tenant, "manual", version: "v3", texts: ["tin one"])
+        (orphan.part, orphan.parts) = (0, 2)
+        try await Self.publish(producer, topic, orphan)
+        #expect(try await eventually(within: .seconds(60)) { try await pending() == 1 })
+        try await Self.publish(producer, topic, Self.event(tenant, "manual", version: "v4", texts: ["lead one"]))
+        #expect(try await eventually(within: .seconds(60)) { Self.keywordHits(running.catalog, tenant, "lead").count == 1 })
+        #expect(try await pending() == 0)
+        #expect(Self.keywordHits(running.catalog, tenant, "tin zinc").isEmpty)
+    }
+
     @Test func badEventsGoToTheDLQWithAReasonAndTheRestIsApplied() async throws {
         let tenant = TestEnvironment.uniqueName("tenant")
         let topic = TestEnvironment.uniqueName("conduit.test.chunks")
@@ -153,6 +209,12 @@ struct ChunkConsumerTests {
         var mixed = Self.event(tenant, "mixed", version: "v1", texts: ["a", "b"])
         mixed.chunks[1].embedding = [1, 0]
         try await Self.publish(producer, topic, mixed)
+        var outOfRange = Self.event(tenant, "range", version: "v1", texts: ["r"])
+        (outOfRange.part, outOfRange.parts) = (2, 2)
+        try await Self.publish(producer, topic, outOfRange)
+        var splitDelete = Self.event(tenant, "split", version: "v1", texts: [], op: .delete)
+        (splitDelete.part, splitDelete.parts) = (0, 2)
+        try await Self.publish(producer, topic, splitDelete)
         try await Self.publish(producer, topic, Self.event(tenant, "after", version: "v1", texts: ["after text"]))
 
         let running = Running(topic: topic, dlq: dlq, group: TestEnvironment.uniqueName("retriever"), postgres: postgres, producer: producer)
@@ -168,12 +230,12 @@ struct ChunkConsumerTests {
             #expect(dead.service == "retriever")
             #expect(dead.sourceTopic == topic)
             reasons.append(dead.reason)
-            if reasons.count == 4 { break }
+            if reasons.count == 6 { break }
         }
         readerTask.cancel()
         // Keys spread over partitions, so the DLQ's order is not the input's.
         for fragment in ["invalid indexed-document event", "6-dimensional vector; collection 'docs' has 4",
-                         "'tenant' must not be empty", "mixed#1 has 2 dimensions"] {
+                         "'tenant' must not be empty", "mixed#1 has 2 dimensions", "part 2 of 2", "only schema 2 upserts come in parts"] {
             #expect(reasons.filter { $0.contains(fragment) }.count == 1, "\(fragment) in \(reasons)")
         }
         #expect(try await Self.rows(postgres, tenant: tenant).count == 2)
