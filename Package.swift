@@ -123,14 +123,14 @@ let package = Package(
 
         // The semantic cache: per-context vector indexes over Redis-stored entries, and its guard.
         .target(name: "SemanticCache", dependencies: [
-            "Redis", "SearchEngine",
+            "Redis", "SearchEngine", "ConduitKit",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Prometheus", package: "swift-prometheus"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ], path: "Shared/SemanticCache"),
 
         .executableTarget(name: "CacheBenchmark", dependencies: [
-            "SemanticCache", "Redis", .product(name: "Logging", package: "swift-log"),
+            "SemanticCache", "Redis", "ConduitKit", .product(name: "Logging", package: "swift-log"),
         ], path: "Benchmarks/CacheBenchmark"),
 
         .executableTarget(name: "RetrieverBenchmark", dependencies: ["SearchEngine"], path: "Benchmarks/RetrieverBenchmark"),
@@ -163,7 +163,7 @@ let package = Package(
         ], path: "Tests/EmbedderTests"),
         .testTarget(name: "SearchEngineTests", dependencies: ["SearchEngine", "CSearchKernels", "TestSupport"], path: "Tests/SearchEngineTests"),
         .testTarget(name: "SemanticCacheTests", dependencies: [
-            "SemanticCache", "Redis", "TestSupport", .product(name: "Logging", package: "swift-log"),
+            "SemanticCache", "Redis", "ConduitKit", "TestSupport", .product(name: "Logging", package: "swift-log"),
             .product(name: "Prometheus", package: "swift-prometheus"),
         ], path: "Tests/SemanticCacheTests"),
         .testTarget(name: "TextEmbeddingTests", dependencies: ["TextEmbedding", "TestSupport"], path: "Tests/TextEmbeddingTests",

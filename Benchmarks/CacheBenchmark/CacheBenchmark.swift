@@ -1,3 +1,4 @@
+import ConduitKit
 import Foundation
 import Logging
 import Redis
@@ -40,11 +41,26 @@ struct CacheBenchmark {
             }
             _ = try await redis.pipeline(commands)
         }
-        let cache = SemanticCache(redis: redis, logger: logger)
-        let indexStarted = ContinuousClock.now
-        try await cache.load()
-        let loadSeconds = seconds(ContinuousClock.now - indexStarted)
         _ = loadStarted
+        // A replica starting on this Redis, as the orchestrator runs it: `warm_s` until sampled
+        // lookups hit (entries read, searched by exact scan), `load_s` until every entry is in
+        // the graph.
+        let cache = SemanticCache(redis: redis, engine: EngineExecutor(threads: 2), logger: logger)
+        let indexStarted = ContinuousClock.now
+        let replica = Task { try await cache.run() }
+        let probes = stride(from: 0, to: entries, by: max(1, entries / 20)).map { $0 }
+        var warmSeconds = 0.0
+        while true {
+            var all = true
+            for target in probes {
+                let result = try await cache.lookup(tenant: "bench", context: "ctx", question: questions[target], vector: vectors[target], threshold: 0.95)
+                guard case .hit = result else { all = false; break }
+            }
+            if all { warmSeconds = seconds(ContinuousClock.now - indexStarted); break }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        while cache.pendingCount > 0 { try await Task.sleep(for: .milliseconds(100)) }
+        let loadSeconds = seconds(ContinuousClock.now - indexStarted)
 
         // Queries: paraphrase-like neighbours of stored questions (cosine about 0.97).
         var hits = 0
@@ -69,8 +85,9 @@ struct CacheBenchmark {
         }
         let (p50, p99) = (percentile(ours, 0.5), percentile(ours, 0.99))
         let (n50, n99) = (percentile(naive, 0.5), percentile(naive, 0.99))
-        print(String(format: "bench-cache: entries=%d queries=%d hit_rate=%.3f naive_hit_rate=%.3f load_s=%.1f ours_p50_ms=%.3f ours_p99_ms=%.3f naive_p50_ms=%.1f naive_p99_ms=%.1f ratio_p50=%.0f ratio_p99=%.0f",
-                     entries, queries, Double(hits) / Double(queries), Double(naiveHits) / Double(max(1, naiveQueries)), loadSeconds,
+        replica.cancel()
+        print(String(format: "bench-cache: entries=%d queries=%d hit_rate=%.3f naive_hit_rate=%.3f warm_s=%.1f load_s=%.1f ours_p50_ms=%.3f ours_p99_ms=%.3f naive_p50_ms=%.1f naive_p99_ms=%.1f ratio_p50=%.0f ratio_p99=%.0f",
+                     entries, queries, Double(hits) / Double(queries), Double(naiveHits) / Double(max(1, naiveQueries)), warmSeconds, loadSeconds,
                      p50, p99, n50, n99, n50 / p50, n99 / p99))
         await redis.shutdown()
     }

@@ -64,13 +64,14 @@ func buildApplication(configuration: ServiceConfiguration, logger: Logger) async
     let sessions = SessionStore(
         redis: redis, ttl: .seconds(try environment.int("CONDUIT_SESSION_TTL_S", default: 86_400)),
         maxMessages: try environment.int("CONDUIT_SESSION_MAX_MESSAGES", default: 200))
+    let engine = EngineExecutor(threads: try environment.int("CONDUIT_ENGINE_THREADS", default: 2))
     let semanticCache = SemanticCache(
         redis: redis,
         configuration: .init(
             ttl: .seconds(try environment.int("CONDUIT_CACHE_TTL_S", default: 86_400)),
             maxEntries: try environment.int("CONDUIT_CACHE_MAX_ENTRIES", default: 200_000),
             maxBytes: try environment.int("CONDUIT_CACHE_MAX_BYTES", default: 512 << 20)),
-        registry: registry, logger: logger)
+        engine: engine, registry: registry, logger: logger)
     let memory = ConversationMemory(
         store: sessions, router: providers,
         configuration: .init(
@@ -96,5 +97,5 @@ func buildApplication(configuration: ServiceConfiguration, logger: Logger) async
         memory: memory, cache: cache
     ).addRoutes(to: routes)
     SessionController(store: sessions, cache: semanticCache).addRoutes(to: routes)
-    return makeConduitApplication(router: router, configuration: configuration, services: [redis, producer, usage, http, semanticCache], logger: logger)
+    return makeConduitApplication(router: router, configuration: configuration, services: [redis, engine, producer, usage, http, semanticCache], logger: logger)
 }

@@ -2,7 +2,9 @@ import SearchEngine
 import Synchronization
 
 /// The entries of one tenant and cache context: their vectors in an HNSW index, their questions
-/// and expiry times beside it.
+/// and expiry times beside it. Entries loaded in bulk at start wait in a flat set, searched by
+/// exact scan, until `buildPendingBlock` has moved them into the graph: a restarted replica
+/// answers as soon as it has read Redis, not once every graph is built.
 final class ContextIndex: Sendable {
     struct Candidate: Sendable {
         var id: String
@@ -22,18 +24,23 @@ final class ContextIndex: Sendable {
         var nextLabel: UInt32 = 0
         var bytes = 0
         var lastUsed = ContinuousClock.now
+        var pending: FlatVectors
     }
 
     let tenant: String
     let dimension: Int
     private let vectors: VectorIndex
-    private let state = Mutex(State())
+    private let state: Mutex<State>
 
     init(tenant: String, dimension: Int) {
         self.tenant = tenant
         self.dimension = dimension
         vectors = VectorIndex(dimension: dimension, parameters: .init(m: 16, efConstruction: 200, efSearch: 128))
+        state = Mutex(State(pending: FlatVectors(dimension: dimension)))
     }
+
+    /// Entries searchable by exact scan only, waiting for the graph.
+    var pendingCount: Int { state.withLock { $0.pending.count } }
 
     var count: Int { state.withLock { $0.entries.count } }
 
@@ -57,7 +64,8 @@ final class ContextIndex: Sendable {
 
     func contains(id: String) -> Bool { state.withLock { $0.labels[id] != nil } }
 
-    func insert(id: String, question: String, vector: [Float], expires: ContinuousClock.Instant) {
+    /// Adds an entry; `deferred` (bulk loads) leaves its vector in the flat set for the builder.
+    func insert(id: String, question: String, vector: [Float], expires: ContinuousClock.Instant, deferred: Bool = false) {
         let label: UInt32? = state.withLock { state in
             guard state.labels[id] == nil else { return nil }
             let label = state.nextLabel
@@ -66,9 +74,29 @@ final class ContextIndex: Sendable {
             state.entries[label] = Entry(id: id, question: question, expires: expires)
             state.bytes += Self.estimatedBytes(dimension: dimension, question: question)
             state.lastUsed = .now
-            return label
+            if deferred { state.pending.append(label: label, vector: vector) }
+            return deferred ? nil : label
         }
         if let label { vectors.upsert(label: label, vector: vector) }
+    }
+
+    /// Moves the oldest block of waiting vectors into the graph (CPU work: call it on an engine
+    /// thread). Returns whether more wait.
+    @discardableResult
+    func buildPendingBlock() -> Bool {
+        guard let block = state.withLock({ $0.pending.blocks.first }) else { return false }
+        for position in 0..<block.count {
+            let label = block.labels[position]
+            guard state.withLock({ $0.entries[label] != nil }) else { continue }
+            vectors.upsert(label: label, vector: block.vector(at: position, dimension: dimension))
+        }
+        let (removed, more) = state.withLock { state -> ([UInt32], Bool) in
+            state.pending.removeFirstBlock()
+            return (block.labels.filter { state.entries[$0] == nil }, !state.pending.isEmpty)
+        }
+        // Entries removed while their vectors went in leave the graph too.
+        for label in removed where vectors.contains(label: label) { vectors.remove(label: label) }
+        return more
     }
 
     func remove(id: String) {
@@ -84,7 +112,14 @@ final class ContextIndex: Sendable {
 
     /// The nearest live entries, most similar first; expired ones are dropped on the way.
     func nearest(_ vector: [Float], count: Int) -> [Candidate] {
-        let hits = vectors.search(vector, k: count)
+        var hits = vectors.search(vector, k: count)
+        let pending = state.withLock { $0.pending }
+        if !pending.isEmpty {
+            // A block can be in both while it moves into the graph: each label once.
+            var best: [UInt32: Float] = [:]
+            for hit in hits + pending.search(vector, k: count) { best[hit.label] = max(best[hit.label] ?? hit.score, hit.score) }
+            hits = best.map { VectorIndex.Hit(label: $0.key, score: $0.value) }.sorted { $0.score > $1.score }.prefix(count).map { $0 }
+        }
         let now = ContinuousClock.now
         var expired: [String] = []
         let candidates: [Candidate] = state.withLock { state in

@@ -1,3 +1,4 @@
+import ConduitKit
 import Foundation
 import Logging
 import Prometheus
@@ -11,7 +12,8 @@ import Synchronization
 /// Redis is the store: each entry is `cache:{tenant}:{context}:{id}` (a JSON string with the
 /// question, its embedding and the caller's payload) with a TTL. Lookups never touch Redis keys
 /// in bulk: every replica keeps an in-process HNSW index per tenant and context, loaded from
-/// Redis at start (one SCAN) and kept in step with the other replicas through the stream
+/// Redis at start (one SCAN; entries are searchable by exact scan as soon as they are read, and
+/// move into the graph in the background) and kept in step with the other replicas through the stream
 /// `cache:@log`, which every store and purge appends to and every replica tails. A candidate
 /// must reach the similarity threshold and pass `CacheGuard`; its payload is then read with one
 /// GET, so an entry that expired or was purged elsewhere is never served.
@@ -63,6 +65,8 @@ public final class SemanticCache: Service, Sendable {
     let redis: RedisClient
     let configuration: Configuration
     let logger: Logger
+    /// Where graph inserts, searches and decoding run: never on the cooperative pool.
+    let engine: EngineExecutor
     private let indexes = Mutex<[String: ContextIndex]>([:])
     private let logPosition = Mutex<String>("0-0")
     private let metrics: Metrics
@@ -71,9 +75,11 @@ public final class SemanticCache: Service, Sendable {
     /// over every index (which, with many contexts, made a start-up load quadratic).
     private let upperBound = Mutex<(entries: Int, bytes: Int)>((0, 0))
 
-    public init(redis: RedisClient, configuration: Configuration = .init(), registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry(), logger: Logger) {
+    public init(redis: RedisClient, configuration: Configuration = .init(), engine: EngineExecutor,
+                registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry(), logger: Logger) {
         self.redis = redis
         self.configuration = configuration
+        self.engine = engine
         self.logger = logger
         metrics = Metrics(registry: registry)
     }
@@ -86,8 +92,10 @@ public final class SemanticCache: Service, Sendable {
         let evictedContexts: Counter
         let evictedEntries: Counter
         let expired: Counter
+        let pending: Gauge
 
         init(registry: PrometheusCollectorRegistry) {
+            pending = registry.makeGauge(name: "semantic_cache_pending_entries", help: "Entries loaded at start and searched by exact scan until the background build has put them into their graph.")
             entries = registry.makeGauge(name: "semantic_cache_entries", help: "Semantic cache entries held in memory.")
             contexts = registry.makeGauge(name: "semantic_cache_contexts", help: "In-memory indexes, one per tenant and cache context.")
             bytes = registry.makeGauge(name: "semantic_cache_memory_bytes", help: "Memory the in-memory indexes take, estimated.")
@@ -97,21 +105,53 @@ public final class SemanticCache: Service, Sendable {
         }
     }
 
-    /// Loads every entry from Redis, then follows the replication log until shutdown.
+    /// Loads every entry from Redis, then follows the replication log until shutdown while the
+    /// loaded entries move into their graphs in the background.
     public func run() async throws {
         try await load()
-        var lastSweep = ContinuousClock.now
-        while !Task.isCancelled, !Task.isShuttingDownGracefully {
-            do {
-                try await followLog()
-            } catch {
-                logger.debug("semantic cache log not read", metadata: ["error": "\(error)"])
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await self.buildGraphs() }
+            var lastSweep = ContinuousClock.now
+            while !Task.isCancelled, !Task.isShuttingDownGracefully {
+                do {
+                    try await followLog()
+                } catch {
+                    logger.debug("semantic cache log not read", metadata: ["error": "\(error)"])
+                }
+                if ContinuousClock.now - lastSweep >= configuration.sweepInterval {
+                    sweep()
+                    lastSweep = .now
+                }
+                try? await Task.sleep(for: configuration.pollInterval)
             }
-            if ContinuousClock.now - lastSweep >= configuration.sweepInterval {
-                sweep()
-                lastSweep = .now
+            group.cancelAll()
+        }
+    }
+
+    /// Entries loaded but not yet in a graph (searched by exact scan meanwhile).
+    public var pendingCount: Int { indexes.withLock { $0.values.reduce(0) { $0 + $1.pendingCount } } }
+
+    /// Puts every loaded entry into its context's graph, a block at a time on an engine thread.
+    public func buildGraphs() async throws {
+        let started = ContinuousClock.now
+        var built = 0
+        while true {
+            let waiting = indexes.withLock { $0.filter { $0.value.pendingCount > 0 } }
+            if waiting.isEmpty { break }
+            for (key, index) in waiting {
+                var more = true
+                // An index evicted meanwhile is not worth building.
+                while more, indexes.withLock({ $0[key] === index }) {
+                    more = try await engine.run { index.buildPendingBlock() }
+                    built += 1
+                    try Task.checkCancellation()
+                    metrics.pending.set(to: Double(pendingCount))
+                }
             }
-            try? await Task.sleep(for: configuration.pollInterval)
+        }
+        metrics.pending.set(to: 0)
+        if built > 0 {
+            logger.info("semantic cache graphs built", metadata: ["blocks": "\(built)", "seconds": "\(ContinuousClock.now - started)"])
         }
     }
 
@@ -154,7 +194,8 @@ public final class SemanticCache: Service, Sendable {
         }
         var best: Double?
         var rejection: CacheGuard.Rejection?
-        for candidate in index.nearest(vector, count: configuration.candidates) {
+        let candidates = configuration.candidates
+        for candidate in try await engine.run({ index.nearest(vector, count: candidates) }) {
             best = max(best ?? candidate.similarity, candidate.similarity)
             guard candidate.similarity >= threshold else { break }
             if let refused = CacheGuard.check(question, against: candidate.question) {
@@ -177,7 +218,8 @@ public final class SemanticCache: Service, Sendable {
         let id = UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "")
         let key = Self.entryKey(tenant, context, id)
         _ = try await redis.set(key, try Self.encodedEntry(question: question, vector: vector, payload: payload), ttl: configuration.ttl)
-        insert(tenant: tenant, context: context, id: id, question: question, vector: vector, expires: .now + configuration.ttl)
+        let expires = ContinuousClock.now + configuration.ttl
+        try await engine.run { self.insert(tenant: tenant, context: context, id: id, question: question, vector: vector, expires: expires) }
         _ = try await redis.send(RedisCommand("XADD", Self.logKey, "MAXLEN", "~", configuration.logLength, "*", "op", "put", "key", key))
     }
 
@@ -201,17 +243,21 @@ public final class SemanticCache: Service, Sendable {
         // The log position first: whatever is stored while the scan runs is read from the log after.
         let last = try await redis.send(RedisCommand("XREVRANGE", Self.logKey, "+", "-", "COUNT", 1))
         if let id = last.array?.first?.array?.first?.string { logPosition.withLock { $0 = id } }
+        let started = ContinuousClock.now
         var loaded = 0
         try await scan(match: "cache:*:*:*") { keys in
             let values = try await redis.send(RedisCommand("MGET", arguments: keys)).array ?? []
-            for (position, (key, value)) in zip(keys, values).enumerated() {
-                guard case .bulk(let bytes) = value else { continue }
-                if add(key: key, bytes: bytes, expires: nil) { loaded += 1 }
-                // A graph insert is CPU work on the cooperative pool: let requests in between.
-                if position % 32 == 31 { await Task.yield() }
+            // Decoding is CPU work: on an engine thread. The vectors wait in flat sets, searchable
+            // at once; `buildGraphs` moves them into the graphs.
+            loaded += try await engine.run {
+                zip(keys, values).reduce(0) { count, pair in
+                    guard case .bulk(let bytes) = pair.1 else { return count }
+                    return count + (self.add(key: pair.0, bytes: bytes, expires: nil, deferred: true) ? 1 : 0)
+                }
             }
         }
-        logger.info("semantic cache loaded", metadata: ["entries": "\(loaded)"])
+        metrics.pending.set(to: Double(pendingCount))
+        logger.info("semantic cache loaded", metadata: ["entries": "\(loaded)", "seconds": "\(ContinuousClock.now - started)"])
     }
 
     func followLog() async throws {
@@ -229,7 +275,8 @@ public final class SemanticCache: Service, Sendable {
                    indexes.withLock({ $0[Self.indexKey(tenant, context)]?.contains(id: entryID) }) != true,
                    let bytes = try await redis.get(key) {
                     let ttl = try await redis.pttl(key)
-                    _ = add(key: key, bytes: bytes, expires: ttl.map { .now + .milliseconds($0) })
+                    let expires = ttl.map { ContinuousClock.now + .milliseconds($0) }
+                    _ = try await engine.run { self.add(key: key, bytes: bytes, expires: expires) }
                 }
             case "purge":
                 if let tenant = values["tenant"] { dropIndexes(of: tenant) }
@@ -240,15 +287,15 @@ public final class SemanticCache: Service, Sendable {
         }
     }
 
-    private func add(key: String, bytes: [UInt8], expires: ContinuousClock.Instant?) -> Bool {
+    private func add(key: String, bytes: [UInt8], expires: ContinuousClock.Instant?, deferred: Bool = false) -> Bool {
         guard let (tenant, context, id) = Self.parse(key: key),
               let entry = try? JSONDecoder().decode(StoredEntry.self, from: Data(bytes)),
               let vector = VectorBytes.decode(entry.vector), !vector.isEmpty else { return false }
-        insert(tenant: tenant, context: context, id: id, question: entry.question, vector: vector, expires: expires ?? .now + configuration.ttl)
+        insert(tenant: tenant, context: context, id: id, question: entry.question, vector: vector, expires: expires ?? .now + configuration.ttl, deferred: deferred)
         return true
     }
 
-    private func insert(tenant: String, context: String, id: String, question: String, vector: [Float], expires: ContinuousClock.Instant) {
+    private func insert(tenant: String, context: String, id: String, question: String, vector: [Float], expires: ContinuousClock.Instant, deferred: Bool = false) {
         let key = Self.indexKey(tenant, context)
         let size = ContextIndex.estimatedBytes(dimension: vector.count, question: question)
         let surelyFits = upperBound.withLock { bound in
@@ -271,7 +318,7 @@ public final class SemanticCache: Service, Sendable {
         }
         if created, surelyFits { metrics.contexts.increment() }
         guard index.dimension == vector.count else { return }
-        index.insert(id: id, question: question, vector: vector, expires: expires)
+        index.insert(id: id, question: question, vector: vector, expires: expires, deferred: deferred)
         if surelyFits {
             // Between exact counts (each sweep, each eviction) the gauges follow inserts only.
             metrics.entries.increment()
