@@ -107,7 +107,7 @@ let package = Package(
 
         // Thin async wrappers; no C type leaks past them.
         wrapper("Postgres", c: "CLibPQ"),
-        wrapper("Redis", c: "CHiredis"),
+        wrapper("Redis", c: "CHiredis", extra: [.product(name: "Prometheus", package: "swift-prometheus")]),
         wrapper("Kafka", c: "CRdKafka", extra: ["ConduitProtocol"]),
         wrapper("HTTP", c: "CCurl"),
 
@@ -151,7 +151,7 @@ let package = Package(
             .product(name: "NIOCore", package: "swift-nio"),
         ], path: "Tests/ConduitKitTests"),
         .testTarget(name: "PostgresTests", dependencies: ["Postgres", "TestSupport"], path: "Tests/PostgresTests"),
-        .testTarget(name: "RedisTests", dependencies: ["Redis", "TestSupport"], path: "Tests/RedisTests"),
+        .testTarget(name: "RedisTests", dependencies: ["Redis", "TestSupport", .product(name: "Prometheus", package: "swift-prometheus")], path: "Tests/RedisTests"),
         .testTarget(name: "KafkaTests", dependencies: ["Kafka", "TestSupport"], path: "Tests/KafkaTests"),
         .testTarget(name: "HTTPTests", dependencies: [
             "HTTP", "TestSupport", .product(name: "NIOPosix", package: "swift-nio"),

@@ -9,9 +9,9 @@ import Redis
 /// Model catalog, budgets, the usage ledger and live spend counters (routes arrive with the cost issue).
 func buildApplication(configuration: ServiceConfiguration, logger: Logger) async throws -> some ApplicationProtocol {
     let postgres = PostgresClient(configuration: configuration.postgres, logger: logger)
-    let redis = RedisClient(configuration: configuration.redis, logger: logger)
-    let producer = KafkaProducer(configuration: .init(kafka: configuration.kafka), logger: logger)
     let registry = PrometheusCollectorRegistry()
+    let redis = RedisClient(configuration: configuration.redis, registry: registry, logger: logger)
+    let producer = KafkaProducer(configuration: .init(kafka: configuration.kafka), logger: logger)
     let router = makeConduitRouter(
         configuration: configuration,
         registry: registry,

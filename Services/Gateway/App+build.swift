@@ -22,7 +22,8 @@ import Redis
 /// | `CONDUIT_EMBEDDER_MAX_DOCUMENT_CHARS` | 1000000 (the embedder's limit, also refused here: 413 `document_too_large`) |
 func buildApplication(configuration: ServiceConfiguration, logger: Logger) async throws -> some ApplicationProtocol {
     let postgres = PostgresClient(configuration: configuration.postgres, logger: logger)
-    let redis = RedisClient(configuration: configuration.redis, logger: logger)
+    let registry = PrometheusCollectorRegistry()
+    let redis = RedisClient(configuration: configuration.redis, registry: registry, logger: logger)
     let producer = KafkaProducer(configuration: .init(kafka: configuration.kafka), logger: logger)
     let http = HTTPClient(configuration: configuration.http, logger: logger)
     let authenticator = APIKeyAuthenticator(postgres: postgres)
@@ -31,7 +32,6 @@ func buildApplication(configuration: ServiceConfiguration, logger: Logger) async
     guard Identifier.tenant.isValid(adminTenant) else {
         throw ConfigurationError(key: "CONDUIT_ADMIN_TENANT", expected: Identifier.tenant.rule)
     }
-    let registry = PrometheusCollectorRegistry()
     let router = makeConduitRouter(
         configuration: configuration,
         registry: registry,

@@ -38,10 +38,10 @@ func buildApplication(configuration: ServiceConfiguration, logger: Logger) async
     let environment = configuration.environment
     let catalogPath = environment.string("CONDUIT_MODEL_CATALOG", default: "deploy/models.yaml")
     let catalog = try ModelCatalog(yamlFile: catalogPath, environment: environment.values)
-    let redis = RedisClient(configuration: configuration.redis, logger: logger)
+    let registry = PrometheusCollectorRegistry()
+    let redis = RedisClient(configuration: configuration.redis, registry: registry, logger: logger)
     let producer = KafkaProducer(configuration: .init(kafka: configuration.kafka), logger: logger)
     let http = HTTPClient(configuration: configuration.http, logger: logger)
-    let registry = PrometheusCollectorRegistry()
     let providers = ProviderRouter(
         catalog: catalog, client: ProviderClient(http: http, keys: APIKeys(environment: environment.values)),
         policy: RetryPolicy(

@@ -8,8 +8,8 @@ import Redis
 /// Templates, versions, labels and experiments (routes arrive with the prompt issue).
 func buildApplication(configuration: ServiceConfiguration, logger: Logger) async throws -> some ApplicationProtocol {
     let postgres = PostgresClient(configuration: configuration.postgres, logger: logger)
-    let redis = RedisClient(configuration: configuration.redis, logger: logger)
     let registry = PrometheusCollectorRegistry()
+    let redis = RedisClient(configuration: configuration.redis, registry: registry, logger: logger)
     let router = makeConduitRouter(configuration: configuration, registry: registry, readiness: [.postgres(postgres), .redis(redis)])
     // No routes of its own yet; those to come go in this group, behind the signed identity.
     _ = try router.internalRoutes(configuration)

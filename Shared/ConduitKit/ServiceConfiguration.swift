@@ -44,6 +44,7 @@ public enum ServiceName: String, Sendable, CaseIterable {
 /// | `CONDUIT_POSTGRES_STATEMENT_TIMEOUT_MS` | 30000 (server-side limit per statement; TCP keep-alive probes after 30 s idle) |
 /// | `CONDUIT_SHUTDOWN_TIMEOUT_S` | 30 (graceful shutdown's limit; then the rest is cancelled, and 5 s later the process exits) |
 /// | `CONDUIT_REDIS_HOST` / `_PORT` / `_CONNECTIONS` | `127.0.0.1` / `56379` / 4 |
+/// | `CONDUIT_REDIS_MAX_QUEUED` | 10000 (requests waiting per connection; beyond: the command fails at once) |
 /// | `CONDUIT_KAFKA_BROKERS` | `127.0.0.1:59092` |
 /// | `CONDUIT_KAFKA_MAX_POLL_INTERVAL_MS` | 300000 |
 /// | `CONDUIT_KAFKA_COMPRESSION` | `lz4` (producers' `compression.type`: `none`, `gzip`, `snappy`, `lz4`, `zstd`) |
@@ -97,7 +98,8 @@ public struct ServiceConfiguration: Sendable {
         redis = RedisConfiguration(
             host: environment.string("CONDUIT_REDIS_HOST", default: "127.0.0.1"),
             port: try environment.int("CONDUIT_REDIS_PORT", default: 56379),
-            connections: try environment.int("CONDUIT_REDIS_CONNECTIONS", default: 4)
+            connections: try environment.int("CONDUIT_REDIS_CONNECTIONS", default: 4),
+            maxQueued: try environment.int("CONDUIT_REDIS_MAX_QUEUED", default: 10_000)
         )
         kafka = KafkaConfiguration(
             bootstrapServers: environment.string("CONDUIT_KAFKA_BROKERS", default: "127.0.0.1:59092"),

@@ -12,6 +12,9 @@ public struct RedisConfiguration: Sendable {
     public var commandTimeoutSeconds: Double
     /// Most commands written in one batch before replies are read. Default: 1024.
     public var maxBatch: Int
+    /// Requests waiting per connection at most; beyond it a command fails at once with
+    /// `RedisError.overloaded` instead of queueing without end. Default: 10,000.
+    public var maxQueued: Int
 
     public init(
         host: String = "127.0.0.1",
@@ -19,7 +22,8 @@ public struct RedisConfiguration: Sendable {
         connections: Int = 4,
         connectTimeoutSeconds: Double = 2,
         commandTimeoutSeconds: Double = 5,
-        maxBatch: Int = 1024
+        maxBatch: Int = 1024,
+        maxQueued: Int = 10_000
     ) {
         self.host = host
         self.port = port
@@ -27,5 +31,6 @@ public struct RedisConfiguration: Sendable {
         self.connectTimeoutSeconds = connectTimeoutSeconds
         self.commandTimeoutSeconds = commandTimeoutSeconds
         self.maxBatch = max(1, maxBatch)
+        self.maxQueued = max(1, maxQueued)
     }
 }

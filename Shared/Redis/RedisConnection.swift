@@ -6,6 +6,9 @@ import NIOPosix
 
 /// One Redis connection driven by its own thread with hiredis' blocking API. Callers on any task
 /// enqueue; the thread writes everything queued in one go and then reads the replies in order.
+/// The queue is bounded (`RedisConfiguration.maxQueued`: beyond it a command fails at once with
+/// `overloaded`), and a caller cancelled while its command waits gets `CancellationError` at
+/// once, the command withdrawn unsent.
 final class RedisConnection: Sendable {
     struct Request: Sendable {
         let commands: [RedisCommand]
@@ -15,22 +18,53 @@ final class RedisConnection: Sendable {
     private let configuration: RedisConfiguration
     private let logger: Logger
     private let thread: NIOThreadPool
-    private let state = NIOLockedValueBox(StateMachine<Request>())
+    private let state: NIOLockedValueBox<StateMachine<Request>>
+    private let nextID = NIOLockedValueBox<UInt64>(0)
     private let threadStarted = NIOLockedValueBox(false)
+    private let metrics: RedisMetrics?
     /// Touched only by the drainer on `thread`.
     private let context: ContextBox
 
-    init(configuration: RedisConfiguration, logger: Logger) {
+    init(configuration: RedisConfiguration, metrics: RedisMetrics?, logger: Logger) {
         self.configuration = configuration
         self.logger = logger
+        self.metrics = metrics
+        self.state = NIOLockedValueBox(StateMachine(limit: configuration.maxQueued))
         self.thread = NIOThreadPool(numberOfThreads: 1)
         self.context = ContextBox()
     }
 
+    /// Commands waiting to be written.
+    var queuedCount: Int { state.withLockedValue { $0.queuedCount } }
+
     func send(_ commands: [RedisCommand]) async throws -> [RedisValue] {
+        let id = nextID.withLockedValue { value in
+            value += 1
+            return value
+        }
+        return try await withTaskCancellationHandler {
+            try await enqueue(commands, id: id)
+        } onCancel: {
+            if let request = state.withLockedValue({ $0.withdraw(id) }) {
+                metrics?.dequeued(1)
+                metrics?.cancelled()
+                request.continuation.resume(throwing: CancellationError())
+            }
+        }
+    }
+
+    private func enqueue(_ commands: [RedisCommand], id: UInt64) async throws -> [RedisValue] {
         try await withCheckedThrowingContinuation { continuation in
             let request = Request(commands: commands, continuation: continuation)
-            switch state.withLockedValue({ $0.enqueue(request) }) {
+            let action = state.withLockedValue { $0.enqueue(request, id: id) }
+            switch action {
+            case .startDrain, .none: metrics?.queued()
+            case .fail, .refuse: break
+            }
+            switch action {
+            case .refuse(let request):
+                metrics?.refused()
+                request.continuation.resume(throwing: RedisError(.overloaded))
             case .startDrain:
                 threadStarted.withLockedValue { started in
                     if !started { thread.start() }
@@ -49,7 +83,9 @@ final class RedisConnection: Sendable {
     }
 
     func close() async {
-        for request in state.withLockedValue({ $0.close() }) {
+        let queued = state.withLockedValue { $0.close() }
+        metrics?.dequeued(queued.count)
+        for request in queued {
             request.continuation.resume(throwing: RedisError(.shutdown))
         }
         try? await thread.shutdownGracefully()
@@ -69,6 +105,7 @@ final class RedisConnection: Sendable {
         while true {
             let batch = state.withLockedValue { $0.nextBatch(limit: .max) }
             if batch.isEmpty { return }
+            metrics?.dequeued(batch.count)
             batch.forEach { $0.continuation.resume(throwing: error) }
         }
     }
@@ -79,6 +116,7 @@ final class RedisConnection: Sendable {
             lingerForFollowUps()
             let batch = state.withLockedValue { $0.nextBatch(limit: configuration.maxBatch) }
             if batch.isEmpty { return }
+            metrics?.dequeued(batch.count)
             do {
                 try context.connectIfNeeded(configuration, logger: logger)
                 try context.append(batch.lazy.flatMap(\.commands))

@@ -2,7 +2,7 @@
 public struct RedisError: Error, Sendable, CustomStringConvertible {
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         private enum Value: String {
-            case connectionFailed, connectionLost, serverError, unexpectedReply, shutdown
+            case connectionFailed, connectionLost, serverError, unexpectedReply, shutdown, overloaded
         }
         private let value: Value
         private init(_ value: Value) { self.value = value }
@@ -17,6 +17,8 @@ public struct RedisError: Error, Sendable, CustomStringConvertible {
         public static let unexpectedReply = Code(.unexpectedReply)
         /// The client was shut down.
         public static let shutdown = Code(.shutdown)
+        /// The connection's queue was full (`RedisConfiguration.maxQueued`); the command was not sent.
+        public static let overloaded = Code(.overloaded)
 
         public var description: String { value.rawValue }
     }

@@ -1,4 +1,5 @@
 import Logging
+import Prometheus
 import Redis
 import Testing
 import TestSupport
@@ -125,5 +126,50 @@ struct RedisClientTests {
         await redis.shutdown()
         let error = try await #require(throws: RedisError.self) { try await redis.ping() }
         #expect(error.code == .shutdown)
+    }
+}
+
+extension RedisClientTests {
+    /// While a command holds the connection (BLPOP waits 2 s), commands queue behind it: at most
+    /// `maxQueued` of them, the next one refused at once; a queued one whose caller is cancelled
+    /// returns at once, unsent, instead of waiting its turn; the others run when the way clears.
+    @Test func theQueueIsBoundedAndACancelledCallerLeavesItAtOnce() async throws {
+        let registry = PrometheusCollectorRegistry()
+        let redis = RedisClient(configuration: .init(port: TestEnvironment.redisPort, connections: 1, maxQueued: 3), registry: registry, logger: Logger(label: "test"))
+        let key = TestEnvironment.uniqueName("queue")
+        let blocker = Task { try await redis.send(RedisCommand("BLPOP", key + ":never", 2)) }
+        #expect(try await eventually(within: .seconds(10)) { redis.queuedCount == 0 })
+        try await Task.sleep(for: .milliseconds(200))  // BLPOP is on the wire
+
+        let waiting = (0..<2).map { number in Task { try await redis.send(RedisCommand("INCRBY", key, number + 1)) } }
+        let cancelled = Task { try await redis.send(RedisCommand("INCRBY", key, 100)) }
+        #expect(try await eventually(within: .seconds(5)) { redis.queuedCount == 3 })
+
+        // The fourth waiting command is refused without waiting.
+        let started = ContinuousClock.now
+        await #expect(throws: RedisError.self) { try await redis.send(RedisCommand("INCRBY", key, 1000)) }
+        do {
+            _ = try await redis.send(RedisCommand("PING"))
+            Issue.record("a command beyond the bound was queued")
+        } catch let error as RedisError {
+            #expect(error.code == .overloaded)
+        }
+        cancelled.cancel()
+        let outcome = await cancelled.result
+        #expect(ContinuousClock.now - started < .seconds(1), "a refused or cancelled command waited for the connection")
+        guard case .failure(let error) = outcome, error is CancellationError else { Issue.record("expected CancellationError, got \(outcome)"); return }
+        #expect(redis.queuedCount == 2)
+
+        _ = try await blocker.value
+        for task in waiting { _ = try await task.value }
+        // The cancelled INCRBY 100 was never sent.
+        #expect(try await redis.send(RedisCommand("GET", key)).string == "3")
+        var bytes: [UInt8] = []
+        registry.emit(into: &bytes)
+        let text = String(decoding: bytes, as: UTF8.self)
+        #expect(text.contains("conduit_redis_refused_commands_total 2"))
+        #expect(text.contains("conduit_redis_cancelled_commands_total 1"))
+        #expect(text.contains("conduit_redis_queued_commands 0"))
+        await redis.shutdown()
     }
 }

@@ -29,3 +29,18 @@ struct RedisStateMachineTests {
         guard case .fail(3) = machine.enqueue(3) else { Issue.record("expected fail"); return }
     }
 }
+
+extension RedisStateMachineTests {
+    @Test func aFullQueueRefusesAndAWithdrawnRequestIsNeverHandedOut() {
+        var machine = Machine(limit: 2)
+        _ = machine.enqueue(1, id: 1)
+        _ = machine.enqueue(2, id: 2)
+        guard case .refuse(3) = machine.enqueue(3, id: 3) else { Issue.record("expected refuse"); return }
+        #expect(machine.withdraw(1) == 1)
+        #expect(machine.withdraw(1) == nil)
+        guard case .none = machine.enqueue(4, id: 4) else { Issue.record("expected none: a drain is running"); return }
+        #expect(machine.nextBatch(limit: 10) == [2, 4])
+        // Taken by the drainer: too late to withdraw.
+        #expect(machine.withdraw(4) == nil)
+    }
+}
