@@ -136,14 +136,8 @@ struct GroundedChatProcessTests {
         let requests = TestEnvironment.uniqueName("conduit.test.requests")
         let chunks = TestEnvironment.uniqueName("conduit.test.chunks")
         let key = "cdt-test-\(UUID().uuidString)"
-        let embedder = try ServiceProcessTests.RunningService("embedder", portOffset: 70, extraEnvironment: [
-            "CONDUIT_EMBEDDER_REQUESTS_TOPIC": requests, "CONDUIT_EMBEDDER_CHUNKS_TOPIC": chunks,
-        ])
-        defer { embedder.process.signal(SIGKILL) }
-        let retriever = try ServiceProcessTests.RunningService("retriever", portOffset: 70, extraEnvironment: [
-            "CONDUIT_RETRIEVER_CHUNKS_TOPIC": chunks, "CONDUIT_EMBEDDER_URL": embedder.base,
-        ])
-        defer { retriever.process.signal(SIGKILL) }
+        let (embedder, retriever) = try ServiceProcessTests.indexingServices(portOffset: 70, requests: requests, chunks: chunks)
+        defer { embedder.process.signal(SIGKILL); retriever.process.signal(SIGKILL) }
         let orchestrator = try ServiceProcessTests.RunningService("orchestrator", portOffset: 70, extraEnvironment: [
             "CONDUIT_MODEL_CATALOG": try Self.catalog(model), "CONDUIT_EMBEDDER_URL": embedder.base, "CONDUIT_RETRIEVER_URL": retriever.base,
             "CONDUIT_CACHE_ENABLED": "false",

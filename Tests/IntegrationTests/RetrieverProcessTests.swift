@@ -23,14 +23,8 @@ struct RetrieverProcessTests {
         let tenant = TestEnvironment.uniqueName("tenant")
         let requests = TestEnvironment.uniqueName("conduit.test.requests")
         let chunks = TestEnvironment.uniqueName("conduit.test.chunks")
-        let embedder = try ServiceProcessTests.RunningService("embedder", portOffset: 40, extraEnvironment: [
-            "CONDUIT_EMBEDDER_REQUESTS_TOPIC": requests, "CONDUIT_EMBEDDER_CHUNKS_TOPIC": chunks,
-        ])
-        defer { embedder.process.signal(SIGKILL) }
-        let retriever = try ServiceProcessTests.RunningService("retriever", portOffset: 40, extraEnvironment: [
-            "CONDUIT_RETRIEVER_CHUNKS_TOPIC": chunks, "CONDUIT_EMBEDDER_URL": embedder.base,
-        ])
-        defer { retriever.process.signal(SIGKILL) }
+        let (embedder, retriever) = try ServiceProcessTests.indexingServices(portOffset: 40, requests: requests, chunks: chunks)
+        defer { embedder.process.signal(SIGKILL); retriever.process.signal(SIGKILL) }
         try await embedder.waitUntilReady()
         try await retriever.waitUntilReady()
 
@@ -120,14 +114,8 @@ struct RetrieverProcessTests {
         let tenant = TestEnvironment.uniqueName("tenant")
         let requests = TestEnvironment.uniqueName("conduit.test.requests")
         let chunks = TestEnvironment.uniqueName("conduit.test.chunks")
-        let embedder = try ServiceProcessTests.RunningService("embedder", portOffset: 200, extraEnvironment: [
-            "CONDUIT_EMBEDDER_REQUESTS_TOPIC": requests, "CONDUIT_EMBEDDER_CHUNKS_TOPIC": chunks,
-        ])
-        defer { embedder.process.signal(SIGKILL) }
-        let retriever = try ServiceProcessTests.RunningService("retriever", portOffset: 200, extraEnvironment: [
-            "CONDUIT_RETRIEVER_CHUNKS_TOPIC": chunks, "CONDUIT_EMBEDDER_URL": embedder.base,
-        ])
-        defer { retriever.process.signal(SIGKILL) }
+        let (embedder, retriever) = try ServiceProcessTests.indexingServices(portOffset: 200, requests: requests, chunks: chunks)
+        defer { embedder.process.signal(SIGKILL); retriever.process.signal(SIGKILL) }
         let key = "cdt-test-\(UUID().uuidString)"
         let gateway = try ServiceProcessTests.RunningService("gateway", portOffset: 200, extraEnvironment: [
             "CONDUIT_ADMIN_KEY": key, "CONDUIT_ADMIN_TENANT": tenant, "CONDUIT_RETRIEVER_URL": retriever.base,

@@ -73,6 +73,18 @@ struct ServiceProcessTests {
         var logText: String { (try? String(contentsOfFile: log, encoding: .utf8)) ?? "" }
     }
 
+    /// An embedder consuming `requests` and producing `chunks`, and a retriever consuming
+    /// `chunks` that embeds query text with that embedder: the indexing path on its own topics.
+    static func indexingServices(portOffset: Int, requests: String, chunks: String) throws -> (embedder: RunningService, retriever: RunningService) {
+        let embedder = try RunningService("embedder", portOffset: portOffset, extraEnvironment: [
+            "CONDUIT_EMBEDDER_REQUESTS_TOPIC": requests, "CONDUIT_EMBEDDER_CHUNKS_TOPIC": chunks,
+        ])
+        let retriever = try RunningService("retriever", portOffset: portOffset, extraEnvironment: [
+            "CONDUIT_RETRIEVER_CHUNKS_TOPIC": chunks, "CONDUIT_EMBEDDER_URL": embedder.base,
+        ])
+        return (embedder, retriever)
+    }
+
     @Test(arguments: services)
     func bootsAnswersHealthAndDrainsOnSIGTERM(service: String) async throws {
         let running = try RunningService(service)
