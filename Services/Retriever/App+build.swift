@@ -91,17 +91,10 @@ struct IndexLoader {
     let repository: any ChunkRepository
     let catalog: SearchCatalog
     let snapshots: SnapshotStore?
-    /// Graph rebuilds run here, off the cooperative pool.
-    var engine = EngineExecutor(threads: 1)
+    /// Graph rebuilds run here, off the cooperative pool (the service's executor: a pool made
+    /// here would never be shut down).
+    let engine: EngineExecutor
     let logger: Logger
-
-    init(repository: any ChunkRepository, catalog: SearchCatalog, snapshots: SnapshotStore?, engine: EngineExecutor = EngineExecutor(threads: 1), logger: Logger) {
-        self.repository = repository
-        self.catalog = catalog
-        self.snapshots = snapshots
-        self.engine = engine
-        self.logger = logger
-    }
 
     func load() async throws {
         let start = ContinuousClock.now
