@@ -119,7 +119,8 @@ public final class SemanticCache: Service, Sendable {
                     logger.debug("semantic cache log not read", metadata: ["error": "\(error)"])
                 }
                 if ContinuousClock.now - lastSweep >= configuration.sweepInterval {
-                    sweep()
+                    // A walk over every entry, and graph removals: engine work.
+                    try? await engine.run { self.sweep() }
                     lastSweep = .now
                 }
                 try? await Task.sleep(for: configuration.pollInterval)
