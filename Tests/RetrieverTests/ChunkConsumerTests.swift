@@ -118,10 +118,12 @@ struct ChunkConsumerTests {
         // Replay the whole topic twice with fresh groups, each starting as the service does
         // (indexes loaded from Postgres): the same rows, the same row ids, the same answers.
         for _ in 0..<2 {
-            let replay = Running(topic: topic, dlq: dlq, group: TestEnvironment.uniqueName("retriever-replay"), postgres: postgres, producer: producer)
-            try await IndexLoader(repository: PostgresChunkRepository(postgres: postgres), catalog: replay.catalog, snapshots: nil, logger: Self.logger).load()
-            let partitions = offsets.count
+            // Taken before the replay starts: it can be done before the loader is (the loader reads
+            // every collection in the database, which a long-lived test database has many of).
             let start: String = try await postgres.query("SELECT now()::text")[0].decode(at: 0)
+            let replay = Running(topic: topic, dlq: dlq, group: TestEnvironment.uniqueName("retriever-replay"), postgres: postgres, producer: producer)
+            try await IndexLoader(repository: PostgresChunkRepository(postgres: postgres), catalog: replay.catalog, snapshots: nil, engine: EngineExecutor(threads: 1), logger: Self.logger).load()
+            let partitions = offsets.count
             #expect(try await eventually(within: .seconds(60)) {
                 // Done when every partition's position was written again by this replay.
                 let again = try await postgres.query(
@@ -271,7 +273,7 @@ struct SnapshotLoadingTests {
 
         let restarted = SearchCatalog()
         let reopened = SnapshotStore(directory: directory, interval: .seconds(3600), catalog: restarted, logger: ChunkConsumerTests.logger)
-        try await IndexLoader(repository: repository, catalog: restarted, snapshots: reopened, logger: ChunkConsumerTests.logger).load()
+        try await IndexLoader(repository: repository, catalog: restarted, snapshots: reopened, engine: EngineExecutor(threads: 1), logger: ChunkConsumerTests.logger).load()
         let collection = try #require(restarted.collection(.init(tenant: tenant, collection: "docs")))
         #expect(collection.stats.chunks == 3)
         let hit = try #require(try collection.search(.init(vector: [1, 0, 0, 0], topK: 1, mode: .vector)).first)
