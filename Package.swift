@@ -123,7 +123,7 @@ let package = Package(
 
         // The semantic cache: per-context vector indexes over Redis-stored entries, and its guard.
         .target(name: "SemanticCache", dependencies: [
-            "Redis", "SearchEngine", "ConduitKit",
+            "Redis", "SearchEngine", "ConduitKit", "ConduitProtocol",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Prometheus", package: "swift-prometheus"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -172,7 +172,7 @@ struct PostgresChunkRepository: ChunkRepository {
                 let base = binds.count
                 rows.append("(" + (1...11).map { "$\(base + $0)" }.joined(separator: ", ") + ")")
                 binds += [tenant, collection, event.docID, chunk.id, source.index, chunk.text, chunk.start, chunk.end,
-                          try PostgresJSON(encoding: chunk.metadata), VectorCoding.bytes(chunk.vector), source.contentHash]
+                          try PostgresJSON(encoding: chunk.metadata), Data(Float32Coding.bytes(chunk.vector)), source.contentHash]
             }
             let inserted = try await session.query("""
                 INSERT INTO retriever.chunks (tenant_id, collection, doc_id, chunk_id, chunk_index, text, start_offset,
@@ -236,26 +236,13 @@ struct PostgresChunkRepository: ChunkRepository {
             SearchCollection.Chunk(
                 id: try row.decode(at: 2), documentID: try row.decode(at: 1), text: try row.decode(at: 3), start: try row.decode(at: 4),
                 end: try row.decode(at: 5), metadata: try row.decode(PostgresJSON.self, at: 6).decode([String: MetadataValue].self),
-                vector: try row.decode(Data?.self, at: 7).map(VectorCoding.floats) ?? [], storageID: try row.decode(at: 0))
+                vector: try row.decode(Data?.self, at: 7).flatMap(Float32Coding.floats) ?? [], storageID: try row.decode(at: 0))
         }
     }
 
     func appliedOffsets() async throws -> [ConsumedPosition] {
         try await postgres.query("SELECT topic, partition, next_offset FROM retriever.applied_offsets ORDER BY topic, partition").map { row in
             ConsumedPosition(topic: try row.decode(at: 0), partition: try row.decode(at: 1), nextOffset: try row.decode(at: 2))
-        }
-    }
-}
-
-/// Vectors as little-endian float32 bytes: a quarter of the text form's size, no parsing.
-enum VectorCoding {
-    static func bytes(_ vector: [Float]) -> Data {
-        vector.withUnsafeBufferPointer { Data(buffer: $0) }
-    }
-
-    static func floats(_ data: Data) -> [Float] {
-        data.withUnsafeBytes { raw in
-            (0..<(raw.count / 4)).map { raw.loadUnaligned(fromByteOffset: $0 * 4, as: Float.self) }
         }
     }
 }

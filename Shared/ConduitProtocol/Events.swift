@@ -170,23 +170,34 @@ public struct IndexedDocumentEvent: Codable, Sendable, Hashable {
     }
 }
 
-/// Vectors as base64 of little-endian IEEE 754 float32 values, the compact form events carry.
+/// Vectors as little-endian IEEE 754 float32 bytes, the one binary form every store and event
+/// uses: raw in Postgres rows, base64 in events and cache entries.
 public enum Float32Coding {
-    public static func base64(_ vector: [Float]) -> String {
+    public static func bytes(_ vector: [Float]) -> [UInt8] {
         var bytes = [UInt8]()
         bytes.reserveCapacity(vector.count * 4)
         for value in vector {
             withUnsafeBytes(of: value.bitPattern.littleEndian) { bytes.append(contentsOf: $0) }
         }
-        return Data(bytes).base64EncodedString()
+        return bytes
+    }
+
+    /// Nil unless `bytes` holds a whole number of float32 values.
+    public static func floats(_ bytes: some DataProtocol) -> [Float]? {
+        guard bytes.count % 4 == 0 else { return nil }
+        let raw = Array(bytes)
+        return raw.withUnsafeBytes { raw in
+            (0..<(raw.count / 4)).map { Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: $0 * 4, as: UInt32.self))) }
+        }
+    }
+
+    public static func base64(_ vector: [Float]) -> String {
+        Data(bytes(vector)).base64EncodedString()
     }
 
     /// Nil unless `text` is base64 of a whole number of float32 values.
     public static func floats(base64 text: String) -> [Float]? {
-        guard let data = Data(base64Encoded: text), data.count % 4 == 0 else { return nil }
-        return data.withUnsafeBytes { raw in
-            (0..<(raw.count / 4)).map { Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: $0 * 4, as: UInt32.self))) }
-        }
+        Data(base64Encoded: text).flatMap(floats)
     }
 }
 

@@ -1,4 +1,5 @@
 import ConduitKit
+import ConduitProtocol
 import Foundation
 import Logging
 import Prometheus
@@ -291,7 +292,7 @@ public final class SemanticCache: Service, Sendable {
     private func add(key: String, bytes: [UInt8], expires: ContinuousClock.Instant?, deferred: Bool = false) -> Bool {
         guard let (tenant, context, id) = Self.parse(key: key),
               let entry = try? JSONDecoder().decode(StoredEntry.self, from: Data(bytes)),
-              let vector = VectorBytes.decode(entry.vector), !vector.isEmpty else { return false }
+              let vector = Float32Coding.floats(base64: entry.vector), !vector.isEmpty else { return false }
         insert(tenant: tenant, context: context, id: id, question: entry.question, vector: vector, expires: expires ?? .now + configuration.ttl, deferred: deferred)
         return true
     }
@@ -389,7 +390,7 @@ public final class SemanticCache: Service, Sendable {
 
     /// An entry as Redis holds it, for tools that write entries in bulk (the benchmark).
     public static func encodedEntry(question: String, vector: [Float], payload: [UInt8]) throws -> [UInt8] {
-        Array(try JSONEncoder().encode(StoredEntry(question: question, vector: VectorBytes.encode(vector), payload: String(decoding: payload, as: UTF8.self))))
+        Array(try JSONEncoder().encode(StoredEntry(question: question, vector: Float32Coding.base64(vector), payload: String(decoding: payload, as: UTF8.self))))
     }
 
     static func indexKey(_ tenant: String, _ context: String) -> String { tenant + "\u{0}" + context }
@@ -420,13 +421,3 @@ struct StoredEntry: Codable {
     var payload: String
 }
 
-enum VectorBytes {
-    static func encode(_ vector: [Float]) -> String {
-        vector.withUnsafeBytes { Data($0).base64EncodedString() }
-    }
-
-    static func decode(_ text: String) -> [Float]? {
-        guard let data = Data(base64Encoded: text), data.count % 4 == 0 else { return nil }
-        return data.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
-    }
-}

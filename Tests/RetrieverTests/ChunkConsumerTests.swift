@@ -268,7 +268,7 @@ struct SnapshotLoadingTests {
         #expect(store.age(of: .init(tenant: tenant, collection: "docs")) != nil)
         // Tell the sources apart: Postgres now holds another direction for the old rows; only
         // the snapshot still has the original one.
-        try await postgres.query("UPDATE retriever.chunks SET vector = $2 WHERE tenant_id = $1", tenant, VectorCoding.bytes([0.01, 0.01, 0.01, 1]))
+        try await postgres.query("UPDATE retriever.chunks SET vector = $2 WHERE tenant_id = $1", tenant, Data(Float32Coding.bytes([0.01, 0.01, 0.01, 1])))
         try await apply(ChunkConsumerTests.event(tenant, "new", version: "v1", texts: ["fresh news"], axis: 2), offset: 1)
 
         let restarted = SearchCatalog()
