@@ -53,7 +53,8 @@ func buildApplication(configuration: ServiceConfiguration, logger: Logger) async
             kafka: configuration.kafka,
             groupID: environment.string("CONDUIT_EMBEDDER_GROUP", default: "conduit-embedder"),
             topics: [environment.string("CONDUIT_EMBEDDER_REQUESTS_TOPIC", default: KafkaTopic.indexingRequests)],
-            maxPollIntervalMilliseconds: configuration.kafkaMaxPollIntervalMilliseconds
+            maxPollIntervalMilliseconds: configuration.kafkaMaxPollIntervalMilliseconds,
+            bufferBytes: configuration.kafkaConsumerBufferBytes
         ),
         logger: logger
     )

@@ -12,7 +12,8 @@ func buildApplication(configuration: ServiceConfiguration, logger: Logger) async
             kafka: configuration.kafka,
             groupID: configuration.environment.string("CONDUIT_METRICS_EXPORTER_GROUP", default: "conduit-metrics-exporter"),
             topics: [KafkaTopic.usage, KafkaTopic.audit, KafkaTopic.alerts],
-            maxPollIntervalMilliseconds: configuration.kafkaMaxPollIntervalMilliseconds
+            maxPollIntervalMilliseconds: configuration.kafkaMaxPollIntervalMilliseconds,
+            bufferBytes: configuration.kafkaConsumerBufferBytes
         ),
         logger: logger
     )

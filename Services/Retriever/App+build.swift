@@ -31,7 +31,8 @@ func buildApplication(configuration: ServiceConfiguration, logger: Logger) async
             kafka: configuration.kafka,
             groupID: environment.string("CONDUIT_RETRIEVER_GROUP", default: "conduit-retriever"),
             topics: [environment.string("CONDUIT_RETRIEVER_CHUNKS_TOPIC", default: KafkaTopic.indexingChunks)],
-            maxPollIntervalMilliseconds: configuration.kafkaMaxPollIntervalMilliseconds
+            maxPollIntervalMilliseconds: configuration.kafkaMaxPollIntervalMilliseconds,
+            bufferBytes: configuration.kafkaConsumerBufferBytes
         ),
         logger: logger
     )

@@ -47,6 +47,7 @@ public enum ServiceName: String, Sendable, CaseIterable {
 /// | `CONDUIT_REDIS_MAX_QUEUED` | 10000 (requests waiting per connection; beyond: the command fails at once) |
 /// | `CONDUIT_KAFKA_BROKERS` | `127.0.0.1:59092` |
 /// | `CONDUIT_KAFKA_MAX_POLL_INTERVAL_MS` | 300000 |
+/// | `CONDUIT_KAFKA_CONSUMER_BUFFER_BYTES` | 67108864 (bytes a consumer holds ahead of its reader, and librdkafka's prefetch limit) |
 /// | `CONDUIT_KAFKA_COMPRESSION` | `lz4` (producers' `compression.type`: `none`, `gzip`, `snappy`, `lz4`, `zstd`) |
 /// | `CONDUIT_KAFKA_MAX_MESSAGE_BYTES` | 8388608 (the largest message a producer sends, before compression) |
 /// | `CONDUIT_INTERNAL_KEY`, `_PREVIOUS`, `CONDUIT_INTERNAL_IDENTITY_TTL_S` | see `InternalKeyring` |
@@ -61,6 +62,8 @@ public struct ServiceConfiguration: Sendable {
     public var redis: RedisConfiguration
     public var kafka: KafkaConfiguration
     public var kafkaMaxPollIntervalMilliseconds: Int
+    /// Bytes a consumer buffers ahead of its reader (`CONDUIT_KAFKA_CONSUMER_BUFFER_BYTES`).
+    public var kafkaConsumerBufferBytes: Int
     public var http: HTTPClientConfiguration
     /// Base URLs of the other services.
     public var serviceURLs: [ServiceName: String]
@@ -110,6 +113,7 @@ public struct ServiceConfiguration: Sendable {
             ]
         )
         kafkaMaxPollIntervalMilliseconds = try environment.int("CONDUIT_KAFKA_MAX_POLL_INTERVAL_MS", default: 300_000)
+        kafkaConsumerBufferBytes = try environment.int("CONDUIT_KAFKA_CONSUMER_BUFFER_BYTES", default: 64 << 20)
         http = HTTPClientConfiguration()
         var urls: [ServiceName: String] = [:]
         for other in ServiceName.allCases {

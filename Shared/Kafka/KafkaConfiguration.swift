@@ -73,6 +73,10 @@ public struct KafkaConsumerConfiguration: Sendable {
     public var commitIntervalMilliseconds: Int
     /// Messages buffered ahead of the reader before polling pauses. Default: 512.
     public var bufferSize: Int
+    /// Bytes (keys and values) buffered ahead of the reader before polling pauses, whatever the
+    /// count: 512 messages of 8 MiB would be 4 GiB. Also librdkafka's own prefetch limit
+    /// (`queued.max.messages.kbytes`). Default: 64 MiB.
+    public var bufferBytes: Int
 
     public init(
         kafka: KafkaConfiguration = .init(),
@@ -82,7 +86,8 @@ public struct KafkaConsumerConfiguration: Sendable {
         maxPollIntervalMilliseconds: Int = 300_000,
         sessionTimeoutMilliseconds: Int = 45_000,
         commitIntervalMilliseconds: Int = 1_000,
-        bufferSize: Int = 512
+        bufferSize: Int = 512,
+        bufferBytes: Int = 64 << 20
     ) {
         self.kafka = kafka
         self.groupID = groupID
@@ -93,6 +98,7 @@ public struct KafkaConsumerConfiguration: Sendable {
         self.sessionTimeoutMilliseconds = min(sessionTimeoutMilliseconds, maxPollIntervalMilliseconds)
         self.commitIntervalMilliseconds = commitIntervalMilliseconds
         self.bufferSize = max(2, bufferSize)
+        self.bufferBytes = max(1, bufferBytes)
     }
 
     var properties: [String: String] {
@@ -107,6 +113,7 @@ public struct KafkaConsumerConfiguration: Sendable {
             "enable.auto.commit": "true",
             "auto.commit.interval.ms": String(commitIntervalMilliseconds),
             "allow.auto.create.topics": "true",
+            "queued.max.messages.kbytes": String(max(1, bufferBytes / 1024)),
             // Topics appear on first produce; a subscriber started earlier notices within seconds, not minutes.
             "topic.metadata.refresh.interval.ms": "5000",
         ]) { base, _ in base }

@@ -9,7 +9,8 @@ import ServiceLifecycle
 /// after `markDurable` was called for that message (and the ones before it on its partition).
 ///
 /// `rd_kafka_consumer_poll` blocks, so it runs on a dedicated thread; when the reader falls
-/// behind by `bufferSize` messages that thread stops polling until the reader catches up.
+/// behind by `bufferSize` messages or `bufferBytes` bytes that thread stops polling until the
+/// reader catches up.
 public final class KafkaConsumer: Service, Sendable {
     public let configuration: KafkaConsumerConfiguration
     /// The consumed messages, in order per partition. One reader only; ends on shutdown.
@@ -35,8 +36,11 @@ public final class KafkaConsumer: Service, Sendable {
         )
         self.demand = demand
         self.source = made.source
-        self.messages = KafkaMessages(wrapped: made.sequence)
+        self.messages = KafkaMessages(wrapped: made.sequence, demand: demand)
     }
+
+    /// Bytes of messages handed over but not yet taken by the reader.
+    public var bufferedBytes: Int { demand.bufferedBytes }
 
     /// Joins the group and polls until graceful shutdown or cancellation, then commits what is
     /// durable, leaves the group and ends `messages`.
@@ -54,10 +58,11 @@ public final class KafkaConsumer: Service, Sendable {
         let source = self.source
         let topics = configuration.topics
         let logger = self.logger
+        let bufferBytes = configuration.bufferBytes
         try await withGracefulShutdownHandler {
             try await withTaskCancellationHandler {
                 try await threads.runIfActive {
-                    Self.pollLoop(handle: handle, topics: topics, source: source, demand: demand, logger: logger)
+                    Self.pollLoop(handle: handle, topics: topics, source: source, demand: demand, bufferBytes: bufferBytes, logger: logger)
                 }
             } onCancel: {
                 demand.stop()
@@ -119,7 +124,8 @@ public final class KafkaConsumer: Service, Sendable {
         }
     }
 
-    private static func pollLoop(handle: KafkaHandle, topics: [String], source: KafkaMessages.Producer.Source, demand: ConsumerDemand, logger: Logger) {
+    private static func pollLoop(handle: KafkaHandle, topics: [String], source: KafkaMessages.Producer.Source, demand: ConsumerDemand,
+                                 bufferBytes: Int, logger: Logger) {
         let list = rd_kafka_topic_partition_list_new(Int32(topics.count))
         for topic in topics { rd_kafka_topic_partition_list_add(list, topic, RD_KAFKA_PARTITION_UA) }
         let subscribed = rd_kafka_subscribe(handle.pointer, list)
@@ -147,11 +153,13 @@ public final class KafkaConsumer: Service, Sendable {
             )
             rd_kafka_message_destroy(raw)
             demand.expectStop()
+            demand.handedOver(message.byteCount)
             switch source.yield(message) {
-            case .produceMore: continue
+            case .produceMore: break
             case .stopProducing: demand.waitForDemand()
             case .dropped: demand.stop()
             }
+            demand.waitWhileOver(bufferBytes)
         }
         // Commits the stored offsets and leaves the group, so a restart resumes from there.
         rd_kafka_consumer_close(handle.pointer)
@@ -165,12 +173,18 @@ public struct KafkaMessages: AsyncSequence, Sendable {
         KafkaMessage, any Error, NIOAsyncSequenceProducerBackPressureStrategies.HighLowWatermark, ConsumerDemand
     >
     let wrapped: Producer
+    let demand: ConsumerDemand
 
-    public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(wrapped: wrapped.makeAsyncIterator()) }
+    public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(wrapped: wrapped.makeAsyncIterator(), demand: demand) }
 
     public struct AsyncIterator: AsyncIteratorProtocol {
         var wrapped: Producer.AsyncIterator
-        public mutating func next() async throws -> KafkaMessage? { try await wrapped.next() }
+        let demand: ConsumerDemand
+        public mutating func next() async throws -> KafkaMessage? {
+            let message = try await wrapped.next()
+            if let message { demand.taken(message.byteCount) }
+            return message
+        }
     }
 }
 
@@ -180,8 +194,21 @@ final class ConsumerDemand: NIOAsyncSequenceProducerDelegate, Sendable {
     private static let paused = 0
     private let condition = ConditionLock(value: ConsumerDemand.wanted)
     private let stopped = NIOLockedValueBox(false)
+    private let bytes = NIOLockedValueBox(0)
 
     var isStopped: Bool { stopped.withLockedValue { $0 } }
+
+    var bufferedBytes: Int { bytes.withLockedValue { $0 } }
+
+    func handedOver(_ count: Int) { bytes.withLockedValue { $0 += count } }
+
+    func taken(_ count: Int) { bytes.withLockedValue { $0 -= count } }
+
+    /// Holds the poll thread while more than `limit` bytes wait for the reader (a dedicated
+    /// thread: a short sleep costs nothing, and the reader frees bytes without a signal).
+    func waitWhileOver(_ limit: Int) {
+        while !isStopped, bufferedBytes > limit { usleep(2_000) }
+    }
 
     /// Called before each yield: if the yield says stop, only a later `produceMore` resumes.
     func expectStop() {

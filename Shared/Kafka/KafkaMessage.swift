@@ -15,6 +15,9 @@ public struct KafkaMessage: Sendable, Hashable {
     }
 
     public var keyString: String? { key.map { String(decoding: $0, as: UTF8.self) } }
+
+    /// Key and value bytes: what the message holds in memory, for buffer bounds.
+    public var byteCount: Int { (key?.count ?? 0) + value.count }
 }
 
 /// Where the broker stored a produced message.

@@ -188,6 +188,38 @@ struct KafkaClientTests {
         await producer.shutdown()
     }
 
+    /// A reader that falls behind holds at most `bufferBytes` of messages ahead of it, however
+    /// few they are (messages can be 8 MiB each; 512 of them were a 4 GiB buffer), and gets all
+    /// of them, in order, when it reads.
+    @Test func theBufferAheadOfASlowReaderIsBoundedInBytes() async throws {
+        let topic = TestEnvironment.uniqueName("conduit.test.bytes")
+        let producer = Self.producer()
+        let producerTask = Task { try await producer.run() }
+        defer { producerTask.cancel() }
+        let size = 100_000
+        _ = try await producer.send(batch: (0..<20).map { index in
+            KafkaOutgoingMessage(topic: topic, key: Array("same".utf8), value: [UInt8](repeating: UInt8(index), count: size))
+        })
+        let consumer = KafkaConsumer(
+            configuration: .init(kafka: Self.kafka, groupID: TestEnvironment.uniqueName("bytes"), topics: [topic],
+                                 maxPollIntervalMilliseconds: 7000, sessionTimeoutMilliseconds: 6000, bufferSize: 512, bufferBytes: 300_000),
+            logger: Logger(label: "consumer"))
+        let consumerTask = Task { try await consumer.run() }
+        defer { consumerTask.cancel() }
+        // Nothing is read until the buffer has filled as far as it may.
+        #expect(try await eventually(within: .seconds(60)) { consumer.bufferedBytes > 0 })
+        try await Task.sleep(for: .seconds(2))
+        #expect(consumer.bufferedBytes <= 300_000 + size, "\(consumer.bufferedBytes) bytes buffered")
+        var seen: [UInt8] = []
+        for try await message in consumer.messages {
+            #expect(message.value.count == size)
+            seen.append(message.value[0])
+            if seen.count == 20 { break }
+        }
+        #expect(seen == (0..<20).map(UInt8.init))
+        #expect(consumer.bufferedBytes <= 300_000 + size)
+    }
+
     @Test func invalidConfigurationNamesTheKeyNotTheValue() async throws {
         let producer = KafkaProducer(
             configuration: .init(kafka: KafkaConfiguration(bootstrapServers: "127.0.0.1:1", properties: ["sasl.password.bogus": "s3cret"])),
