@@ -30,10 +30,11 @@ struct ChunkConsumer: Service {
 
     func handle(_ message: KafkaMessage) async throws {
         try await consumer.process(message, deadLetters: dlq, service: "retriever", logger: logger) {
-            let event = try decode(message)
+            let consumer = self
+            // Decoding an event of up to a megabyte (JSON, base64 vectors) is engine work too.
+            let event = try await engine.run { try consumer.decode(message) }
             let position = ConsumedPosition(topic: message.topic, partition: Int(message.partition), nextOffset: message.offset + 1)
             let outcome = try await withRetries { try await repository.apply(event, position: position, defaults: defaults) }
-            let consumer = self
             try await engine.run { try consumer.apply(outcome, of: event) }
         }
     }
