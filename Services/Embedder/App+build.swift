@@ -18,6 +18,7 @@ import TextEmbedding
 /// | `CONDUIT_EMBEDDER_MAX_QUEUED_TOKENS` | 65536 (beyond: 429) |
 /// | `CONDUIT_EMBEDDER_MAX_WAIT_US` | 2000 |
 /// | `CONDUIT_EMBEDDER_THREADS` | 2 |
+/// | `CONDUIT_ENGINE_THREADS` | 1 (decoding, chunking, tokenizing and encoding of indexed documents) |
 /// | `CONDUIT_EMBEDDER_MAX_INPUTS` / `_MAX_INPUT_TOKENS` / `_MAX_REQUEST_TOKENS` | 2048 / 8192 / 524288 (beyond: 400) |
 /// | `CONDUIT_EMBEDDER_USAGE_TOPIC` | `conduit.usage` (one event per request, kind `embedding`; outbox settings in `UsageOutbox`) |
 /// | `CONDUIT_EMBEDDER_CHUNK_TOKENS` / `_CHUNK_OVERLAP_TOKENS` | 200 / 32 |
@@ -58,6 +59,7 @@ func buildApplication(configuration: ServiceConfiguration, logger: Logger) async
         ),
         logger: logger
     )
+    let engine = EngineExecutor(threads: try environment.int("CONDUIT_ENGINE_THREADS", default: 1))
     var pipelineConfiguration = IndexingPipeline.Configuration()
     pipelineConfiguration.chunksTopic = environment.string("CONDUIT_EMBEDDER_CHUNKS_TOPIC", default: KafkaTopic.indexingChunks)
     pipelineConfiguration.maxDocumentCharacters = try environment.int("CONDUIT_EMBEDDER_MAX_DOCUMENT_CHARS", default: pipelineConfiguration.maxDocumentCharacters)
@@ -72,6 +74,7 @@ func buildApplication(configuration: ServiceConfiguration, logger: Logger) async
         batcher: batcher,
         chunker: chunker,
         configuration: pipelineConfiguration,
+        engine: engine,
         logger: logger
     )
     let router = makeConduitRouter(configuration: configuration, registry: registry, readiness: [.kafka(producer)])
@@ -85,5 +88,5 @@ func buildApplication(configuration: ServiceConfiguration, logger: Logger) async
         .addRoutes(to: try router.internalRoutes(configuration))
     // Shutdown runs in reverse: the pipeline stops first, then the consumer commits, the batcher
     // finishes, and the producer flushes last.
-    return makeConduitApplication(router: router, configuration: configuration, services: [producer, usage, http, batcher, consumer, pipeline], logger: logger)
+    return makeConduitApplication(router: router, configuration: configuration, services: [producer, usage, http, engine, batcher, consumer, pipeline], logger: logger)
 }

@@ -4,7 +4,7 @@ import TextEmbedding
 /// Cuts extracted text into chunks of at most `maxTokens` model tokens, preferring paragraph
 /// and then sentence boundaries, with about `overlapTokens` of the previous chunk repeated.
 struct DocumentChunker: Sendable {
-    struct Chunk: Equatable {
+    struct Chunk: Equatable, Sendable {
         var text: String
         /// Source offsets (Unicode scalars), end exclusive.
         var start: Int

@@ -26,6 +26,9 @@ struct IndexingPipeline: Service {
     let batcher: EmbeddingBatcher
     let chunker: DocumentChunker
     let configuration: Configuration
+    /// Decoding, extraction, chunking, tokenizing and encoding (a megabyte of text) run here,
+    /// not on the cooperative pool; inference runs on the batcher's threads.
+    let engine: EngineExecutor
     let logger: Logger
 
     /// Why an event cannot be indexed; the text goes into the DLQ record.
@@ -37,7 +40,8 @@ struct IndexingPipeline: Service {
 
     func handle(_ message: KafkaMessage) async throws {
         try await consumer.process(message, deadLetters: dlq, service: "embedder", logger: logger) {
-            let event = try process(try decode(message))
+            let pipeline = self
+            let event = try await engine.run { try pipeline.process(try pipeline.decode(message)) }
             try await publish(event)
         }
     }
@@ -82,28 +86,34 @@ struct IndexingPipeline: Service {
         return PendingEvent(event: event, chunks: chunker.chunk(extracted))
     }
 
-    struct PendingEvent {
+    struct PendingEvent: Sendable {
         var event: IndexedDocumentEvent
         var chunks: [DocumentChunker.Chunk]
     }
 
     private func publish(_ pending: PendingEvent) async throws {
-        var event = pending.event
+        let key = pending.event.key
+        var vectors: [[Float]] = []
         if !pending.chunks.isEmpty {
             // Headings give chunks context in the vector, as the text a reader would see under them.
-            let sequences = pending.chunks.map { chunk in
-                chunker.tokenizer.encode(chunk.heading.map { "\($0)\n\(chunk.text)" } ?? chunk.text)
+            let tokenizer = chunker.tokenizer
+            let sequences = try await engine.run {
+                pending.chunks.map { chunk in tokenizer.encode(chunk.heading.map { "\($0)\n\(chunk.text)" } ?? chunk.text) }
             }
-            let vectors = try await withRetries { try await batcher.embed(sequences) }
+            vectors = try await withRetries { try await batcher.embed(sequences) }
+        }
+        let maxBytes = configuration.maxEventBytes
+        let values = try await engine.run { [vectors] in
+            var event = pending.event
             event.chunks = zip(pending.chunks, vectors).enumerated().map { index, pair in
                 IndexedDocumentEvent.Chunk(
                     id: "\(event.docID)#\(index)", index: index, text: pair.0.text, start: pair.0.start, end: pair.0.end,
                     heading: pair.0.heading, contentHash: contentHash(pair.0.text), embedding: pair.1
                 )
             }
+            return try Self.encodeInParts(event, maxBytes: maxBytes)
         }
-        let values = try Self.encodeInParts(event, maxBytes: configuration.maxEventBytes)
-        let messages = values.map { KafkaOutgoingMessage(topic: configuration.chunksTopic, key: Array(event.key.utf8), value: $0) }
+        let messages = values.map { KafkaOutgoingMessage(topic: configuration.chunksTopic, key: Array(key.utf8), value: $0) }
         try await withRetries {
             do {
                 _ = try await producer.send(batch: messages)

@@ -56,7 +56,7 @@ struct IndexingPipelineTests {
         chunker.overlapTokens = 8
         let pipeline = IndexingPipeline(
             consumer: consumer, producer: producer, dlq: DeadLetterQueue(producer: producer, topic: topics.dlq),
-            batcher: batcher, chunker: chunker, configuration: configuration, logger: logger
+            batcher: batcher, chunker: chunker, configuration: configuration, engine: EngineExecutor(threads: 1), logger: logger
         )
         let batcherTask = Task { try await batcher.run() }
         let consumerTask = Task { try await consumer.run() }
