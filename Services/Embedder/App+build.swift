@@ -18,7 +18,7 @@ import TextEmbedding
 /// | `CONDUIT_EMBEDDER_MAX_QUEUED_TOKENS` | 65536 (beyond: 429) |
 /// | `CONDUIT_EMBEDDER_MAX_WAIT_US` | 2000 |
 /// | `CONDUIT_EMBEDDER_THREADS` | 2 |
-/// | `CONDUIT_ENGINE_THREADS` | 1 (decoding, chunking, tokenizing and encoding of indexed documents) |
+/// | `CONDUIT_ENGINE_THREADS` | 1 (decoding, chunking, tokenizing and encoding of indexed documents; tokenizing `/v1/embeddings` inputs and encoding the answer) |
 /// | `CONDUIT_EMBEDDER_MAX_INPUTS` / `_MAX_INPUT_TOKENS` / `_MAX_REQUEST_TOKENS` | 2048 / 8192 / 524288 (beyond: 400) |
 /// | `CONDUIT_EMBEDDER_USAGE_TOPIC` | `conduit.usage` (one event per request, kind `embedding`; outbox settings in `UsageOutbox`) |
 /// | `CONDUIT_EMBEDDER_CHUNK_TOKENS` / `_CHUNK_OVERLAP_TOKENS` | 200 / 32 |
@@ -84,7 +84,7 @@ func buildApplication(configuration: ServiceConfiguration, logger: Logger) async
         producer: producer,
         configuration: try .init(topic: environment.string("CONDUIT_EMBEDDER_USAGE_TOPIC", default: KafkaTopic.usage), environment: environment),
         registry: registry, logger: logger)
-    EmbeddingsController(batcher: batcher, tokenizer: embedder.tokenizer, limits: limits, remote: remote, usage: usage)
+    EmbeddingsController(batcher: batcher, tokenizer: embedder.tokenizer, limits: limits, remote: remote, usage: usage, engine: engine)
         .addRoutes(to: try router.internalRoutes(configuration))
     // Shutdown runs in reverse: the pipeline stops first, then the consumer commits, the batcher
     // finishes, and the producer flushes last.

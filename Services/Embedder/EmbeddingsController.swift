@@ -26,6 +26,9 @@ struct EmbeddingsController: Sendable {
     let remote: RemoteEmbeddings
     /// One usage event per request (kind `embedding`), for the caller's tenant.
     let usage: UsageOutbox
+    /// Tokenizing up to 2,048 inputs and encoding their vectors as JSON run here, off the
+    /// cooperative pool.
+    let engine: EngineExecutor
     let maxSequenceLength = 256
 
     func addRoutes(to router: some RouterMethods<ConduitRequestContext>) {
@@ -62,7 +65,9 @@ struct EmbeddingsController: Sendable {
         if let dimensions = body.dimensions, dimensions != MiniLMModel.hidden {
             throw APIError.invalidRequest("'\(Self.modelID)' produces \(MiniLMModel.hidden) dimensions; 'dimensions' cannot be \(dimensions).", param: "dimensions")
         }
-        let sequences = try tokenize(body.input)
+        let controller = self
+        let input = body.input
+        let sequences = try await engine.run { try controller.tokenize(input) }
         let total = sequences.reduce(0) { $0 + $1.count }
         guard total <= limits.maxRequestTokens else {
             throw APIError.invalidRequest("'input' has \(total) tokens in all; at most \(limits.maxRequestTokens) are embedded per request (CONDUIT_EMBEDDER_MAX_REQUEST_TOKENS). Split it into smaller requests.", param: "input", code: "too_many_tokens")
@@ -76,13 +81,15 @@ struct EmbeddingsController: Sendable {
             throw APIError.serviceUnavailable("The embedder is shutting down.")
         }
         let format = body.encodingFormat ?? .float
-        let response = EmbeddingsResponse(
-            data: vectors.enumerated().map { Embedding(index: $0.offset, embedding: EmbeddingVector($0.element, format: format)) },
-            model: Self.modelID,
-            usage: EmbeddingsUsage(promptTokens: sequences.reduce(0) { $0 + $1.count })
-        )
-        record(caller, context: context, model: Self.modelID, provider: "conduit", tokens: response.usage.promptTokens, started: started)
-        return try jsonResponse(response)
+        let response = try await engine.run {
+            try jsonResponse(EmbeddingsResponse(
+                data: vectors.enumerated().map { Embedding(index: $0.offset, embedding: EmbeddingVector($0.element, format: format)) },
+                model: Self.modelID,
+                usage: EmbeddingsUsage(promptTokens: total)
+            ))
+        }
+        record(caller, context: context, model: Self.modelID, provider: "conduit", tokens: total, started: started)
+        return response
     }
 
     private func record(_ caller: CallerIdentity, context: ConduitRequestContext, model: String, provider: String, tokens: Int, started: ContinuousClock.Instant) {
