@@ -18,7 +18,7 @@ import TextEmbedding
 /// | `CONDUIT_EMBEDDER_MAX_QUEUED_TOKENS` | 65536 (beyond: 429) |
 /// | `CONDUIT_EMBEDDER_MAX_WAIT_US` | 2000 |
 /// | `CONDUIT_EMBEDDER_THREADS` | 2 |
-/// | `CONDUIT_ENGINE_THREADS` | 1 (decoding, chunking, tokenizing and encoding of indexed documents; tokenizing `/v1/embeddings` inputs and encoding the answer) |
+/// | `CONDUIT_ENGINE_THREADS` | 1 (tokenizing `/v1/embeddings` inputs and encoding the answer; indexed documents are decoded, chunked and encoded on a thread of their own) |
 /// | `CONDUIT_EMBEDDER_MAX_INPUTS` / `_MAX_INPUT_TOKENS` / `_MAX_REQUEST_TOKENS` | 2048 / 8192 / 524288 (beyond: 400) |
 /// | `CONDUIT_EMBEDDER_USAGE_TOPIC` | `conduit.usage` (one event per request, kind `embedding`; outbox settings in `UsageOutbox`) |
 /// | `CONDUIT_EMBEDDER_CHUNK_TOKENS` / `_CHUNK_OVERLAP_TOKENS` | 200 / 32 |
@@ -59,7 +59,10 @@ func buildApplication(configuration: ServiceConfiguration, logger: Logger) async
         ),
         logger: logger
     )
+    // Two executors, so that a query's tokenizing never waits behind a megabyte document's
+    // chunking: the pipeline handles one document at a time, so one thread is all it uses.
     let engine = EngineExecutor(threads: try environment.int("CONDUIT_ENGINE_THREADS", default: 1))
+    let indexingEngine = EngineExecutor(threads: 1)
     var pipelineConfiguration = IndexingPipeline.Configuration()
     pipelineConfiguration.chunksTopic = environment.string("CONDUIT_EMBEDDER_CHUNKS_TOPIC", default: KafkaTopic.indexingChunks)
     pipelineConfiguration.maxDocumentCharacters = try environment.int("CONDUIT_EMBEDDER_MAX_DOCUMENT_CHARS", default: pipelineConfiguration.maxDocumentCharacters)
@@ -74,7 +77,7 @@ func buildApplication(configuration: ServiceConfiguration, logger: Logger) async
         batcher: batcher,
         chunker: chunker,
         configuration: pipelineConfiguration,
-        engine: engine,
+        engine: indexingEngine,
         logger: logger
     )
     let router = makeConduitRouter(configuration: configuration, registry: registry, readiness: [.kafka(producer)])
@@ -88,5 +91,5 @@ func buildApplication(configuration: ServiceConfiguration, logger: Logger) async
         .addRoutes(to: try router.internalRoutes(configuration))
     // Shutdown runs in reverse: the pipeline stops first, then the consumer commits, the batcher
     // finishes, and the producer flushes last.
-    return makeConduitApplication(router: router, configuration: configuration, services: [producer, usage, http, engine, batcher, consumer, pipeline], logger: logger)
+    return makeConduitApplication(router: router, configuration: configuration, services: [producer, usage, http, engine, indexingEngine, batcher, consumer, pipeline], logger: logger)
 }
