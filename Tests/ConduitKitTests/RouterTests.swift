@@ -27,6 +27,14 @@ struct RouterTests {
             return body.model
         }
         router.get("/whoami") { _, context in "\(context.requestID) \(context.trace.traceID)" }
+        router.get("/stream") { _, _ in
+            Response(status: .ok, body: ResponseBody { writer in
+                try await writer.write(ByteBuffer(string: "first "))
+                try await Task.sleep(for: .milliseconds(1500))
+                try await writer.write(ByteBuffer(string: "last"))
+                try await writer.finish(nil)
+            })
+        }
         return makeConduitApplication(router: router, configuration: configuration, services: [], logger: Logger(label: "test"))
     }
 
@@ -131,6 +139,30 @@ struct RouterTests {
                 #expect(text.contains(#"conduit_http_requests_total{service="gateway",route="/boom",method="GET",status="500"} 1"#))
                 #expect(text.contains("conduit_http_request_duration_seconds_bucket"))
             }
+        }
+    }
+
+    /// A stream counts as in flight until its last byte, not just until its head; a request
+    /// whose handler throws stops counting at once.
+    @Test func requestsInFlightCountStreamsToTheirEnd() async throws {
+        let registry = PrometheusCollectorRegistry()
+        try await Self.makeApp(registry: registry).test(.live) { client in
+            let port = try #require(client.port)
+            // On a connection of its own: the test client's one connection is busy with the stream.
+            func inFlight() async throws -> String? {
+                let answer = try await RawHTTP.exchange(port: port, "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                return answer.split(separator: "\n").first { $0.hasPrefix("conduit_http_requests_in_flight{") }.map(String.init)
+            }
+            try await client.execute(uri: "/boom", method: .get) { _ in }
+            let stream = Task { try await client.execute(uri: "/stream", method: .get) { String(buffer: $0.body) } }
+            try await Task.sleep(for: .milliseconds(500))
+            // The stream and this metrics request itself.
+            let during = try await inFlight()
+            #expect(during == #"conduit_http_requests_in_flight{service="gateway"} 2.0"#)
+            let streamed = try await stream.value
+            #expect(streamed == "first last")
+            let after = try await inFlight()
+            #expect(after == #"conduit_http_requests_in_flight{service="gateway"} 1.0"#)
         }
     }
 
