@@ -69,16 +69,3 @@ extension JSONValue {
         return (try? encoder.encode(self)).map { String(decoding: $0, as: UTF8.self) } ?? "null"
     }
 }
-
-/// JSON helpers with the conventions of the OpenAI wire format.
-public enum WireCoding {
-    public static func encoder() -> JSONEncoder {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = .withoutEscapingSlashes
-        return encoder
-    }
-
-    public static func encode(_ value: some Encodable) throws -> [UInt8] {
-        Array(try encoder().encode(value))
-    }
-}

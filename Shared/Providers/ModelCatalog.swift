@@ -191,38 +191,6 @@ public struct Deployment: Sendable, Hashable {
     }
 }
 
-/// A request's token counts as the provider reported them (or as estimated when it did not).
-public struct ProviderUsage: Sendable, Hashable {
-    public var promptTokens: Int
-    public var completionTokens: Int
-    public var cachedTokens: Int
-    public var reasoningTokens: Int
-
-    public init(promptTokens: Int, completionTokens: Int, cachedTokens: Int = 0, reasoningTokens: Int = 0) {
-        self.promptTokens = promptTokens
-        self.completionTokens = completionTokens
-        self.cachedTokens = cachedTokens
-        self.reasoningTokens = reasoningTokens
-    }
-}
-
-/// API keys by environment variable name, read once at start. Keys never reach logs or errors.
-public struct APIKeys: Sendable {
-    private let values: [String: String]
-
-    public init(environment: [String: String]) {
-        values = environment.filter { !$0.value.isEmpty }
-    }
-
-    public func key(for deployment: Deployment) -> String? {
-        deployment.apiKeyVariable.flatMap { values[$0] }
-    }
-
-    public func isConfigured(_ deployment: Deployment) -> Bool {
-        deployment.apiKeyVariable == nil || key(for: deployment) != nil
-    }
-}
-
 public struct CatalogError: Error, Sendable, CustomStringConvertible {
     public var description: String
     public init(_ description: String) { self.description = "model catalog: " + description }
