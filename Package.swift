@@ -180,12 +180,22 @@ let package = Package(
             .product(name: "HTTPTypes", package: "swift-http-types"),
             .product(name: "NIOCore", package: "swift-nio"),
         ], path: "Tests/RetrieverTests"),
+        // The application tier: the orchestrator's routes and stages over in-process fakes; no server.
         .testTarget(name: "OrchestratorTests", dependencies: [
+            "Orchestrator", "ConduitKit", "ConduitProtocol", "TestSupport", "Providers", "SemanticCache",
+            .product(name: "HummingbirdTesting", package: "hummingbird"),
+            .product(name: "HTTPTypes", package: "swift-http-types"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "Prometheus", package: "swift-prometheus"),
+        ], path: "Tests/OrchestratorTests"),
+        // The orchestrator's real stores and clients against the test stack's servers.
+        .testTarget(name: "OrchestratorStoreTests", dependencies: [
             "Orchestrator", "ConduitKit", "ConduitProtocol", "TestSupport", "Kafka", "HTTP", "Redis", "Providers",
             .product(name: "HummingbirdTesting", package: "hummingbird"),
             .product(name: "HTTPTypes", package: "swift-http-types"),
             .product(name: "NIOCore", package: "swift-nio"),
-        ], path: "Tests/OrchestratorTests"),
+        ], path: "Tests/OrchestratorStoreTests"),
         .testTarget(name: "ProvidersTests", dependencies: [
             "Providers", "ConduitProtocol", "HTTP", "TestSupport",
             .product(name: "Logging", package: "swift-log"),

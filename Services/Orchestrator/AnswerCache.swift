@@ -25,7 +25,7 @@ final class AnswerCache: Sendable {
         var maxTemperature = 1.0
     }
 
-    let cache: SemanticCache
+    let cache: any AnswerIndex
     let services: any InternalServices
     let configuration: Configuration
     let metrics: Metrics
@@ -33,7 +33,7 @@ final class AnswerCache: Sendable {
     private let pausedUntil = Mutex<ContinuousClock.Instant?>(nil)
     static let pauseAfterEmbedderFailure: Duration = .seconds(10)
 
-    init(cache: SemanticCache, services: any InternalServices, configuration: Configuration, metrics: Metrics, logger: Logger) {
+    init(cache: any AnswerIndex, services: any InternalServices, configuration: Configuration, metrics: Metrics, logger: Logger) {
         self.cache = cache
         self.services = services
         self.configuration = configuration

@@ -54,16 +54,10 @@ func buildApplication(configuration: ServiceConfiguration, logger: Logger) async
         "path": "\(catalogPath)", "models": "\(catalog.models.count)",
         "available": "\(providers.availableModels.map(\.name).joined(separator: ","))",
     ])
-    let services = InternalServiceClient(
-        client: ServiceClient(http: http, baseURLs: configuration.serviceURLs),
-        embeddingModel: environment.string("CONDUIT_EMBEDDING_MODEL", default: "all-MiniLM-L6-v2"))
     let usage = UsageOutbox(
         producer: producer,
         configuration: try .init(topic: environment.string("CONDUIT_ORCHESTRATOR_USAGE_TOPIC", default: KafkaTopic.usage), environment: environment),
         registry: registry, logger: logger)
-    let sessions = SessionStore(
-        redis: redis, ttl: .seconds(try environment.int("CONDUIT_SESSION_TTL_S", default: 86_400)),
-        maxMessages: try environment.int("CONDUIT_SESSION_MAX_MESSAGES", default: 200))
     let engine = EngineExecutor(threads: try environment.int("CONDUIT_ENGINE_THREADS", default: 2))
     let semanticCache = SemanticCache(
         redis: redis,
@@ -72,30 +66,68 @@ func buildApplication(configuration: ServiceConfiguration, logger: Logger) async
             maxEntries: try environment.int("CONDUIT_CACHE_MAX_ENTRIES", default: 200_000),
             maxBytes: try environment.int("CONDUIT_CACHE_MAX_BYTES", default: 512 << 20)),
         engine: engine, registry: registry, logger: logger)
+    let dependencies = OrchestratorDependencies(
+        models: providers,
+        usage: usage,
+        sessions: RedisSessionStore(
+            redis: redis, ttl: .seconds(try environment.int("CONDUIT_SESSION_TTL_S", default: 86_400)),
+            maxMessages: try environment.int("CONDUIT_SESSION_MAX_MESSAGES", default: 200)),
+        answers: semanticCache,
+        services: InternalServiceClient(
+            client: ServiceClient(http: http, baseURLs: configuration.serviceURLs),
+            embeddingModel: environment.string("CONDUIT_EMBEDDING_MODEL", default: "all-MiniLM-L6-v2")),
+        tokenizer: LlamaCppTokenizer(http: http),
+        readiness: [.redis(redis), .kafka(producer)])
+    let router = try buildRouter(configuration: configuration, dependencies: dependencies, registry: registry, logger: logger)
+    return makeConduitApplication(router: router, configuration: configuration, services: [redis, engine, producer, usage, http, semanticCache], logger: logger)
+}
+
+/// What the orchestrator's routes stand on, as protocols: `buildApplication` gives the real
+/// ones (providers over HTTP, Kafka, Redis, the embedder and retriever); the application tests
+/// give in-process fakes.
+struct OrchestratorDependencies: Sendable {
+    var models: any ChatModels
+    var usage: any UsageRecorder
+    var sessions: any SessionStore
+    var answers: any AnswerIndex
+    var services: any InternalServices
+    var tokenizer: any Tokenizer
+    var readiness: [ReadinessCheck] = []
+}
+
+/// The routes, with the chat path's stages in their order: the session's history, the semantic
+/// cache, retrieval, then the model call (`ChatPipeline`).
+func buildRouter(
+    configuration: ServiceConfiguration, dependencies: OrchestratorDependencies,
+    registry: PrometheusCollectorRegistry, logger: Logger
+) throws -> Router<ConduitRequestContext> {
+    let environment = configuration.environment
     let memory = ConversationMemory(
-        store: sessions, router: providers,
+        store: dependencies.sessions, router: dependencies.models,
         configuration: .init(
             historyShare: try environment.double("CONDUIT_SESSION_HISTORY_SHARE", default: 0.5, in: 0.05...0.95),
             keepMessages: try environment.int("CONDUIT_SESSION_KEEP_MESSAGES", default: 4),
             summaryModel: environment.optionalString("CONDUIT_SESSION_SUMMARY_MODEL")),
-        usage: usage, logger: logger)
+        usage: dependencies.usage, logger: logger)
     let cache = AnswerCache(
-        cache: semanticCache, services: services,
+        cache: dependencies.answers, services: dependencies.services,
         configuration: .init(
             enabled: try environment.bool("CONDUIT_CACHE_ENABLED", default: true),
             threshold: try environment.double("CONDUIT_CACHE_THRESHOLD", default: 0.95, in: 0...1),
             tenantThresholds: try environment.numbers("CONDUIT_CACHE_TENANT_THRESHOLDS", in: 0...1),
             maxTemperature: try environment.double("CONDUIT_CACHE_MAX_TEMPERATURE", default: 1.0, in: 0...2)),
         metrics: .init(registry: registry), logger: logger)
-    let router = makeConduitRouter(configuration: configuration, registry: registry, readiness: [.redis(redis), .kafka(producer)])
+    let rewriter = QueryRewriter(router: dependencies.models, model: environment.optionalString("CONDUIT_RAG_REWRITE_MODEL"), usage: dependencies.usage)
+    let pipeline = ChatPipeline(
+        stages: [
+            SessionStage(memory: memory),
+            CacheStage(cache: cache, models: dependencies.models),
+            RetrievalStage(augmenter: RetrievalAugmenter(services: dependencies.services, rewriter: rewriter)),
+        ],
+        models: dependencies.models, usage: dependencies.usage)
+    let router = makeConduitRouter(configuration: configuration, registry: registry, readiness: dependencies.readiness)
     let routes = try router.internalRoutes(configuration)
-    ChatController(
-        router: providers,
-        usage: usage,
-        http: http,
-        augmenter: RetrievalAugmenter(services: services, rewriter: QueryRewriter(router: providers, model: environment.optionalString("CONDUIT_RAG_REWRITE_MODEL"), usage: usage)),
-        memory: memory, cache: cache
-    ).addRoutes(to: routes)
-    SessionController(store: sessions, cache: semanticCache).addRoutes(to: routes)
-    return makeConduitApplication(router: router, configuration: configuration, services: [redis, engine, producer, usage, http, semanticCache], logger: logger)
+    ChatController(pipeline: pipeline, tokenizer: dependencies.tokenizer).addRoutes(to: routes)
+    SessionController(store: dependencies.sessions, cache: dependencies.answers).addRoutes(to: routes)
+    return router
 }

@@ -16,11 +16,11 @@ struct ConversationMemory: Sendable {
         var summaryModel: String?
     }
 
-    let store: SessionStore
-    let router: ProviderRouter
+    let store: any SessionStore
+    let router: any ChatModels
     let configuration: Configuration
     /// Where a summary's own usage event goes (kind `summary`): the tenant pays for it.
-    let usage: UsageOutbox
+    let usage: any UsageRecorder
     let logger: Logger
 
     struct Recalled: Sendable {
@@ -45,7 +45,7 @@ struct ConversationMemory: Sendable {
         // Over budget (the summary of an earlier turn may still be running): leave out the oldest
         // turns for this request, never the summary and never the latest messages.
         var tokens = await counter.count(messages: history)
-        while tokens > budget, let oldest = history.firstIndex(where: { $0.name != SessionStore.summaryName }),
+        while tokens > budget, let oldest = history.firstIndex(where: { $0.name != Sessions.summaryName }),
               history.count - oldest > configuration.keepMessages {
             tokens -= await counter.count(messages: [history[oldest]])
             history.remove(at: oldest)
@@ -82,7 +82,7 @@ struct ConversationMemory: Sendable {
               await counter.count(messages: stored.messages) > budget else { return false }
         let older = stored.messages.count - configuration.keepMessages
         let transcript = stored.messages.prefix(older).map { message in
-            message.name == SessionStore.summaryName
+            message.name == Sessions.summaryName
                 ? "Summary so far: \(message.content?.plainText ?? "")"
                 : "\(message.role): \(message.content?.plainText ?? "")"
         }.joined(separator: "\n")

@@ -9,11 +9,11 @@ import Providers
 /// "it", "that", "them"…) is rewritten, by one small model call; when that call fails or returns
 /// nothing usable, the previous user question is put in front of the new one instead.
 struct QueryRewriter: Sendable {
-    let router: ProviderRouter
+    let router: any ChatModels
     /// The model that rewrites; nil means the request's own model.
     let model: String?
     /// Where the rewrite's own usage event goes (kind `rewrite`): the tenant pays for it.
-    let usage: UsageOutbox
+    let usage: any UsageRecorder
 
     static let referringWords: Set<String> = [
         "it", "its", "it's", "they", "them", "their", "this", "that", "these", "those", "he", "she", "him",

@@ -7,8 +7,8 @@ import SemanticCache
 /// Conversation memory and the semantic cache as resources of the caller's tenant:
 /// `GET`/`DELETE /v1/sessions/{id}` and `DELETE /v1/cache` (purges the tenant's entries).
 struct SessionController: Sendable {
-    let store: SessionStore
-    let cache: SemanticCache
+    let store: any SessionStore
+    let cache: any AnswerIndex
 
     struct SessionBody: Encodable {
         var id: String
@@ -35,7 +35,7 @@ struct SessionController: Sendable {
             let (tenant, id) = try Self.identify(request, context)
             let stored = try await store.load(tenant: tenant, id: id)
             guard !stored.messages.isEmpty else { throw APIError.notFound("No session '\(id)' exists (or it expired).") }
-            let summary = stored.messages.first.flatMap { $0.name == SessionStore.summaryName ? $0.content?.plainText : nil }
+            let summary = stored.messages.first.flatMap { $0.name == Sessions.summaryName ? $0.content?.plainText : nil }
             return try jsonResponse(SessionBody(
                 id: id, messages: stored.messages, summary: summary, expiresInSeconds: try await store.remainingSeconds(tenant: tenant, id: id)))
         }
@@ -53,7 +53,7 @@ struct SessionController: Sendable {
 
     static func identify(_ request: Request, _ context: ConduitRequestContext) throws -> (tenant: String, id: String) {
         let id = try context.pathParameter("id")
-        try SessionStore.validate(id, param: "id")
+        try Sessions.validate(id, param: "id")
         return (try context.callerTenant(), id)
     }
 

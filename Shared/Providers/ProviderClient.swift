@@ -125,6 +125,12 @@ public struct ProviderStream: AsyncSequence, Sendable {
     let events: AsyncThrowingStream<Event, any Error>
     let producer: Task<Void, Never>
 
+    /// A stream of `events`; `cancel()` cancels `producer`, the task that feeds them.
+    public init(events: AsyncThrowingStream<Event, any Error>, producer: Task<Void, Never>) {
+        self.events = events
+        self.producer = producer
+    }
+
     public func makeAsyncIterator() -> AsyncThrowingStream<Event, any Error>.AsyncIterator {
         events.makeAsyncIterator()
     }

@@ -15,6 +15,12 @@ public final class ProviderRouter: Sendable {
         public var deployment: Deployment
         /// Attempts over all deployments, this one included.
         public var attempts: Int
+
+        public init(model: String, deployment: Deployment, attempts: Int = 1) {
+            self.model = model
+            self.deployment = deployment
+            self.attempts = attempts
+        }
     }
 
     public let catalog: ModelCatalog

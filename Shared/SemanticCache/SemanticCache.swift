@@ -52,6 +52,12 @@ public final class SemanticCache: Service, Sendable {
         public var similarity: Double
         /// The question the payload answered.
         public var question: String
+
+        public init(payload: [UInt8], similarity: Double, question: String) {
+            self.payload = payload
+            self.similarity = similarity
+            self.question = question
+        }
     }
 
     public enum Lookup: Sendable {

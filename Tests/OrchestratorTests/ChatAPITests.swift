@@ -1,131 +1,39 @@
 import ConduitKit
 import ConduitProtocol
 import Foundation
-import HTTP
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
-import Kafka
-import Logging
 import NIOCore
 @testable import Orchestrator
 import Testing
 import TestSupport
 
-/// The orchestrator's chat API over a live server, with a local server speaking OpenAI's wire
-/// format upstream and the test stack's Kafka for usage events.
-@Suite(.timeLimit(.minutes(2)))
+/// The orchestrator's chat API through its router, over in-process fakes of the models, usage,
+/// sessions, the cache and the embedder and retriever: routing, validation, error mapping and
+/// the stages, with no server started. (The same routes over the real provider path and Kafka:
+/// OrchestratorStoreTests.ChatUpstreamTests.)
+@Suite(.timeLimit(.minutes(1)))
 struct ChatAPITests {
-    /// An OpenAI-compatible upstream whose behaviour the last user message picks: `fail`, `cut`,
-    /// `slow` (a long stream, one token per 100 ms), anything else answers "Hello there".
-    final class Upstream: Sendable {
-        let server: TestHTTPServer
-        private let closedEarly = Locked(0)
-        var streamsClosedByClient: Int { closedEarly.withLock { $0 } }
-        private let received = Locked(0)
-        var requestCount: Int { received.withLock { $0 } }
-
-        init() throws {
-            let closedEarly = self.closedEarly
-            let received = self.received
-            server = try TestHTTPServer { request, connection in
-                received.withLock { $0 += 1 }
-                let body = JSONValue.parse(request.body)
-                let last = body?["messages"]?.arrayValue?.last?["content"]?.stringValue ?? ""
-                let stream = body?["stream"] == true
-                let head = #""id":"up-1","object":"chat.completion.chunk","created":1,"model":"tiny""#
-                func frame(_ delta: String, finish: String? = nil) -> String {
-                    #"data: {\#(head),"choices":[{"index":0,"delta":\#(delta),"finish_reason":\#(finish.map { "\"\($0)\"" } ?? "null")}]}"# + "\n\n"
-                }
-                switch last {
-                case "fail":
-                    connection.respond(status: 500, headers: ["Content-Type": "application/json"], body: Array(#"{"error":{"message":"boom","type":"server_error"}}"#.utf8))
-                case "cut":
-                    connection.startChunked(contentType: "text/event-stream")
-                    connection.writeChunk(frame(#"{"role":"assistant","content":""}"#))
-                    connection.writeChunk(frame(#"{"content":"Hel"}"#))
-                    Thread.sleep(forTimeInterval: 0.05)
-                    connection.close()
-                case "quiet":
-                    // A server that never reports usage (some OpenAI-compatible ones do not).
-                    connection.startChunked(contentType: "text/event-stream")
-                    connection.writeChunk(frame(#"{"role":"assistant","content":""}"#))
-                    connection.writeChunk(frame(#"{"content":"Twelve chars"}"#))
-                    connection.writeChunk(frame("{}", finish: "stop"))
-                    connection.writeChunk("data: [DONE]\n\n")
-                    connection.endChunks()
-                case "slow":
-                    connection.startChunked(contentType: "text/event-stream")
-                    connection.writeChunk(frame(#"{"role":"assistant","content":""}"#))
-                    // A minute of ticks: longer than any starved test machine needs to notice the hang-up.
-                    for _ in 0..<600 {
-                        Thread.sleep(forTimeInterval: 0.1)
-                        if !connection.writeChunk(frame(#"{"content":"tick "}"#)) {
-                            closedEarly.withLock { $0 += 1 }
-                            return
-                        }
-                    }
-                    connection.writeChunk("data: [DONE]\n\n")
-                    connection.endChunks()
-                default:
-                    if stream {
-                        connection.startChunked(contentType: "text/event-stream")
-                        connection.writeChunk(frame(#"{"role":"assistant","content":""}"#))
-                        connection.writeChunk(frame(#"{"content":"Hello"}"#))
-                        connection.writeChunk(frame(#"{"content":" there"}"#))
-                        connection.writeChunk(frame("{}", finish: "stop"))
-                        connection.writeChunk(#"data: {\#(head),"choices":[],"usage":{"prompt_tokens":9,"completion_tokens":2,"total_tokens":11}}"# + "\n\n")
-                        connection.writeChunk("data: [DONE]\n\n")
-                        connection.endChunks()
-                    } else {
-                        let answer = #"{"id":"up-1","object":"chat.completion","created":1,"model":"tiny","choices":[{"index":0,"message":{"role":"assistant","content":"Hello there"},"finish_reason":"stop"}],"usage":{"prompt_tokens":9,"completion_tokens":2,"total_tokens":11}}"#
-                        connection.respond(headers: ["Content-Type": "application/json"], body: Array(answer.utf8))
-                    }
-                }
-            }
-        }
-    }
-
     struct Harness {
-        let upstream: Upstream
-        let usageTopic: String
+        var models = FakeModels()
+        var usage = RecordedUsage()
+        var sessions = InMemorySessionStore()
+        var answers = InMemoryAnswerIndex()
+        var services = FakeServices()
+        var environment: [String: String] = [:]
 
-        init() throws {
-            upstream = try Upstream()
-            usageTopic = TestEnvironment.uniqueName("usage")
-        }
-
-        func app() async throws -> some ApplicationProtocol {
-            // One file per harness: tests run in parallel, each with its own upstream.
-            let catalog = TestEnvironment.scratchDirectory("catalog") + "/models-\(UUID().uuidString).yaml"
-            try """
-            models:
-              - name: tiny
-                owned_by: tests
-                deployments:
-                  - id: tiny-local
-                    provider: openai
-                    model: tiny
-                    base_url: \(upstream.server.baseURL)/v1
-                    price_per_million: {input: 1000, output: 2000}
-            """.write(toFile: catalog, atomically: true, encoding: .utf8)
-            var values = ProcessInfo.processInfo.environment
-            values["CONDUIT_MODEL_CATALOG"] = catalog
-            values["CONDUIT_PROVIDER_MAX_RETRIES"] = "0"
-            values["CONDUIT_ORCHESTRATOR_USAGE_TOPIC"] = usageTopic
-            values["CONDUIT_ORCHESTRATOR_PORT"] = "0"
-            // These tests are about the chat path; the semantic cache (tested on its own) would let
-            // one test's answer serve another's identical request.
-            values["CONDUIT_CACHE_ENABLED"] = "false"
-            values["CONDUIT_INTERNAL_KEY"] = TestIdentity.key
-            let configuration = try ServiceConfiguration(service: .orchestrator, environment: ConduitEnvironment(values))
-            return try await buildApplication(configuration: configuration, logger: Logger(label: "orchestrator-test"))
+        func app() throws -> some ApplicationProtocol {
+            Application(router: try Fakes.router(
+                .fakes(models: models, usage: usage, sessions: sessions, answers: answers, services: services), environment: environment))
         }
     }
 
-    static func chat(_ client: some TestClientProtocol, _ body: String, requestID: String = UUID().uuidString) async throws -> TestResponse {
-        var headers = TestIdentity.fields(tenant: "acme", keyID: "key-1", requestID: requestID)
+    static func chat(_ client: some TestClientProtocol, _ body: String, tenant: String = "acme", requestID: String = UUID().uuidString,
+                     headers extra: HTTPFields = [:]) async throws -> TestResponse {
+        var headers = TestIdentity.fields(tenant: tenant, keyID: "key-1", requestID: requestID)
         headers[.contentType] = "application/json"
+        for field in extra { headers.append(field) }
         return try await client.execute(uri: "/v1/chat/completions", method: .post, headers: headers, body: ByteBuffer(string: body))
     }
 
@@ -135,37 +43,67 @@ struct ChatAPITests {
         String(buffer: response.body).components(separatedBy: "\n\n").filter { $0.hasPrefix("data: ") }.map { String($0.dropFirst(6)) }
     }
 
-    @Test func jsonCompletionNamesThePublicModelAndEmitsAUsageEvent() async throws {
-        let harness = try Harness()
+    @Test func aCompletionLeavesOneUsageEventPricedByTheServingDeployment() async throws {
+        let harness = Harness()
         let requestID = UUID().uuidString
-        try await harness.app().test(.live) { client in
+        try await harness.app().test(.router) { client in
             let response = try await Self.chat(client, #"{"model":"tiny","messages":[{"role":"user","content":"hi"}]}"#, requestID: requestID)
             #expect(response.status == .ok)
-            let body = try #require(Self.json(response))
-            #expect(body["object"] == "chat.completion")
-            #expect(body["model"] == "tiny")
-            #expect(body["choices"]?[0]?["message"]?["content"] == "Hello there")
-            #expect(body["usage"]?["total_tokens"] == 11)
+            #expect(Self.json(response)?["choices"]?[0]?["message"]?["content"] == "Hello there")
             #expect(response.headers[HTTPField.Name("X-Conduit-Deployment")!] == "tiny-local")
+            // No session and no retrieval: no `conduit` object.
+            #expect(Self.json(response)?["conduit"] == nil)
         }
-        let events = try await TestEnvironment.readMessages(harness.usageTopic, count: 1)
-        let event = try EventCoding.decoder().decode(UsageEvent.self, from: Data(events[0].value))
-        #expect(event.requestID == requestID)
-        // The event's identity is the server's (a UUIDv7), whatever request id the caller chose.
-        #expect(event.eventID != requestID)
-        #expect(UUID(uuidString: event.eventID) != nil && Array(event.eventID)[14] == "7")
-        #expect(event.tenant == "acme")
-        #expect(event.keyID == "key-1")
-        #expect(event.model == "tiny" && event.servedModel == "tiny" && event.deployment == "tiny-local")
+        let events = harness.usage.recorded
+        #expect(events.count == 1)
+        let event = try #require(events.first)
+        #expect(event.requestID == requestID && event.tenant == "acme" && event.keyID == "key-1")
+        #expect(event.kind == "chat" && event.model == "tiny" && event.servedModel == "tiny" && event.deployment == "tiny-local")
         #expect(event.promptTokens == 9 && event.completionTokens == 2)
         #expect(abs((event.costUSD ?? 0) - (9 * 1000 + 2 * 2000) / 1e6) < 1e-9)
-        #expect(event.status == "ok")
-        #expect(event.cacheHit == false)
+        #expect(event.status == "ok" && event.cacheHit == false)
+        // What went to the model carries no `conduit` options.
+        #expect(harness.models.requests.first?.conduit == nil)
+    }
+
+    @Test func failuresBeforeTheFirstByteAreHTTPErrorsAfterItErrorEventsAndBothAreBilled() async throws {
+        let harness = Harness()
+        try await harness.app().test(.router) { client in
+            let before = try await Self.chat(client, #"{"model":"tiny","stream":true,"messages":[{"role":"user","content":"fail"}]}"#)
+            #expect(before.status == .badGateway)
+            #expect(Self.json(before)?["error"]?["type"] == "upstream_error")
+
+            let after = try await Self.chat(client, #"{"model":"tiny","stream":true,"messages":[{"role":"user","content":"cut"}]}"#)
+            #expect(after.status == .ok)
+            let lines = Self.dataLines(after)
+            #expect(lines.contains { $0.contains(#""content":"Hel""#) })
+            #expect(lines.last.flatMap { JSONValue.parse(Array($0.utf8)) }?["error"]?["type"] == "upstream_error")
+            #expect(!lines.contains("[DONE]"))
+
+            let json = try await Self.chat(client, #"{"model":"tiny","messages":[{"role":"user","content":"fail"}]}"#)
+            #expect(json.status == .badGateway)
+        }
+        let statuses = harness.usage.recorded.map(\.status)
+        #expect(statuses == ["upstream_error", "upstream_error", "upstream_error"])
+        // The one that failed mid-stream was served, and is billed for what it generated.
+        #expect(harness.usage.recorded[1].deployment == "tiny-local")
+        #expect(harness.usage.recorded[1].completionTokens == 1)
+    }
+
+    @Test func aStreamWithoutModelUsageGetsAnEstimateNotZero() async throws {
+        let harness = Harness()
+        try await harness.app().test(.router) { client in
+            let response = try await Self.chat(client, #"{"model":"tiny","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"quiet"}]}"#)
+            let chunks = Self.dataLines(response).dropLast().compactMap { JSONValue.parse(Array($0.utf8)) }
+            // "Twelve chars" is 12 characters: about 3 tokens at four characters a token.
+            #expect(chunks.last?["usage"]?["completion_tokens"] == 3)
+        }
+        #expect(harness.usage.recorded.first?.completionTokens == 3)
     }
 
     @Test func streamsChunksThenUsageOnlyWhenAskedThenDone() async throws {
-        let harness = try Harness()
-        try await harness.app().test(.live) { client in
+        let harness = Harness()
+        try await harness.app().test(.router) { client in
             let withUsage = try await Self.chat(client, #"{"model":"tiny","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"hi"}]}"#)
             #expect(withUsage.status == .ok)
             #expect(withUsage.headers[.contentType] == "text/event-stream")
@@ -195,54 +133,9 @@ struct ChatAPITests {
         }
     }
 
-    @Test func aStreamWithoutUpstreamUsageGetsAnEstimateNotZero() async throws {
-        let harness = try Harness()
-        try await harness.app().test(.live) { client in
-            let response = try await Self.chat(client, #"{"model":"tiny","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"quiet"}]}"#)
-            let chunks = Self.dataLines(response).dropLast().compactMap { JSONValue.parse(Array($0.utf8)) }
-            let usage = try #require(chunks.last?["usage"])
-            // "Twelve chars" is 12 characters: about 3 tokens at four characters a token.
-            #expect(usage["completion_tokens"] == 3)
-            #expect((usage["prompt_tokens"]?.intValue ?? 0) > 0)
-            #expect(Self.dataLines(response).last == "[DONE]")
-        }
-    }
-
-    @Test func anUpstreamFailureBeforeTheFirstByteIsAnHTTPErrorAndAfterItAnErrorEvent() async throws {
-        let harness = try Harness()
-        try await harness.app().test(.live) { client in
-            let before = try await Self.chat(client, #"{"model":"tiny","stream":true,"messages":[{"role":"user","content":"fail"}]}"#)
-            #expect(before.status == .badGateway)
-            #expect(Self.json(before)?["error"]?["type"] == "upstream_error")
-
-            let after = try await Self.chat(client, #"{"model":"tiny","stream":true,"messages":[{"role":"user","content":"cut"}]}"#)
-            #expect(after.status == .ok)
-            let lines = Self.dataLines(after)
-            #expect(lines.contains { $0.contains(#""content":"Hel""#) })
-            #expect(lines.last.flatMap { JSONValue.parse(Array($0.utf8)) }?["error"]?["type"] == "upstream_error")
-            #expect(!lines.contains("[DONE]"))
-        }
-    }
-
-    @Test func aClientThatDisconnectsCancelsTheUpstreamCall() async throws {
-        let harness = try Harness()
-        try await harness.app().test(.live) { client in
-            let http = HTTPClient(logger: Logger(label: "client"))
-            let response = try await http.execute(HTTP.HTTPRequest(
-                method: "POST", url: "http://127.0.0.1:\(client.port!)/v1/chat/completions",
-                headers: [("Content-Type", "application/json")] + TestIdentity.headers(tenant: "acme"),
-                body: Array(#"{"model":"tiny","stream":true,"messages":[{"role":"user","content":"slow"}]}"#.utf8)))
-            var iterator = response.body.makeAsyncIterator()
-            _ = try await iterator.next()
-            _ = consume iterator  // hang up after the first bytes
-            #expect(try await eventually(within: .seconds(50)) { harness.upstream.streamsClosedByClient == 1 })
-            await http.shutdown()
-        }
-    }
-
     @Test func badInputGetsTheEnvelopeNeverACrash() async throws {
-        let harness = try Harness()
-        try await harness.app().test(.live) { client in
+        let harness = Harness()
+        try await harness.app().test(.router) { client in
             let cases: [(String, HTTPResponse.Status, String?)] = [
                 (#"{"model":"tiny","messages":[{"role":"user","content":"hi"}"#, .badRequest, nil),
                 (#"{"model":"tiny","messages":"hi"}"#, .badRequest, "messages"),
@@ -274,8 +167,8 @@ struct ChatAPITests {
     }
 
     @Test func modelsListsTheCatalogsAvailableModels() async throws {
-        let harness = try Harness()
-        try await harness.app().test(.live) { client in
+        let harness = Harness()
+        try await harness.app().test(.router) { client in
             let signed = TestIdentity.fields(tenant: "acme")
             let list = Self.json(try await client.execute(uri: "/v1/models", method: .get, headers: signed))
             #expect(list?["object"] == "list")
@@ -288,7 +181,7 @@ struct ChatAPITests {
             let anonymous = try await client.execute(uri: "/v1/chat/completions", method: .post, headers: [.contentType: "application/json"],
                                                      body: ByteBuffer(string: #"{"model":"tiny","messages":[{"role":"user","content":"hi"}]}"#))
             #expect(anonymous.status == .unauthorized)
-            #expect(harness.upstream.requestCount == 0)
+            #expect(harness.models.requests.count == 0)
         }
     }
 }
@@ -297,8 +190,8 @@ extension ChatAPITests {
     /// Fields validated as OpenAI documents them: a 400 naming the field, before any provider
     /// is asked (not a 200, and not the provider's words).
     @Test func fieldsAreValidatedAsOpenAIDocumentsThem() async throws {
-        let harness = try Harness()
-        try await harness.app().test(.live) { client in
+        let harness = Harness()
+        try await harness.app().test(.router) { client in
             let user = #""messages":[{"role":"user","content":"hi"}]"#
             let cases: [(String, String)] = [
                 (#"{"model":"tiny","frequency_penalty":2.5,\#(user)}"#, "frequency_penalty"),
@@ -326,7 +219,7 @@ extension ChatAPITests {
                 #expect(error?["param"]?.stringValue == param, "\(body): \(String(buffer: response.body))")
                 #expect(error?["message"]?.stringValue?.contains("not valid JSON") == false, "\(body)")
             }
-            #expect(harness.upstream.requestCount == 0)
+            #expect(harness.models.requests.count == 0)
             // What is allowed still passes: an assistant turn that only calls a tool, a named tool choice.
             let allowed = #"{"model":"tiny","tools":[{"type":"function","function":{"name":"search"}}],"tool_choice":{"type":"function","function":{"name":"search"}},"messages":[{"role":"user","content":"hi"},{"role":"assistant","tool_calls":[{"id":"c1","type":"function","function":{"name":"search","arguments":"{}"}}]},{"role":"tool","tool_call_id":"c1","content":"found"},{"role":"user","content":"hi"}]}"#
             #expect(try await Self.chat(client, allowed).status == .ok)

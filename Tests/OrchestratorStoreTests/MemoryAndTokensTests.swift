@@ -26,12 +26,12 @@ struct MemoryAndTokensTests {
         }
         let http = HTTPClient(logger: Self.logger)
         let deployment = Deployment(id: "d", provider: .openAI, upstreamModel: "m", baseURL: server.baseURL + "/v1", tokenizer: .llamaCpp)
-        let counter = TokenCounter(deployment: deployment, http: http)
+        let counter = TokenCounter(deployment: deployment, tokenizer: LlamaCppTokenizer(http: http))
         #expect(await counter.count(["one two three", "four", "a b c d e f"]) == [3, 1, 6])
         #expect(await counter.count(messages: [.user("one two"), .assistant("three")]) == 3 + 2 * TokenCounter.perMessageOverhead)
 
         // No tokenizer: a conservative estimate (3 bytes a token).
-        let estimate = TokenCounter(deployment: Deployment(id: "e", provider: .openAI, upstreamModel: "m", baseURL: "http://127.0.0.1:1/v1"), http: http)
+        let estimate = TokenCounter(deployment: Deployment(id: "e", provider: .openAI, upstreamModel: "m", baseURL: "http://127.0.0.1:1/v1"), tokenizer: LlamaCppTokenizer(http: http))
         #expect(await estimate.count("123456789") == 3)
         // A text the server fails to count is estimated.
         #expect(await counter.count(["fail on this text", "one"]) == [TokenCounter.estimate("fail on this text"), 1])
@@ -40,7 +40,7 @@ struct MemoryAndTokensTests {
 
     @Test func sessionsAppendCompactOnlyWhatTheyLoadedAndExpire() async throws {
         let redis = RedisClient(configuration: .init(port: TestEnvironment.redisPort, connections: 1), logger: Self.logger)
-        let store = SessionStore(redis: redis, ttl: .seconds(120))
+        let store = RedisSessionStore(redis: redis, ttl: .seconds(120))
         let tenant = TestEnvironment.uniqueName("tenant"), id = "s1"
         try await store.append([.user("a"), .assistant("b"), .user("c"), .assistant("d")], tenant: tenant, id: id)
         let loaded = try await store.load(tenant: tenant, id: id)
@@ -53,16 +53,16 @@ struct MemoryAndTokensTests {
         // Compaction replaces the first two only while they are still the first two.
         #expect(try await store.compact(replacing: Array(loaded.raw.prefix(2)), with: "sum", tenant: tenant, id: id))
         let compacted = try await store.load(tenant: tenant, id: id)
-        #expect(compacted.messages.map(\.name) == [SessionStore.summaryName, nil, nil])
+        #expect(compacted.messages.map(\.name) == [Sessions.summaryName, nil, nil])
         #expect(compacted.messages.compactMap { $0.content?.plainText } == ["sum", "c", "d"])
         #expect(try await store.compact(replacing: Array(loaded.raw.prefix(2)), with: "stale", tenant: tenant, id: id) == false)
         #expect(try await store.load(tenant: tenant, id: id).messages.count == 3)
 
         #expect(try await store.delete(tenant: tenant, id: id))
         #expect(try await store.delete(tenant: tenant, id: id) == false)
-        #expect(throws: (any Error).self) { try SessionStore.validate("has space", param: "p") }
-        #expect(throws: (any Error).self) { try SessionStore.validate(String(repeating: "x", count: 129), param: "p") }
-        try SessionStore.validate("user-42:chat.1_a", param: "p")
+        #expect(throws: (any Error).self) { try Sessions.validate("has space", param: "p") }
+        #expect(throws: (any Error).self) { try Sessions.validate(String(repeating: "x", count: 129), param: "p") }
+        try Sessions.validate("user-42:chat.1_a", param: "p")
         await redis.shutdown()
     }
 }
@@ -72,7 +72,7 @@ extension MemoryAndTokensTests {
     /// and a summary at the front survives the trim.
     @Test func sessionsStayWithinTheirCapEvenWithoutSummaries() async throws {
         let redis = RedisClient(configuration: .init(port: TestEnvironment.redisPort, connections: 1), logger: Self.logger)
-        let store = SessionStore(redis: redis, ttl: .seconds(120), maxMessages: 6)
+        let store = RedisSessionStore(redis: redis, ttl: .seconds(120), maxMessages: 6)
         let tenant = TestEnvironment.uniqueName("tenant")
         for turn in 0..<10 {
             try await store.append([.user("q\(turn)"), .assistant("a\(turn)")], tenant: tenant, id: "capped")
@@ -85,7 +85,7 @@ extension MemoryAndTokensTests {
         try await store.append([.user("q10"), .assistant("a10")], tenant: tenant, id: "capped")
         let kept = try await store.load(tenant: tenant, id: "capped").messages
         #expect(kept.count == 6)
-        #expect(kept.first?.name == SessionStore.summaryName)
+        #expect(kept.first?.name == Sessions.summaryName)
         #expect(kept.compactMap { $0.content?.plainText } == ["summary", "a8", "q9", "a9", "q10", "a10"])
         await redis.shutdown()
     }

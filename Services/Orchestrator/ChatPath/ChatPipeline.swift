@@ -1,0 +1,81 @@
+import ConduitKit
+import ConduitProtocol
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Providers
+
+/// The chat path: the stages in order around one model call, streaming or not. Until the first
+/// byte of the response every failure is an HTTP error with the envelope (the model router
+/// retries and falls back meanwhile); after it, a failure ends the stream with an error event.
+/// Every request leaves one usage event, whatever happened to it.
+struct ChatPipeline: Sendable {
+    let stages: [any ChatStage]
+    let models: any ChatModels
+    let usage: any UsageRecorder
+
+    func run(_ turn: ChatTurn, context: ConduitRequestContext) async throws -> Response {
+        var turn = turn
+        do {
+            for stage in stages { try stage.check(turn) }
+            for (index, stage) in stages.enumerated() {
+                if let answer = try await stage.prepare(&turn, context: context) {
+                    return try await respond(with: answer, turn: turn, finishing: Array(stages[...index]))
+                }
+            }
+        } catch {
+            usage.record(turn.billing.failed(error, started: turn.started))
+            throw ChatErrors.apiError(for: error)
+        }
+        if turn.body.stream == true {
+            let opened: (ProviderStream, ProviderRouter.Served)
+            do {
+                opened = try await models.stream(turn.body)
+            } catch {
+                usage.record(turn.billing.failed(error, started: turn.started))
+                throw ChatErrors.apiError(for: error)
+            }
+            return StreamRelay(turn: turn, stream: opened.0, served: opened.1, pipeline: self, logger: context.logger).response()
+        }
+        do {
+            var (completion, served) = try await models.complete(turn.body)
+            let text = completion.choices.first?.message.content?.plainText ?? ""
+            let tokens = completion.usage.map { ProviderUsage($0) } ?? TokenEstimate.usage(request: turn.body, completionText: text)
+            completion.conduit = turn.info(answer: text)
+            usage.record(turn.billing.finished(served: served, usage: tokens, started: turn.started, firstToken: nil, status: "ok"))
+            await finish(turn, answer: ChatAnswer(completion: completion, servedModel: served.model))
+            var response = try jsonResponse(completion)
+            response.headers[HTTPField.Name("X-Conduit-Deployment")!] = served.deployment.id
+            for field in turn.responseHeaders { response.headers.append(field) }
+            return response
+        } catch {
+            usage.record(turn.billing.failed(error, started: turn.started))
+            throw ChatErrors.apiError(for: error)
+        }
+    }
+
+    /// Every stage's `finish`, in order.
+    func finish(_ turn: ChatTurn, answer: ChatAnswer, stages: [any ChatStage]? = nil) async {
+        for stage in stages ?? self.stages { await stage.finish(turn, answer: answer) }
+    }
+
+    /// A stage's answer: as JSON, or told again as the stream a model would have sent.
+    private func respond(with answer: StageAnswer, turn: ChatTurn, finishing stages: [any ChatStage]) async throws -> Response {
+        usage.record(answer.usage)
+        await finish(turn, answer: ChatAnswer(completion: answer.completion, servedModel: nil), stages: stages)
+        guard turn.body.stream == true else {
+            var response = try jsonResponse(answer.completion)
+            for field in turn.responseHeaders { response.headers.append(field) }
+            return response
+        }
+        var headers = turn.responseHeaders
+        headers[.contentType] = "text/event-stream"
+        headers[.cacheControl] = "no-cache"
+        let replay = CacheReplay.chunks(of: answer.completion, includeUsage: turn.body.streamOptions?.includeUsage == true)
+        return Response(status: .ok, headers: headers, body: ResponseBody { writer in
+            var output = SSEOutput(writer: writer)
+            for chunk in replay { try await output.send(chunk) }
+            try await output.done()
+        })
+    }
+}
