@@ -168,12 +168,21 @@ let package = Package(
         ], path: "Tests/SemanticCacheTests"),
         .testTarget(name: "TextEmbeddingTests", dependencies: ["TextEmbedding", "TestSupport"], path: "Tests/TextEmbeddingTests",
                     resources: [.copy("Fixtures")]),
+        // The application tier: the gateway's routes over in-process fakes; no server.
         .testTarget(name: "GatewayTests", dependencies: [
+            "Gateway", "ConduitKit", "ConduitProtocol", "TestSupport",
+            .product(name: "HummingbirdTesting", package: "hummingbird"),
+            .product(name: "HTTPTypes", package: "swift-http-types"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "Prometheus", package: "swift-prometheus"),
+        ], path: "Tests/GatewayTests"),
+        // The gateway's real stores and clients against the test stack's servers.
+        .testTarget(name: "GatewayStoreTests", dependencies: [
             "Gateway", "ConduitKit", "ConduitProtocol", "Kafka", "TestSupport",
             .product(name: "HummingbirdTesting", package: "hummingbird"),
             .product(name: "HTTPTypes", package: "swift-http-types"),
             .product(name: "NIOCore", package: "swift-nio"),
-        ], path: "Tests/GatewayTests"),
+        ], path: "Tests/GatewayStoreTests"),
         .testTarget(name: "RetrieverTests", dependencies: [
             "Retriever", "ConduitKit", "ConduitProtocol", "TestSupport", "Kafka", "Postgres", "SearchEngine",
             .product(name: "HummingbirdTesting", package: "hummingbird"),

@@ -1,23 +1,24 @@
 import ConduitKit
 import Crypto
 import Foundation
-import Postgres
 import Synchronization
 
-/// API keys: stored as SHA-256 hashes in `gateway.api_keys`, each belonging to a tenant.
-/// Lookups are cached for a short while so a busy key costs no database round trip; a revoked
-/// key stops working within `cacheLifetime`.
+/// API keys: hashed with SHA-256 before they reach the store, each belonging to a tenant.
+/// Lookups are cached for a short while so a busy key costs no store round trip; a revoked key
+/// stops working within `cacheLifetime`. The cache holds at most `maxCachedKeys` hashes (it
+/// empties when full, so a flood of made-up keys cannot grow it).
 final class APIKeyAuthenticator: Sendable {
-    let postgres: PostgresClient
+    let store: any APIKeyStore
     let cacheLifetime: Duration
+    static let maxCachedKeys = 10_000
     private struct Entry {
         var identity: CallerIdentity?
         var expires: ContinuousClock.Instant
     }
     private let cache = Mutex<[Data: Entry]>([:])
 
-    init(postgres: PostgresClient, cacheLifetime: Duration = .seconds(30)) {
-        self.postgres = postgres
+    init(store: any APIKeyStore, cacheLifetime: Duration = .seconds(30)) {
+        self.store = store
         self.cacheLifetime = cacheLifetime
     }
 
@@ -36,29 +37,16 @@ final class APIKeyAuthenticator: Sendable {
         let hash = Self.hash(key)
         let now = ContinuousClock.now
         if let entry = cache.withLock({ $0[hash] }), entry.expires > now { return entry.identity }
-        let rows = try await postgres.query(
-            "SELECT id, tenant_id, array_to_string(roles, ','), chat_defaults::text FROM gateway.api_keys WHERE key_hash = $1 AND revoked_at IS NULL", hash)
-        let identity = try rows.first.map { row in
-            CallerIdentity(tenant: try row.decode(at: 1), keyID: try row.decode(at: 0),
-                           roles: try row.decode(String.self, at: 2).split(separator: ",").map(String.init),
-                           chatDefaults: try row.decode(String?.self, at: 3))
-        }
+        let identity = try await store.identity(forHash: hash)
         cache.withLock { cache in
-            if cache.count > 10_000 { cache.removeAll() }
+            if cache.count > Self.maxCachedKeys { cache.removeAll() }
             cache[hash] = Entry(identity: identity, expires: now + cacheLifetime)
         }
         return identity
     }
 
-    /// Makes `key` the admin key of `tenant` (creating the tenant), replacing an earlier admin
-    /// key: what `make up` does with the key it generates or is given.
+    /// Makes `key` the admin key of `tenant`: what `make up` does with the key it generates or is given.
     func installAdminKey(_ key: String, tenant: String) async throws {
-        try await postgres.withTransaction { session in
-            try await session.query("INSERT INTO gateway.tenants (id, name) VALUES ($1, $1) ON CONFLICT DO NOTHING", tenant)
-            try await session.query("""
-                INSERT INTO gateway.api_keys (id, tenant_id, key_hash, roles) VALUES ('admin-' || $1, $1, $2, '{admin}')
-                ON CONFLICT (id) DO UPDATE SET key_hash = excluded.key_hash, revoked_at = NULL
-                """, tenant, Self.hash(key))
-        }
+        try await store.installAdminKey(hash: Self.hash(key), tenant: tenant)
     }
 }

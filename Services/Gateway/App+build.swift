@@ -26,29 +26,18 @@ func buildApplication(configuration: ServiceConfiguration, logger: Logger) async
     let redis = RedisClient(configuration: configuration.redis, registry: registry, logger: logger)
     let producer = KafkaProducer(configuration: .init(kafka: configuration.kafka), logger: logger)
     let http = HTTPClient(configuration: configuration.http, logger: logger)
-    let authenticator = APIKeyAuthenticator(postgres: postgres)
     let adminKey = configuration.environment.optionalString("CONDUIT_ADMIN_KEY")
     let adminTenant = configuration.environment.string("CONDUIT_ADMIN_TENANT", default: "default")
     guard Identifier.tenant.isValid(adminTenant) else {
         throw ConfigurationError(key: "CONDUIT_ADMIN_TENANT", expected: Identifier.tenant.rule)
     }
-    let router = makeConduitRouter(
-        configuration: configuration,
-        registry: registry,
-        readiness: [.postgres(postgres), .redis(redis), .kafka(producer)]
-    )
-    // Every public route is in this group: authentication belongs to the routes, not to how a
-    // path is spelled (`//v1/models` is the same route and needs the same key).
-    let api = router.group().add(middleware: AuthenticationMiddleware(authenticator: authenticator, keyring: try configuration.requireInternalKeys()))
-    ForwardingController(
-        client: ServiceClient(http: http, baseURLs: configuration.serviceURLs),
-        chatTimeout: .seconds(try configuration.environment.int("CONDUIT_GATEWAY_CHAT_TIMEOUT_S", default: 900))
-    ).addRoutes(to: api)
-    DocumentsController(
-        producer: producer,
-        topic: configuration.environment.string("CONDUIT_GATEWAY_INDEXING_TOPIC", default: KafkaTopic.indexingRequests),
-        maxDocumentCharacters: try configuration.environment.int("CONDUIT_EMBEDDER_MAX_DOCUMENT_CHARS", default: 1_000_000)
-    ).addRoutes(to: api)
+    let dependencies = GatewayDependencies(
+        keys: PostgresAPIKeyStore(postgres: postgres),
+        indexing: KafkaIndexingQueue(
+            producer: producer, topic: configuration.environment.string("CONDUIT_GATEWAY_INDEXING_TOPIC", default: KafkaTopic.indexingRequests)),
+        services: ServiceClient(http: http, baseURLs: configuration.serviceURLs),
+        readiness: [.postgres(postgres), .redis(redis), .kafka(producer)])
+    let router = try buildRouter(configuration: configuration, dependencies: dependencies, registry: registry)
     return makeConduitApplication(
         router: router,
         configuration: configuration,
@@ -59,9 +48,35 @@ func buildApplication(configuration: ServiceConfiguration, logger: Logger) async
             { try await migrate(GatewayMigrations.audit, on: postgres, logger: logger) },
             {
                 guard let adminKey else { return }
-                try await authenticator.installAdminKey(adminKey, tenant: adminTenant)
+                try await APIKeyAuthenticator(store: dependencies.keys).installAdminKey(adminKey, tenant: adminTenant)
                 logger.info("admin key installed", metadata: ["tenant": "\(adminTenant)"])
             },
         ]
     )
+}
+
+/// What the gateway's routes stand on, as protocols: `buildApplication` gives the real ones
+/// (Postgres, Kafka, the internal services over HTTP); the application tests give in-process fakes.
+struct GatewayDependencies: Sendable {
+    var keys: any APIKeyStore
+    var indexing: any IndexingQueue
+    var services: any ServiceForwarding
+    var readiness: [ReadinessCheck] = []
+}
+
+func buildRouter(configuration: ServiceConfiguration, dependencies: GatewayDependencies, registry: PrometheusCollectorRegistry) throws -> Router<ConduitRequestContext> {
+    let router = makeConduitRouter(configuration: configuration, registry: registry, readiness: dependencies.readiness)
+    // Every public route is in this group: authentication belongs to the routes, not to how a
+    // path is spelled (`//v1/models` is the same route and needs the same key).
+    let api = router.group().add(middleware: AuthenticationMiddleware(
+        authenticator: APIKeyAuthenticator(store: dependencies.keys), keyring: try configuration.requireInternalKeys()))
+    ForwardingController(
+        services: dependencies.services,
+        chatTimeout: .seconds(try configuration.environment.int("CONDUIT_GATEWAY_CHAT_TIMEOUT_S", default: 900))
+    ).addRoutes(to: api)
+    DocumentsController(
+        queue: dependencies.indexing,
+        maxDocumentCharacters: try configuration.environment.int("CONDUIT_EMBEDDER_MAX_DOCUMENT_CHARS", default: 1_000_000)
+    ).addRoutes(to: api)
+    return router
 }

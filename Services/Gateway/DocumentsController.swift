@@ -3,15 +3,13 @@ import ConduitProtocol
 import Foundation
 import HTTPTypes
 import Hummingbird
-import Kafka
 
 /// `POST /v1/documents` (one document or `{"documents":[…]}`) and
-/// `DELETE /v1/documents/{collection}/{doc_id}`: indexing requests on Kafka for the caller's
+/// `DELETE /v1/documents/{collection}/{doc_id}`: indexing requests for the caller's
 /// tenant. The answer (202, with each event's key) comes only once the broker has acknowledged
 /// every event, so an accepted document is never lost; the embedder and retriever then index it.
 struct DocumentsController: Sendable {
-    let producer: KafkaProducer
-    let topic: String
+    let queue: any IndexingQueue
     /// Documents per request at most.
     var maxBatch = 1000
     /// The longest document text, in Unicode characters: the embedder's limit
@@ -98,11 +96,9 @@ struct DocumentsController: Sendable {
     }
 
     private func publish(_ events: [IndexingRequest]) async throws {
-        let encoder = EventCoding.encoder()
-        let messages = try events.map { KafkaOutgoingMessage(topic: topic, key: Array($0.key.utf8), value: Array(try encoder.encode($0))) }
         do {
-            _ = try await producer.send(batch: messages)
-        } catch let error as KafkaError where error.reason?.contains("MSG_SIZE_TOO_LARGE") == true {
+            try await queue.enqueue(events)
+        } catch IndexingQueueError.tooLarge {
             throw APIError(status: .contentTooLarge, type: .invalidRequest,
                            message: "The broker refused a document as too large for one message; nothing was accepted. Send a shorter document, or raise the broker's message limit (see the README).",
                            code: "document_too_large")

@@ -12,7 +12,7 @@ import NIOCore
 /// caller's tenant), sessions and the cache purge to the orchestrator. Event streams are relayed as they arrive; a client that goes away closes
 /// the hop behind it, which cancels the provider call.
 struct ForwardingController: Sendable {
-    let client: ServiceClient
+    let services: any ServiceForwarding
     /// The whole chat exchange with the orchestrator, stream included: longer than the
     /// orchestrator's own provider limits with their retries, so it only ends a hop that hangs.
     var chatTimeout: Duration = .seconds(900)
@@ -45,6 +45,9 @@ struct ForwardingController: Sendable {
         "X-Conduit-Deployment", "Retry-After", "X-Conduit-Cache", "X-Conduit-Cache-Similarity", "X-Conduit-Session-Id",
     ]
 
+    /// The largest answer that is not a stream (64 MiB).
+    static let maxBodyBytes = 64 << 20
+
     /// `timeout` bounds the whole exchange, a relayed stream included.
     func forward(_ request: Request, _ context: ConduitRequestContext, to service: ServiceName, method: String = "POST", path: String, timeout: Duration = .seconds(60)) async throws -> Response {
         _ = try context.caller()
@@ -53,9 +56,9 @@ struct ForwardingController: Sendable {
         for name in Self.passedRequestHeaders {
             if let value = request.headers[HTTPField.Name(name)!] { passed.append((name, value)) }
         }
-        let response: HTTP.HTTPResponse
+        let response: ForwardedResponse
         do {
-            response = try await client.send(
+            response = try await services.forward(
                 to: service, method: method, path: path, body: body,
                 headers: ServiceClient.propagatedHeaders(from: context, extra: passed), timeout: timeout)
         } catch {
@@ -68,7 +71,13 @@ struct ForwardingController: Sendable {
             if let value = response.header(name) { headers[HTTPField.Name(name)!] = value }
         }
         guard contentType.hasPrefix("text/event-stream") else {
-            let bytes = try await response.body.collect(upTo: 64 << 20)
+            var bytes: [UInt8] = []
+            for try await chunk in response.body {
+                guard bytes.count + chunk.count <= Self.maxBodyBytes else {
+                    throw APIError(status: .badGateway, type: .upstream, message: "The \(service.rawValue) service answered with more than \(Self.maxBodyBytes >> 20) MiB.", code: "upstream_too_large")
+                }
+                bytes += chunk
+            }
             return Response(status: .init(code: response.status), headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
         }
         headers[.cacheControl] = "no-cache"

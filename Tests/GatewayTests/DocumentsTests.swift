@@ -5,132 +5,93 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
-import Kafka
-import Logging
 import NIOCore
 import Testing
 import TestSupport
 
-/// `/v1/documents` through the gateway's router: indexing requests on the test stack's Kafka,
-/// scoped to the key's tenant, acknowledged by the broker before the 202.
-@Suite(.timeLimit(.minutes(2)))
+/// `/v1/documents` through the gateway's router, over an in-process indexing queue: what is
+/// accepted, for which tenant, and what is refused with nothing queued.
+@Suite(.timeLimit(.minutes(1)))
 struct DocumentsTests {
-    static func app(key: String, tenant: String, topic: String, extra: [String: String] = [:]) async throws -> some ApplicationProtocol {
-        var values = ProcessInfo.processInfo.environment.merging(extra) { _, new in new }
-        values["CONDUIT_ADMIN_KEY"] = key
-        values["CONDUIT_ADMIN_TENANT"] = tenant
-        values["CONDUIT_GATEWAY_INDEXING_TOPIC"] = topic
-        values["CONDUIT_INTERNAL_KEY"] = TestIdentity.key
-        let configuration = try ServiceConfiguration(service: .gateway, environment: ConduitEnvironment(values))
-        return try await buildApplication(configuration: configuration, logger: Logger(label: "gateway-test"))
-    }
-
     static func send(_ client: some TestClientProtocol, _ method: HTTPRequest.Method, _ uri: String, key: String, body: String? = nil) async throws -> (HTTPResponse.Status, JSONValue?) {
         let response = try await client.execute(uri: uri, method: method, headers: [.contentType: "application/json", .authorization: "Bearer \(key)"],
                                                 body: body.map { ByteBuffer(string: $0) })
         return (response.status, JSONValue.parse(Array(response.body.readableBytesView)))
     }
 
-    @Test func documentsArePublishedForTheKeysTenantAndAcknowledged() async throws {
-        let key = APIKeyAuthenticator.generateKey()
-        let tenant = TestEnvironment.uniqueName("tenant")
-        let topic = TestEnvironment.uniqueName("conduit.test.requests")
-        try await Self.app(key: key, tenant: tenant, topic: topic).test(.router) { client in
-            // The tenant is the key's, whatever the body or headers claim.
-            let one = try await Self.send(client, .post, "/v1/documents", key: key,
+    @Test func documentsAreQueuedForTheKeysTenant() async throws {
+        let harness = GatewayHarness()
+        try await harness.app().test(.router) { client in
+            let one = try await Self.send(client, .post, "/v1/documents", key: harness.key,
                                           body: #"{"collection":"kb","doc_id":"guide","text":"How to bake bread.","metadata":{"year":2024},"tenant":"someone-else"}"#)
             #expect(one.0 == .accepted)
-            #expect(one.1?["key"]?.stringValue == "\(tenant)/kb/guide")
-            let batch = try await Self.send(client, .post, "/v1/documents", key: key,
+            #expect(one.1?["key"] == "acme/kb/guide")
+            let batch = try await Self.send(client, .post, "/v1/documents", key: harness.key,
                                             body: #"{"documents":[{"collection":"kb","doc_id":"a","text":"first"},{"collection":"kb","doc_id":"b","text":"second"}]}"#)
-            #expect(batch.0 == .accepted)
             #expect(batch.1?["data"]?.arrayValue?.compactMap { $0["doc_id"]?.stringValue } == ["a", "b"])
-            let deleted = try await Self.send(client, .delete, "/v1/documents/kb/guide", key: key)
-            #expect(deleted.0 == .accepted)
-            #expect(deleted.1?["op"] == "delete")
         }
-        let events = try await TestEnvironment.readMessages(topic, count: 4).map { try EventCoding.decoder().decode(IndexingRequest.self, from: Data($0.value)) }
-        #expect(events.allSatisfy { $0.tenant == tenant && $0.collection == "kb" })
-        #expect(Set(events.map { "\($0.op.rawValue):\($0.docID)" }) == ["upsert:guide", "upsert:a", "upsert:b", "delete:guide"])
-        #expect(events.first { $0.docID == "guide" && $0.op == .upsert }?.metadata?["year"] == 2024)
-        #expect(events.first { $0.docID == "a" }?.text == "first")
+        let requests = harness.indexing.requests
+        #expect(requests.map(\.docID) == ["guide", "a", "b"])
+        #expect(requests.allSatisfy { $0.tenant == "acme" && $0.op == .upsert })
+        #expect(requests[0].metadata?["year"] == 2024)
     }
 
-    @Test func badDocumentsAreRefusedWithTheFieldNamedAndNothingPublished() async throws {
-        let key = APIKeyAuthenticator.generateKey()
-        let topic = TestEnvironment.uniqueName("conduit.test.requests")
-        try await Self.app(key: key, tenant: TestEnvironment.uniqueName("tenant"), topic: topic).test(.router) { client in
-            let cases: [(String, String)] = [
-                (#"{"collection":"kb","doc_id":"x"}"#, "text"),
-                (#"{"collection":"kb","doc_id":"x","text":"   "}"#, "text"),
-                (#"{"collection":"a/b","doc_id":"x","text":"t"}"#, "collection"),
-                (#"{"collection":"kb","doc_id":"","text":"t"}"#, "doc_id"),
-                (#"{"documents":[]}"#, "documents"),
-                (#"{"documents":[{"collection":"kb","doc_id":"ok","text":"t"},{"collection":"kb","doc_id":"x","text":""}]}"#, "documents[1].text"),
-                (#"{"collection":"kb","doc_id":"x","text":42}"#, "text"),
+    @Test func badDocumentsAreRefusedWithTheFieldNamedAndNothingQueued() async throws {
+        let harness = GatewayHarness(environment: ["CONDUIT_EMBEDDER_MAX_DOCUMENT_CHARS": "100"])
+        let long = String(repeating: "é", count: 101)
+        try await harness.app().test(.router) { client in
+            let cases: [(String, HTTPResponse.Status, String)] = [
+                (#"{"collection":"kb","doc_id":"x"}"#, .badRequest, "text"),
+                (#"{"collection":"kb","doc_id":"x","text":"   "}"#, .badRequest, "text"),
+                (#"{"collection":"a/b","doc_id":"x","text":"t"}"#, .badRequest, "collection"),
+                (#"{"collection":"kb","doc_id":"","text":"t"}"#, .badRequest, "doc_id"),
+                (#"{"documents":[]}"#, .badRequest, "documents"),
+                (#"{"documents":[{"collection":"kb","doc_id":"ok","text":"t"},{"collection":"kb","doc_id":"x","text":""}]}"#, .badRequest, "documents[1].text"),
+                (#"{"collection":"kb","doc_id":"x","text":42}"#, .badRequest, "text"),
+                (#"{"collection":"kb","doc_id":"x","text":"\#(long)"}"#, .contentTooLarge, "text"),
+                (#"{"documents":[{"collection":"kb","doc_id":"ok","text":"t"},{"collection":"kb","doc_id":"x","text":"\#(long)"}]}"#, .contentTooLarge, "documents[1].text"),
             ]
-            for (body, param) in cases {
-                let (status, answer) = try await Self.send(client, .post, "/v1/documents", key: key, body: body)
-                #expect(status == .badRequest, "\(body)")
+            for (body, status, param) in cases {
+                let (answered, answer) = try await Self.send(client, .post, "/v1/documents", key: harness.key, body: body)
+                #expect(answered == status, "\(body)")
                 #expect(answer?["error"]?["param"]?.stringValue == param, "\(body): \(String(describing: answer))")
             }
             let (status, _) = try await Self.send(client, .post, "/v1/documents", key: "cdt-wrong", body: #"{"collection":"kb","doc_id":"x","text":"t"}"#)
             #expect(status == .unauthorized)
-            // A good document after the bad ones: the only event on the topic.
-            #expect(try await Self.send(client, .post, "/v1/documents", key: key, body: #"{"collection":"kb","doc_id":"good","text":"fine"}"#).0 == .accepted)
+            #expect(try await Self.send(client, .post, "/v1/documents", key: harness.key, body: #"{"collection":"kb","doc_id":"good","text":"fine"}"#).0 == .accepted)
         }
-        let events = try await TestEnvironment.readMessages(topic, count: 1)
-        #expect(try EventCoding.decoder().decode(IndexingRequest.self, from: Data(events[0].value)).docID == "good")
+        #expect(harness.indexing.requests.map(\.docID) == ["good"])
     }
-}
 
-extension DocumentsTests {
-    /// A document longer than the embedder indexes is refused where it enters (it used to be
-    /// accepted and then dead-lettered), and so is one the broker cannot take: 413, nothing queued.
-    @Test func documentsTooLargeToIndexAreRefusedWith413AndNothingPublished() async throws {
-        let key = APIKeyAuthenticator.generateKey()
-        let topic = TestEnvironment.uniqueName("conduit.test.requests")
-        let extra = ["CONDUIT_EMBEDDER_MAX_DOCUMENT_CHARS": "100", "CONDUIT_KAFKA_MAX_MESSAGE_BYTES": "2000"]
-        try await Self.app(key: key, tenant: TestEnvironment.uniqueName("tenant"), topic: topic, extra: extra).test(.router) { client in
-            let long = String(repeating: "é", count: 101)
-            for (body, param) in [
-                (#"{"collection":"kb","doc_id":"x","text":"\#(long)"}"#, "text"),
-                (#"{"documents":[{"collection":"kb","doc_id":"ok","text":"t"},{"collection":"kb","doc_id":"x","text":"\#(long)"}]}"#, "documents[1].text"),
-            ] {
-                let (status, answer) = try await Self.send(client, .post, "/v1/documents", key: key, body: body)
-                #expect(status == .contentTooLarge)
-                #expect(answer?["error"]?["code"]?.stringValue == "document_too_large")
-                #expect(answer?["error"]?["param"]?.stringValue == param)
-                #expect(answer?["error"]?["message"]?.stringValue?.contains("101 characters") == true)
+    @Test func aQueueThatRefusesIsA413ForSizeAndA503Otherwise() async throws {
+        for (failure, status, code) in [(IndexingQueueError.tooLarge, HTTPResponse.Status.contentTooLarge, "document_too_large"), (.unavailable, .serviceUnavailable, nil)] {
+            let harness = GatewayHarness(indexing: RecordingIndexingQueue(failure: failure))
+            try await harness.app().test(.router) { client in
+                let (answered, answer) = try await Self.send(client, .post, "/v1/documents", key: harness.key, body: #"{"collection":"kb","doc_id":"x","text":"t"}"#)
+                #expect(answered == status)
+                #expect(answer?["error"]?["message"]?.stringValue?.contains("nothing was accepted") == true)
+                if let code { #expect(answer?["error"]?["code"]?.stringValue == code) }
             }
-            // Within the characters, but metadata makes the event larger than a message may be.
-            let heavy = #"{"collection":"kb","doc_id":"heavy","text":"short","metadata":{"notes":"\#(String(repeating: "n", count: 3000))"}}"#
-            let (status, answer) = try await Self.send(client, .post, "/v1/documents", key: key, body: heavy)
-            #expect(status == .contentTooLarge)
-            #expect(answer?["error"]?["code"]?.stringValue == "document_too_large")
-            #expect(try await Self.send(client, .post, "/v1/documents", key: key, body: #"{"collection":"kb","doc_id":"good","text":"fine"}"#).0 == .accepted)
         }
-        let events = try await TestEnvironment.readMessages(topic, count: 1)
-        #expect(try EventCoding.decoder().decode(IndexingRequest.self, from: Data(events[0].value)).docID == "good")
     }
 
     /// Ids that need escaping in a path delete exactly the id they name.
     @Test func deletedIdsRoundTripWhateverCharactersTheyHold() async throws {
-        let key = APIKeyAuthenticator.generateKey()
-        let topic = TestEnvironment.uniqueName("conduit.test.requests")
+        let harness = GatewayHarness()
         let ids = ["my doc", "café", "a/b", "100%", "q?x=1#frag"]
-        try await Self.app(key: key, tenant: TestEnvironment.uniqueName("tenant"), topic: topic).test(.router) { client in
+        try await harness.app().test(.router) { client in
             for id in ids {
                 let escaped = id.addingPercentEncoding(withAllowedCharacters: .alphanumerics)!
-                let (status, answer) = try await Self.send(client, .delete, "/v1/documents/kb/\(escaped)", key: key)
+                let (status, answer) = try await Self.send(client, .delete, "/v1/documents/kb/\(escaped)", key: harness.key)
                 #expect(status == .accepted, "\(id)")
                 #expect(answer?["doc_id"]?.stringValue == id)
+                #expect(answer?["op"] == "delete")
             }
-            let (status, answer) = try await Self.send(client, .delete, "/v1/documents/kb/bad%FF", key: key)
+            let (status, answer) = try await Self.send(client, .delete, "/v1/documents/kb/bad%FF", key: harness.key)
             #expect(status == .badRequest)
             #expect(answer?["error"]?["param"]?.stringValue == "doc_id")
         }
-        let events = try await TestEnvironment.readMessages(topic, count: ids.count).map { try EventCoding.decoder().decode(IndexingRequest.self, from: Data($0.value)) }
-        #expect(Set(events.map(\.docID)) == Set(ids))
+        #expect(harness.indexing.requests.map(\.docID) == ids)
+        #expect(harness.indexing.requests.allSatisfy { $0.op == .delete && $0.tenant == "acme" })
     }
 }
