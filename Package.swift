@@ -30,7 +30,7 @@ let services = [
     service("Orchestrator", product: "orchestrator", dependencies: [
         "Redis", "Kafka", "HTTP", "Providers", "SemanticCache", .product(name: "Crypto", package: "swift-crypto"),
     ]),
-    service("Embedder", product: "embedder", dependencies: ["Kafka", "HTTP", "TextEmbedding"]),
+    service("Embedder", product: "embedder", dependencies: ["Kafka", "HTTP", "TextEmbedding", "Providers"]),
     service("Retriever", product: "retriever", dependencies: ["Postgres", "Kafka", "HTTP", "SearchEngine"]),
     service("CostService", product: "cost-service", dependencies: ["Postgres", "Redis", "Kafka"]),
     service("PromptRegistry", product: "prompt-registry", dependencies: ["Postgres", "Redis"]),

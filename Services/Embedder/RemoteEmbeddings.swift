@@ -3,6 +3,7 @@ import ConduitProtocol
 import Foundation
 import HTTP
 import HTTPTypes
+import Providers
 
 /// Embedding models served by a remote provider, by public model name: OpenAI and any
 /// OpenAI-compatible `/v1/embeddings` server (Ollama, vLLM, llama.cpp), or Azure OpenAI.
@@ -10,7 +11,8 @@ import HTTPTypes
 /// Configured with `CONDUIT_EMBEDDER_REMOTE_MODELS`, a JSON array, e.g.
 /// `[{"name":"text-embedding-3-small","kind":"openai","base_url":"https://api.openai.com/v1","api_key_env":"OPENAI_API_KEY"},
 ///   {"name":"ada-azure","kind":"azure","base_url":"https://r.openai.azure.com","deployment":"ada","api_version":"2024-02-01","api_key_env":"AZURE_OPENAI_KEY"}]`.
-/// Keys are read from the named variables, never from the JSON itself.
+/// Keys are read from the named variables, never from the JSON itself. Each entry becomes a
+/// catalog `Deployment`, addressed and keyed by `ProviderEndpoint` as the chat path's are.
 struct RemoteEmbeddings: Sendable {
     struct Model: Decodable, Sendable {
         enum Kind: String, Decodable, Sendable {
@@ -27,6 +29,19 @@ struct RemoteEmbeddings: Sendable {
         var apiVersion: String?
         var apiKeyEnv: String?
 
+        /// The catalog deployment this entry describes (its id is the public name).
+        var catalogDeployment: Deployment {
+            switch kind {
+            case .openai:
+                Deployment(id: name, provider: .openAI, upstreamModel: model ?? name, baseURL: Self.trimmed(baseURL), apiKeyVariable: apiKeyEnv)
+            case .azure:
+                Deployment(id: name, provider: .azureOpenAI, upstreamModel: self.deployment ?? name, baseURL: Self.trimmed(baseURL),
+                           apiKeyVariable: apiKeyEnv, apiVersion: apiVersion)
+            }
+        }
+
+        static func trimmed(_ url: String) -> String { url.hasSuffix("/") ? String(url.dropLast()) : url }
+
         enum CodingKeys: String, CodingKey {
             case name, kind, model, deployment
             case baseURL = "base_url"
@@ -36,13 +51,14 @@ struct RemoteEmbeddings: Sendable {
     }
 
     let http: HTTPClient
-    let models: [String: Model]
-    let environment: ConduitEnvironment
+    /// Each remote model's deployment, by public name.
+    let models: [String: Deployment]
+    let keys: APIKeys
     var timeout: Duration = .seconds(30)
 
     init(http: HTTPClient, environment: ConduitEnvironment) throws {
         self.http = http
-        self.environment = environment
+        keys = APIKeys(environment: environment.values)
         guard let text = environment.optionalString("CONDUIT_EMBEDDER_REMOTE_MODELS") else {
             models = [:]
             return
@@ -52,7 +68,7 @@ struct RemoteEmbeddings: Sendable {
             for model in list where model.kind == .azure && (model.deployment == nil || model.apiVersion == nil) {
                 throw ConfigurationError(key: "CONDUIT_EMBEDDER_REMOTE_MODELS", expected: "a deployment and api_version for Azure model '\(model.name)'")
             }
-            models = Dictionary(list.map { ($0.name, $0) }) { first, _ in first }
+            models = Dictionary(list.map { ($0.name, $0.catalogDeployment) }) { first, _ in first }
         } catch let error as ConfigurationError {
             throw error
         } catch {
@@ -64,36 +80,24 @@ struct RemoteEmbeddings: Sendable {
 
     /// Forwards the request and returns the provider's embeddings under the public model name.
     func embed(_ request: EmbeddingsRequest, headers: [(name: String, value: String)]) async throws -> EmbeddingsResponse {
-        guard let model = models[request.model] else { throw APIError.notFound("Unknown model.") }
-        var forwarded = request
-        var url: String
-        var requestHeaders = headers + [("Content-Type", "application/json")]
-        let base = model.baseURL.hasSuffix("/") ? String(model.baseURL.dropLast()) : model.baseURL
-        let key = model.apiKeyEnv.flatMap { environment.optionalString($0) }
-        switch model.kind {
-        case .openai:
-            forwarded.model = model.model ?? model.name
-            url = base + "/embeddings"
-            if let key { requestHeaders.append(("Authorization", "Bearer \(key)")) }
-        case .azure:
-            url = base + "/openai/deployments/\(model.deployment ?? "")/embeddings?api-version=\(model.apiVersion ?? "")"
-            if let key { requestHeaders.append(("api-key", key)) }
-        }
+        guard let deployment = models[request.model] else { throw APIError.notFound("Unknown model.") }
+        var outbound = try ProviderEndpoint.embeddings(request, for: deployment, keys: keys, timeout: timeout)
+        outbound.headers = headers + outbound.headers
         let response: HTTP.HTTPResponse
         let body: [UInt8]
         do {
-            response = try await http.execute(HTTPRequest(method: "POST", url: url, headers: requestHeaders, body: Array(try JSONEncoder().encode(forwarded)), timeout: timeout))
+            response = try await http.execute(outbound)
             body = try await response.body.collect(upTo: 64 << 20)
         } catch let error as HTTPClientError {
-            throw APIError(status: .badGateway, type: .upstream, message: "The embedding provider for '\(model.name)' could not be reached (\(error.code)).", code: "upstream_unreachable")
+            throw APIError(status: .badGateway, type: .upstream, message: "The embedding provider for '\(deployment.id)' could not be reached (\(error.code)).", code: "upstream_unreachable")
         }
         guard (200..<300).contains(response.status) else {
-            throw Self.upstreamError(status: response.status, body: body, model: model.name)
+            throw Self.upstreamError(status: response.status, body: body, model: deployment.id)
         }
         guard var decoded = try? JSONDecoder().decode(EmbeddingsResponse.self, from: Data(body)) else {
-            throw APIError(status: .badGateway, type: .upstream, message: "The embedding provider for '\(model.name)' sent a response that is not an embeddings list.", code: "upstream_invalid_response")
+            throw APIError(status: .badGateway, type: .upstream, message: "The embedding provider for '\(deployment.id)' sent a response that is not an embeddings list.", code: "upstream_invalid_response")
         }
-        decoded.model = model.name
+        decoded.model = request.model
         return decoded
     }
 

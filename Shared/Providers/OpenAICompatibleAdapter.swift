@@ -8,9 +8,10 @@ public struct OpenAICompatibleAdapter: ProviderAdapter {
     public init() {}
 
     public func makeRequest(_ request: ChatCompletionRequest, for deployment: Deployment, apiKey: String?, stream: Bool) throws -> HTTPRequest {
-        var headers: [(name: String, value: String)] = []
-        if let apiKey { headers.append(("Authorization", "Bearer \(apiKey)")) }
-        return try Self.request(request, url: deployment.baseURL + "/chat/completions", headers: headers, deployment: deployment, stream: stream)
+        guard let (url, headers) = ProviderEndpoint.address(.chatCompletions, of: deployment, apiKey: apiKey) else {
+            throw ProviderError(.badRequest, message: "not an OpenAI-family deployment", deployment: deployment.id)
+        }
+        return try Self.request(request, url: url, headers: headers, deployment: deployment, stream: stream)
     }
 
     static func request(_ request: ChatCompletionRequest, url: String, headers: [(name: String, value: String)], deployment: Deployment, stream: Bool) throws -> HTTPRequest {
@@ -73,11 +74,9 @@ public struct AzureOpenAIAdapter: ProviderAdapter {
     public init() {}
 
     public func makeRequest(_ request: ChatCompletionRequest, for deployment: Deployment, apiKey: String?, stream: Bool) throws -> HTTPRequest {
-        let name = deployment.upstreamModel.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed) ?? deployment.upstreamModel
-        let version = deployment.apiVersion ?? "2024-10-21"
-        let url = "\(deployment.baseURL)/openai/deployments/\(name)/chat/completions?api-version=\(version)"
-        var headers: [(name: String, value: String)] = []
-        if let apiKey { headers.append(("api-key", apiKey)) }
+        guard let (url, headers) = ProviderEndpoint.address(.chatCompletions, of: deployment, apiKey: apiKey) else {
+            throw ProviderError(.badRequest, message: "not an OpenAI-family deployment", deployment: deployment.id)
+        }
         return try OpenAICompatibleAdapter.request(request, url: url, headers: headers, deployment: deployment, stream: stream)
     }
 
