@@ -51,7 +51,7 @@ struct IndexingPipeline: Service {
         do {
             request = try JSONDecoder().decode(IndexingRequest.self, from: Data(message.value))
         } catch let error as DecodingError {
-            throw Rejection(reason: "invalid indexing request: \(ErrorEnvelopeMiddleware.describe(error))")
+            throw Rejection(reason: "invalid indexing request: \(DecodingProblem.message(error, subject: "The request"))")
         } catch {
             throw Rejection(reason: "invalid indexing request: not JSON")
         }

@@ -44,7 +44,7 @@ struct ChunkConsumer: Service {
         do {
             event = try EventCoding.decoder().decode(IndexedDocumentEvent.self, from: Data(message.value))
         } catch let error as DecodingError {
-            throw Rejection(reason: "invalid indexed-document event: \(ErrorEnvelopeMiddleware.describe(error))")
+            throw Rejection(reason: "invalid indexed-document event: \(DecodingProblem.message(error, subject: "The event"))")
         } catch {
             throw Rejection(reason: "invalid indexed-document event: not JSON")
         }

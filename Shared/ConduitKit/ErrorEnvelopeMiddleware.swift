@@ -37,7 +37,7 @@ public struct ErrorEnvelopeMiddleware: RouterMiddleware {
         case let error as APIError:
             return error
         case let error as DecodingError:
-            return APIError.invalidRequest(Self.describe(error), param: Self.path(of: error))
+            return APIError.invalidRequest(DecodingProblem.message(error), param: DecodingProblem.field(of: error))
         case let error as HTTPError:
             return Self.map(status: error.status, message: error.body)
         case let error as any HTTPResponseError:
@@ -66,48 +66,6 @@ public struct ErrorEnvelopeMiddleware: RouterMiddleware {
         case 429: return APIError(status: status, type: .rateLimit, message: message)
         case 400..<500: return APIError(status: status, type: .invalidRequest, message: message)
         default: return APIError(status: status, type: .server, message: message)
-        }
-    }
-
-    /// A message a person can act on: which field, and what was wrong with it.
-    public static func describe(_ error: DecodingError) -> String {
-        switch error {
-        case .dataCorrupted(let context):
-            if context.codingPath.isEmpty { return "The request body is not valid JSON." }
-            return "Invalid value for '\(path(context.codingPath))': \(context.debugDescription)"
-        case .keyNotFound(let key, let context):
-            return "Missing required parameter: '\(path(context.codingPath + [key]))'."
-        case .typeMismatch(let type, let context):
-            return "Invalid type for '\(path(context.codingPath))': expected \(typeName(type))."
-        case .valueNotFound(let type, let context):
-            return "Invalid type for '\(path(context.codingPath))': expected \(typeName(type)), got null."
-        @unknown default:
-            return "The request body could not be decoded."
-        }
-    }
-
-    static func path(of error: DecodingError) -> String? {
-        switch error {
-        case .dataCorrupted(let context), .typeMismatch(_, let context), .valueNotFound(_, let context):
-            context.codingPath.isEmpty ? nil : path(context.codingPath)
-        case .keyNotFound(let key, let context):
-            path(context.codingPath + [key])
-        @unknown default:
-            nil
-        }
-    }
-
-    private static func path(_ keys: [any CodingKey]) -> String {
-        keys.map { $0.intValue.map { "[\($0)]" } ?? ".\($0.stringValue)" }.joined().trimmingPrefix(".").description
-    }
-
-    private static func typeName(_ type: Any.Type) -> String {
-        switch type {
-        case is String.Type: "a string"
-        case is Int.Type, is Double.Type, is Float.Type: "a number"
-        case is Bool.Type: "a boolean"
-        case is [Any].Type: "an array"
-        default: "\(type)".contains("Array") ? "an array" : "an object or other value"
         }
     }
 }
