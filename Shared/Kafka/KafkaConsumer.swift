@@ -1,4 +1,5 @@
 import CRdKafka
+import Foundation
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
@@ -10,7 +11,7 @@ import ServiceLifecycle
 ///
 /// `rd_kafka_consumer_poll` blocks, so it runs on a dedicated thread; when the reader falls
 /// behind by `bufferSize` messages or `bufferBytes` bytes that thread stops polling until the
-/// reader catches up.
+/// reader catches up (`PollStateMachine` decides).
 public final class KafkaConsumer: Service, Sendable {
     public let configuration: KafkaConsumerConfiguration
     /// The consumed messages, in order per partition. One reader only; ends on shutdown.
@@ -25,7 +26,7 @@ public final class KafkaConsumer: Service, Sendable {
     public init(configuration: KafkaConsumerConfiguration, logger: Logger) {
         self.configuration = configuration
         self.logger = logger
-        let demand = ConsumerDemand()
+        let demand = ConsumerDemand(byteLimit: configuration.bufferBytes)
         let low = max(1, configuration.bufferSize / 2)
         let made = KafkaMessages.Producer.makeSequence(
             elementType: KafkaMessage.self,
@@ -58,11 +59,10 @@ public final class KafkaConsumer: Service, Sendable {
         let source = self.source
         let topics = configuration.topics
         let logger = self.logger
-        let bufferBytes = configuration.bufferBytes
         try await withGracefulShutdownHandler {
             try await withTaskCancellationHandler {
                 try await threads.runIfActive {
-                    Self.pollLoop(handle: handle, topics: topics, source: source, demand: demand, bufferBytes: bufferBytes, logger: logger)
+                    Self.pollLoop(handle: handle, topics: topics, source: source, demand: demand, logger: logger)
                 }
             } onCancel: {
                 demand.stop()
@@ -125,7 +125,7 @@ public final class KafkaConsumer: Service, Sendable {
     }
 
     private static func pollLoop(handle: KafkaHandle, topics: [String], source: KafkaMessages.Producer.Source, demand: ConsumerDemand,
-                                 bufferBytes: Int, logger: Logger) {
+                                 logger: Logger) {
         let list = rd_kafka_topic_partition_list_new(Int32(topics.count))
         for topic in topics { rd_kafka_topic_partition_list_add(list, topic, RD_KAFKA_PARTITION_UA) }
         let subscribed = rd_kafka_subscribe(handle.pointer, list)
@@ -134,7 +134,7 @@ public final class KafkaConsumer: Service, Sendable {
             source.finish(KafkaError(.consumerFailed, reason: KafkaHandle.name(subscribed)))
             return
         }
-        while !demand.isStopped {
+        while demand.nextStep() == .poll {
             guard let raw = rd_kafka_consumer_poll(handle.pointer, 100) else { continue }
             let record = raw.pointee
             if record.err != RD_KAFKA_RESP_ERR_NO_ERROR {
@@ -152,14 +152,12 @@ public final class KafkaConsumer: Service, Sendable {
                 value: record.payload.map { Array(UnsafeRawBufferPointer(start: $0, count: record.len)) } ?? []
             )
             rd_kafka_message_destroy(raw)
-            demand.expectStop()
-            demand.handedOver(message.byteCount)
+            demand.willYield(bytes: message.byteCount)
             switch source.yield(message) {
-            case .produceMore: break
-            case .stopProducing: demand.waitForDemand()
-            case .dropped: demand.stop()
+            case .produceMore: demand.yielded(.produceMore)
+            case .stopProducing: demand.yielded(.stopProducing)
+            case .dropped: demand.yielded(.dropped)
             }
-            demand.waitWhileOver(bufferBytes)
         }
         // Commits the stored offsets and leaves the group, so a restart resumes from there.
         rd_kafka_consumer_close(handle.pointer)
@@ -188,55 +186,50 @@ public struct KafkaMessages: AsyncSequence, Sendable {
     }
 }
 
-/// Tells the poll thread when the reader wants more, and when to stop.
-final class ConsumerDemand: NIOAsyncSequenceProducerDelegate, Sendable {
-    private static let wanted = 1
-    private static let paused = 0
-    private let condition = ConditionLock(value: ConsumerDemand.wanted)
-    private let stopped = NIOLockedValueBox(false)
-    private let bytes = NIOLockedValueBox(0)
+/// Where the poll thread waits, and what wakes it: the reader's demand and the bytes it takes,
+/// and shutdown, all through `KafkaConsumer.PollStateMachine`.
+final class ConsumerDemand: NIOAsyncSequenceProducerDelegate, @unchecked Sendable {
+    // `@unchecked`: `machine` is only read or changed with `condition` locked, and the poll
+    // thread waits on that same condition, so every change that can end a wait signals it.
+    private let condition = NSCondition()
+    private var machine: KafkaConsumer.PollStateMachine
 
-    var isStopped: Bool { stopped.withLockedValue { $0 } }
-
-    var bufferedBytes: Int { bytes.withLockedValue { $0 } }
-
-    func handedOver(_ count: Int) { bytes.withLockedValue { $0 += count } }
-
-    func taken(_ count: Int) { bytes.withLockedValue { $0 -= count } }
-
-    /// Holds the poll thread while more than `limit` bytes wait for the reader (a dedicated
-    /// thread: a short sleep costs nothing, and the reader frees bytes without a signal).
-    func waitWhileOver(_ limit: Int) {
-        while !isStopped, bufferedBytes > limit { usleep(2_000) }
+    init(byteLimit: Int) {
+        machine = .init(byteLimit: byteLimit)
     }
 
-    /// Called before each yield: if the yield says stop, only a later `produceMore` resumes.
-    func expectStop() {
+    var bufferedBytes: Int { locked { $0.bufferedBytes } }
+
+    /// The poll thread's next step; blocks while the machine says wait.
+    func nextStep() -> KafkaConsumer.PollStateMachine.Step {
         condition.lock()
-        condition.unlock(withValue: Self.paused)
+        defer { condition.unlock() }
+        while machine.step == .wait { condition.wait() }
+        return machine.step
     }
 
-    func waitForDemand() {
-        while !isStopped {
-            if condition.lock(whenValue: Self.wanted, timeoutSeconds: 0.1) {
-                condition.unlock()
-                return
-            }
-        }
-    }
+    func willYield(bytes: Int) { locked { $0.willYield(bytes: bytes) } }
 
-    func stop() {
-        stopped.withLockedValue { $0 = true }
-        produceMore()
-    }
+    func yielded(_ outcome: KafkaConsumer.PollStateMachine.YieldOutcome) { locked { $0.yielded(outcome) } }
 
-    func produceMore() {
+    func taken(_ bytes: Int) { wakeIf { $0.taken(bytes: bytes) } }
+
+    func stop() { wakeIf { $0.stop() } }
+
+    func produceMore() { wakeIf { $0.demanded() } }
+
+    func didTerminate() { stop() }
+
+    private func locked<T>(_ body: (inout KafkaConsumer.PollStateMachine) -> T) -> T {
         condition.lock()
-        condition.unlock(withValue: Self.wanted)
+        defer { condition.unlock() }
+        return body(&machine)
     }
 
-    func didTerminate() {
-        stop()
+    private func wakeIf(_ body: (inout KafkaConsumer.PollStateMachine) -> Bool) {
+        condition.lock()
+        if body(&machine) { condition.signal() }
+        condition.unlock()
     }
 }
 
