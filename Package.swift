@@ -25,16 +25,21 @@ func cLibrary(_ name: String, pkgConfig: String, apt: String) -> Target {
     .systemLibrary(name: name, path: "Shared/\(name)", pkgConfig: pkgConfig, providers: [.apt([apt])])
 }
 
+let postgres: [Target.Dependency] = ["Postgres", "ConduitPostgres"]
+let redis: [Target.Dependency] = ["Redis", "ConduitRedis"]
+let kafka: [Target.Dependency] = ["Kafka", "ConduitKafka"]
+let http: [Target.Dependency] = ["HTTP", "ConduitHTTP"]
+
 let services = [
-    service("Gateway", product: "gateway", dependencies: ["Postgres", "Redis", "Kafka", "HTTP", .product(name: "Crypto", package: "swift-crypto")]),
-    service("Orchestrator", product: "orchestrator", dependencies: [
-        "Redis", "Kafka", "HTTP", "Providers", "SemanticCache", .product(name: "Crypto", package: "swift-crypto"),
+    service("Gateway", product: "gateway", dependencies: postgres + redis + kafka + http + [.product(name: "Crypto", package: "swift-crypto")]),
+    service("Orchestrator", product: "orchestrator", dependencies: redis + kafka + http + [
+        "Providers", "SemanticCache", .product(name: "Crypto", package: "swift-crypto"),
     ]),
-    service("Embedder", product: "embedder", dependencies: ["Kafka", "HTTP", "TextEmbedding", "Providers"]),
-    service("Retriever", product: "retriever", dependencies: ["Postgres", "Kafka", "HTTP", "SearchEngine"]),
-    service("CostService", product: "cost-service", dependencies: ["Postgres", "Redis", "Kafka"]),
-    service("PromptRegistry", product: "prompt-registry", dependencies: ["Postgres", "Redis"]),
-    service("MetricsExporter", product: "metrics-exporter", dependencies: ["Kafka"]),
+    service("Embedder", product: "embedder", dependencies: kafka + http + ["TextEmbedding", "Providers"]),
+    service("Retriever", product: "retriever", dependencies: postgres + kafka + http + ["SearchEngine"]),
+    service("CostService", product: "cost-service", dependencies: postgres + redis + kafka),
+    service("PromptRegistry", product: "prompt-registry", dependencies: postgres + redis),
+    service("MetricsExporter", product: "metrics-exporter", dependencies: kafka),
 ]
 
 let package = Package(
@@ -63,11 +68,12 @@ let package = Package(
         // Wire types: Foundation only, no I/O.
         .target(name: "ConduitProtocol", path: "Shared/ConduitProtocol"),
 
-        // Service bootstrap shared by every executable.
+        // Service bootstrap shared by every executable: configuration, the router and its
+        // middleware, health, identity, the engine threads. No C library.
         .target(
             name: "ConduitKit",
             dependencies: [
-                "ConduitProtocol", "Postgres", "Redis", "Kafka", "HTTP",
+                "ConduitProtocol",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -83,6 +89,12 @@ let package = Package(
             ],
             path: "Shared/ConduitKit"
         ),
+        // What a service using one piece of infrastructure adds to the kit: its settings, its
+        // readiness check and what the services share over it. A service links only these it uses.
+        kit("ConduitPostgres", over: "Postgres"),
+        kit("ConduitRedis", over: "Redis"),
+        kit("ConduitKafka", over: "Kafka", extra: [.product(name: "Prometheus", package: "swift-prometheus")]),
+        kit("ConduitHTTP", over: "HTTP", extra: [.product(name: "HTTPTypes", package: "swift-http-types")]),
 
         // C libraries: module maps only, each imported by exactly one Swift wrapper.
         cLibrary("CLibPQ", pkgConfig: "libpq", apt: "libpq-dev"),
@@ -145,6 +157,7 @@ let package = Package(
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "ConduitKitTests", dependencies: [
             "ConduitKit", "ConduitProtocol", "Postgres", "Redis", "Kafka", "HTTP", "TestSupport",
+            "ConduitPostgres", "ConduitRedis", "ConduitKafka", "ConduitHTTP",
             .product(name: "HummingbirdTesting", package: "hummingbird"),
             .product(name: "Prometheus", package: "swift-prometheus"),
             .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -184,7 +197,7 @@ let package = Package(
             .product(name: "NIOCore", package: "swift-nio"),
         ], path: "Tests/GatewayStoreTests"),
         .testTarget(name: "RetrieverTests", dependencies: [
-            "Retriever", "ConduitKit", "ConduitProtocol", "TestSupport", "Kafka", "Postgres", "SearchEngine",
+            "Retriever", "ConduitKit", "ConduitProtocol", "TestSupport", "Kafka", "Postgres", "SearchEngine", "ConduitPostgres",
             .product(name: "HummingbirdTesting", package: "hummingbird"),
             .product(name: "HTTPTypes", package: "swift-http-types"),
             .product(name: "NIOCore", package: "swift-nio"),
@@ -221,6 +234,19 @@ let package = Package(
         ], path: "Tests/TestSupport"),
     ]
 )
+
+/// `name`, the kit over the wrapper `wrapper`: `Shared/<name>`.
+func kit(_ name: String, over wrapper: String, extra: [Target.Dependency] = []) -> Target {
+    .target(
+        name: name,
+        dependencies: extra + [
+            "ConduitKit", "ConduitProtocol", .byName(name: wrapper),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        ],
+        path: "Shared/\(name)"
+    )
+}
 
 /// The one Swift target allowed to import C library `c`.
 func wrapper(_ name: String, c: String, extra: [Target.Dependency] = []) -> Target {

@@ -1,4 +1,7 @@
+import ConduitKafka
 import ConduitKit
+import ConduitPostgres
+import ConduitRedis
 import Hummingbird
 import Kafka
 import Logging
@@ -8,10 +11,10 @@ import Redis
 
 /// Model catalog, budgets, the usage ledger and live spend counters (routes arrive with the cost issue).
 func buildApplication(configuration: ServiceConfiguration, logger: Logger) async throws -> some ApplicationProtocol {
-    let postgres = PostgresClient(configuration: configuration.postgres, logger: logger)
+    let postgres = PostgresClient(configuration: try configuration.postgres, logger: logger)
     let registry = PrometheusCollectorRegistry()
-    let redis = RedisClient(configuration: configuration.redis, registry: registry, logger: logger)
-    let producer = KafkaProducer(configuration: .init(kafka: configuration.kafka), logger: logger)
+    let redis = RedisClient(configuration: try configuration.redis, registry: registry, logger: logger)
+    let producer = KafkaProducer(configuration: .init(kafka: try configuration.kafka), logger: logger)
     let router = makeConduitRouter(
         configuration: configuration,
         registry: registry,

@@ -1,3 +1,5 @@
+import ConduitHTTP
+import ConduitKafka
 import ConduitKit
 import ConduitProtocol
 import Foundation
@@ -48,14 +50,14 @@ func buildApplication(configuration: ServiceConfiguration, logger: Logger) async
 
     let registry = PrometheusCollectorRegistry()
     let batcher = EmbeddingBatcher(model: embedder.model, modelName: EmbeddingsController.modelID, configuration: batching, registry: registry, logger: logger)
-    let producer = KafkaProducer(configuration: .init(kafka: configuration.kafka), logger: logger)
+    let producer = KafkaProducer(configuration: .init(kafka: try configuration.kafka), logger: logger)
     let consumer = KafkaConsumer(
         configuration: .init(
-            kafka: configuration.kafka,
+            kafka: try configuration.kafka,
             groupID: environment.string("CONDUIT_EMBEDDER_GROUP", default: "conduit-embedder"),
             topics: [environment.string("CONDUIT_EMBEDDER_REQUESTS_TOPIC", default: KafkaTopic.indexingRequests)],
-            maxPollIntervalMilliseconds: configuration.kafkaMaxPollIntervalMilliseconds,
-            bufferBytes: configuration.kafkaConsumerBufferBytes
+            maxPollIntervalMilliseconds: try configuration.kafkaMaxPollIntervalMilliseconds,
+            bufferBytes: try configuration.kafkaConsumerBufferBytes
         ),
         logger: logger
     )

@@ -1,3 +1,4 @@
+import ConduitKafka
 import ConduitKit
 import ConduitProtocol
 import Foundation

@@ -1,5 +1,9 @@
+import ConduitHTTP
+import ConduitKafka
 import ConduitKit
+import ConduitPostgres
 import ConduitProtocol
+import ConduitRedis
 import HTTP
 import Hummingbird
 import Kafka
@@ -21,10 +25,10 @@ import Redis
 /// | `CONDUIT_GATEWAY_INDEXING_TOPIC` | `conduit.indexing.requests` (where `/v1/documents` publishes) |
 /// | `CONDUIT_EMBEDDER_MAX_DOCUMENT_CHARS` | 1000000 (the embedder's limit, also refused here: 413 `document_too_large`) |
 func buildApplication(configuration: ServiceConfiguration, logger: Logger) async throws -> some ApplicationProtocol {
-    let postgres = PostgresClient(configuration: configuration.postgres, logger: logger)
+    let postgres = PostgresClient(configuration: try configuration.postgres, logger: logger)
     let registry = PrometheusCollectorRegistry()
-    let redis = RedisClient(configuration: configuration.redis, registry: registry, logger: logger)
-    let producer = KafkaProducer(configuration: .init(kafka: configuration.kafka), logger: logger)
+    let redis = RedisClient(configuration: try configuration.redis, registry: registry, logger: logger)
+    let producer = KafkaProducer(configuration: .init(kafka: try configuration.kafka), logger: logger)
     let http = HTTPClient(configuration: configuration.http, logger: logger)
     let adminKey = configuration.environment.optionalString("CONDUIT_ADMIN_KEY")
     let adminTenant = configuration.environment.string("CONDUIT_ADMIN_TENANT", default: "default")

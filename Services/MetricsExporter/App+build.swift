@@ -1,3 +1,4 @@
+import ConduitKafka
 import ConduitKit
 import ConduitProtocol
 import Hummingbird
@@ -9,11 +10,11 @@ import Prometheus
 func buildApplication(configuration: ServiceConfiguration, logger: Logger) async throws -> some ApplicationProtocol {
     let consumer = KafkaConsumer(
         configuration: .init(
-            kafka: configuration.kafka,
+            kafka: try configuration.kafka,
             groupID: configuration.environment.string("CONDUIT_METRICS_EXPORTER_GROUP", default: "conduit-metrics-exporter"),
             topics: [KafkaTopic.usage, KafkaTopic.audit, KafkaTopic.alerts],
-            maxPollIntervalMilliseconds: configuration.kafkaMaxPollIntervalMilliseconds,
-            bufferBytes: configuration.kafkaConsumerBufferBytes
+            maxPollIntervalMilliseconds: try configuration.kafkaMaxPollIntervalMilliseconds,
+            bufferBytes: try configuration.kafkaConsumerBufferBytes
         ),
         logger: logger
     )

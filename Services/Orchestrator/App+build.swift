@@ -1,5 +1,8 @@
+import ConduitHTTP
+import ConduitKafka
 import ConduitKit
 import ConduitProtocol
+import ConduitRedis
 import HTTP
 import Hummingbird
 import Kafka
@@ -39,8 +42,8 @@ func buildApplication(configuration: ServiceConfiguration, logger: Logger) async
     let catalogPath = environment.string("CONDUIT_MODEL_CATALOG", default: "deploy/models.yaml")
     let catalog = try ModelCatalog(yamlFile: catalogPath, environment: environment.values)
     let registry = PrometheusCollectorRegistry()
-    let redis = RedisClient(configuration: configuration.redis, registry: registry, logger: logger)
-    let producer = KafkaProducer(configuration: .init(kafka: configuration.kafka), logger: logger)
+    let redis = RedisClient(configuration: try configuration.redis, registry: registry, logger: logger)
+    let producer = KafkaProducer(configuration: .init(kafka: try configuration.kafka), logger: logger)
     let http = HTTPClient(configuration: configuration.http, logger: logger)
     let providers = ProviderRouter(
         catalog: catalog, client: ProviderClient(http: http, keys: APIKeys(environment: environment.values)),

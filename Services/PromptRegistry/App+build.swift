@@ -1,4 +1,6 @@
 import ConduitKit
+import ConduitPostgres
+import ConduitRedis
 import Hummingbird
 import Logging
 import Postgres
@@ -7,9 +9,9 @@ import Redis
 
 /// Templates, versions, labels and experiments (routes arrive with the prompt issue).
 func buildApplication(configuration: ServiceConfiguration, logger: Logger) async throws -> some ApplicationProtocol {
-    let postgres = PostgresClient(configuration: configuration.postgres, logger: logger)
+    let postgres = PostgresClient(configuration: try configuration.postgres, logger: logger)
     let registry = PrometheusCollectorRegistry()
-    let redis = RedisClient(configuration: configuration.redis, registry: registry, logger: logger)
+    let redis = RedisClient(configuration: try configuration.redis, registry: registry, logger: logger)
     let router = makeConduitRouter(configuration: configuration, registry: registry, readiness: [.postgres(postgres), .redis(redis)])
     // No routes of its own yet; those to come go in this group, behind the signed identity.
     _ = try router.internalRoutes(configuration)

@@ -1,4 +1,7 @@
+import ConduitHTTP
+import ConduitKafka
 import ConduitKit
+import ConduitPostgres
 import ConduitProtocol
 import Foundation
 import HTTP
@@ -24,15 +27,15 @@ import ServiceLifecycle
 /// | `CONDUIT_RETRIEVER_SNAPSHOT_INTERVAL_S` | 300 (and one at shutdown) |
 func buildApplication(configuration: ServiceConfiguration, logger: Logger) async throws -> some ApplicationProtocol {
     let environment = configuration.environment
-    let postgres = PostgresClient(configuration: configuration.postgres, logger: logger)
-    let producer = KafkaProducer(configuration: .init(kafka: configuration.kafka), logger: logger)
+    let postgres = PostgresClient(configuration: try configuration.postgres, logger: logger)
+    let producer = KafkaProducer(configuration: .init(kafka: try configuration.kafka), logger: logger)
     let consumer = KafkaConsumer(
         configuration: .init(
-            kafka: configuration.kafka,
+            kafka: try configuration.kafka,
             groupID: environment.string("CONDUIT_RETRIEVER_GROUP", default: "conduit-retriever"),
             topics: [environment.string("CONDUIT_RETRIEVER_CHUNKS_TOPIC", default: KafkaTopic.indexingChunks)],
-            maxPollIntervalMilliseconds: configuration.kafkaMaxPollIntervalMilliseconds,
-            bufferBytes: configuration.kafkaConsumerBufferBytes
+            maxPollIntervalMilliseconds: try configuration.kafkaMaxPollIntervalMilliseconds,
+            bufferBytes: try configuration.kafkaConsumerBufferBytes
         ),
         logger: logger
     )

@@ -1,3 +1,4 @@
+import ConduitHTTP
 import ConduitKit
 import ConduitProtocol
 import Foundation

@@ -1,3 +1,4 @@
+import ConduitKit
 import ConduitProtocol
 import Foundation
 import HTTP

@@ -1,3 +1,4 @@
+import ConduitKit
 import Foundation
 import HTTP
 

@@ -1,3 +1,4 @@
+import ConduitKit
 import Kafka
 import Logging
 import ServiceLifecycle

@@ -1,3 +1,4 @@
+import ConduitKit
 import ConduitProtocol
 import Foundation
 import Kafka
@@ -137,3 +138,5 @@ public final class UsageOutbox: Service, Sendable {
         return try batch.map { KafkaOutgoingMessage(topic: configuration.topic, key: Array($0.requestID.utf8), value: Array(try encoder.encode($0))) }
     }
 }
+
+extension UsageOutbox: UsageRecorder {}

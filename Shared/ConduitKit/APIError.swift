@@ -30,3 +30,10 @@ public struct APIError: Error, Sendable {
         APIError(status: .serviceUnavailable, type: .server, message: message, code: "unavailable")
     }
 }
+
+/// An error of another module that has a meaning at the edge (a full Redis queue is a 503 with
+/// Retry-After, not a fault): the error middleware asks it before falling back to a 500.
+public protocol APIErrorConvertible: Error {
+    /// The envelope this error is answered with; nil for a plain 500.
+    var apiError: APIError? { get }
+}

@@ -1,7 +1,6 @@
 import HTTPTypes
 import Hummingbird
 import Logging
-import Postgres
 import Prometheus
 import ServiceLifecycle
 
@@ -48,19 +47,4 @@ public func makeConduitApplication(
     )
     for process in beforeServerStarts { app.beforeServerStarts(perform: process) }
     return app
-}
-
-/// Applies a migrator, waiting for Postgres to accept connections (it may still be starting
-/// when a whole stack comes up together).
-public func migrate(_ migrator: PostgresMigrator, on client: PostgresClient, logger: Logger, patience: Duration = .seconds(60)) async throws {
-    let deadline = ContinuousClock.now + patience
-    while true {
-        do {
-            try await migrator.migrate(client, logger: logger)
-            return
-        } catch let error as PostgresError where error.code == .connectionFailed && ContinuousClock.now < deadline {
-            logger.warning("postgres not reachable yet; retrying migrations", metadata: [LogKey.error: "\(error)"])
-            try await Task.sleep(for: .seconds(1))
-        }
-    }
 }

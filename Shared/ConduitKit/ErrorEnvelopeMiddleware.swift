@@ -3,7 +3,6 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import Logging
-import Redis
 
 /// Turns every error a route throws into the OpenAI error envelope with a matching status.
 /// Errors it does not know become a 500 whose message says nothing about internals; the real
@@ -43,11 +42,9 @@ public struct ErrorEnvelopeMiddleware: RouterMiddleware {
         case let error as any HTTPResponseError:
             // e.g. NIOTooManyBytesError for a body over the limit.
             return Self.map(status: error.status, message: nil)
-        case let error as RedisError where error.code == .overloaded:
-            // A full Redis queue is back-pressure, not a fault: the caller may retry shortly.
-            var overloaded = APIError.serviceUnavailable("The server is overloaded; try again shortly.")
-            overloaded.retryAfterSeconds = 1
-            return overloaded
+        case let error as any APIErrorConvertible:
+            if let apiError = error.apiError { return apiError }
+            return APIError(status: .internalServerError, type: .server, message: "The server had an error while processing your request (request id \(context.requestID)).")
         case is CancellationError:
             return APIError(status: .init(code: 499, reasonPhrase: "Client Closed Request"), type: .invalidRequest, message: "The request was cancelled.")
         default:

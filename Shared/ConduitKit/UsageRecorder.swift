@@ -7,4 +7,3 @@ public protocol UsageRecorder: Sendable {
     func record(_ event: UsageEvent)
 }
 
-extension UsageOutbox: UsageRecorder {}

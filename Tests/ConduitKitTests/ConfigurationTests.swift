@@ -1,4 +1,7 @@
+import ConduitKafka
 @testable import ConduitKit
+import ConduitPostgres
+import ConduitRedis
 import Foundation
 import Kafka
 import Logging
@@ -10,9 +13,9 @@ struct ConfigurationTests {
     @Test func defaultsRunTheLocalStack() throws {
         let configuration = try ServiceConfiguration(service: .costService, environment: ConduitEnvironment([:]))
         #expect(configuration.port == 8084)
-        #expect(configuration.postgres.port == 55432)
-        #expect(configuration.redis.port == 56379)
-        #expect(configuration.kafka.bootstrapServers == "127.0.0.1:59092")
+        #expect(try configuration.postgres.port == 55432)
+        #expect(try configuration.redis.port == 56379)
+        #expect(try configuration.kafka.bootstrapServers == "127.0.0.1:59092")
         #expect(configuration.serviceURLs[.gateway] == "http://127.0.0.1:8080")
         #expect(configuration.logLevel == .info)
     }
@@ -26,17 +29,23 @@ struct ConfigurationTests {
         ])
         let configuration = try ServiceConfiguration(service: .costService, environment: environment)
         #expect(configuration.port == 9000)
-        #expect(configuration.postgres.port == 6000)
+        #expect(try configuration.postgres.port == 6000)
         #expect(configuration.serviceURLs[.orchestrator] == "http://orchestrator:8081")
         #expect(configuration.logLevel == .debug)
     }
 
-    @Test func invalidValuesNameTheVariableButNotTheValue() {
-        let error = #expect(throws: ConfigurationError.self) {
-            try ServiceConfiguration(service: .gateway, environment: ConduitEnvironment(["CONDUIT_POSTGRES_PORT": "hunter2"]))
-        }
+    /// A service reads the settings of the infrastructure it uses when it builds its clients
+    /// (`buildApplication`), so a bad value stops it at start, naming the variable.
+    @Test func invalidValuesNameTheVariableButNotTheValue() throws {
+        let configuration = try ServiceConfiguration(service: .gateway, environment: ConduitEnvironment(["CONDUIT_POSTGRES_PORT": "hunter2"]))
+        let error = #expect(throws: ConfigurationError.self) { try configuration.postgres }
         #expect(error?.description.contains("CONDUIT_POSTGRES_PORT") == true)
         #expect(error?.description.contains("hunter2") == false)
+        let own = #expect(throws: ConfigurationError.self) {
+            try ServiceConfiguration(service: .gateway, environment: ConduitEnvironment(["CONDUIT_GATEWAY_PORT": "hunter2"]))
+        }
+        #expect(own?.description.contains("CONDUIT_GATEWAY_PORT") == true)
+        #expect(own?.description.contains("hunter2") == false)
     }
 
     @Test func traceparentParsing() {

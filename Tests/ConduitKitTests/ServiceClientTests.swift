@@ -1,3 +1,4 @@
+import ConduitHTTP
 import ConduitKit
 import Foundation
 import HTTP

@@ -1,4 +1,5 @@
-@testable import ConduitKit
+@testable import ConduitKafka
+import ConduitKit
 import ConduitProtocol
 import Foundation
 import Kafka

@@ -1,4 +1,5 @@
 import ConduitKit
+import ConduitPostgres
 import ConduitProtocol
 import Foundation
 import Kafka
