@@ -105,7 +105,7 @@ let package = Package(
 
         // Engines: pure Swift over BLAS, no I/O beyond reading their model files.
         .target(name: "TextEmbedding", dependencies: ["COpenBLAS"], path: "Shared/TextEmbedding"),
-        .target(name: "SearchEngine", dependencies: ["CSearchKernels"], path: "Shared/SearchEngine"),
+        .target(name: "SearchEngine", dependencies: ["ConduitProtocol", "CSearchKernels"], path: "Shared/SearchEngine"),
         // LLM provider adapters, the model catalog, retries, fallback and circuit breaking.
         .target(name: "Providers", dependencies: [
             "ConduitProtocol", "HTTP",
@@ -145,7 +145,7 @@ let package = Package(
             "SemanticCache", "Redis", "ConduitKit", .product(name: "Logging", package: "swift-log"),
         ], path: "Benchmarks/CacheBenchmark"),
 
-        .executableTarget(name: "RetrieverBenchmark", dependencies: ["SearchEngine"], path: "Benchmarks/RetrieverBenchmark"),
+        .executableTarget(name: "RetrieverBenchmark", dependencies: ["SearchEngine", "ConduitProtocol"], path: "Benchmarks/RetrieverBenchmark"),
 
         .executableTarget(name: "GatewayBenchmark", dependencies: [
             .product(name: "Hummingbird", package: "hummingbird"),
@@ -174,7 +174,7 @@ let package = Package(
             .product(name: "HummingbirdTesting", package: "hummingbird"),
             .product(name: "NIOCore", package: "swift-nio"),
         ], path: "Tests/EmbedderTests"),
-        .testTarget(name: "SearchEngineTests", dependencies: ["SearchEngine", "CSearchKernels", "TestSupport"], path: "Tests/SearchEngineTests"),
+        .testTarget(name: "SearchEngineTests", dependencies: ["SearchEngine", "CSearchKernels", "ConduitProtocol", "TestSupport"], path: "Tests/SearchEngineTests"),
         .testTarget(name: "SemanticCacheTests", dependencies: [
             "SemanticCache", "Redis", "ConduitKit", "TestSupport", .product(name: "Logging", package: "swift-log"),
             .product(name: "Prometheus", package: "swift-prometheus"),

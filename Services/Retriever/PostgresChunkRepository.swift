@@ -198,7 +198,7 @@ struct PostgresChunkRepository: ChunkRepository {
         return try rows.map { row in
             SearchCollection.Chunk(
                 id: try row.decode(at: 2), documentID: try row.decode(at: 1), text: try row.decode(at: 3), start: try row.decode(at: 4),
-                end: try row.decode(at: 5), metadata: try row.decode(PostgresJSON.self, at: 6).decode([String: MetadataValue].self),
+                end: try row.decode(at: 5), metadata: try row.decode(PostgresJSON.self, at: 6).decode([String: JSONValue].self),
                 vector: try row.decode(Data?.self, at: 7).flatMap(Float32Coding.floats) ?? [], storageID: try row.decode(at: 0))
         }
     }

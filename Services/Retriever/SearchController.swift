@@ -85,7 +85,7 @@ struct SearchController: Sendable {
         }
         return try jsonResponse(SearchResults(results: results.map {
             SearchHit(chunkID: $0.chunkID, docID: $0.documentID, text: $0.text, start: $0.start, end: $0.end,
-                      metadata: $0.metadata.mapValues(MetadataConversion.json), score: $0.score, scores: $0.scores)
+                      metadata: $0.metadata, score: $0.score, scores: $0.scores)
         }))
     }
 }

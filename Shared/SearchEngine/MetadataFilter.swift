@@ -1,49 +1,27 @@
+import ConduitProtocol
 import Foundation
 
-/// A metadata value of a chunk: JSON scalars, and lists of them (a list matches `equals` and
-/// `in` when any element does).
-public enum MetadataValue: Sendable, Hashable, Codable {
-    case string(String)
-    case number(Double)
-    case bool(Bool)
-    case list([MetadataValue])
-    case null
-
-    public init(from decoder: any Decoder) throws {
-        let container = try decoder.singleValueContainer()
-        if container.decodeNil() {
-            self = .null
-        } else if let value = try? container.decode(Bool.self) {
-            self = .bool(value)
-        } else if let value = try? container.decode(Double.self) {
-            self = .number(value)
-        } else if let value = try? container.decode(String.self) {
-            self = .string(value)
-        } else if let value = try? container.decode([MetadataValue].self) {
-            self = .list(value)
-        } else {
-            // Objects are kept out of filterable metadata: nothing could match them.
-            throw DecodingError.dataCorruptedError(in: container, debugDescription: "metadata values are strings, numbers, booleans, null or lists of them")
-        }
-    }
-
-    public func encode(to encoder: any Encoder) throws {
-        var container = encoder.singleValueContainer()
-        switch self {
-        case .string(let value): try container.encode(value)
-        case .number(let value): try container.encode(value)
-        case .bool(let value): try container.encode(value)
-        case .list(let value): try container.encode(value)
-        case .null: try container.encodeNil()
-        }
-    }
-
+/// A chunk's metadata values are `JSONValue`s: scalars, and lists of them (a list matches
+/// `equals` and `in` when any element does). Objects are flattened to dotted keys before they
+/// reach a collection, so a filter never compares one.
+extension JSONValue {
     /// The value on a number line: numbers as they are, ISO 8601 dates as Unix seconds.
     var ordinal: Double? {
         switch self {
         case .number(let value): value
         case .string(let text): ISO8601.seconds(text)
         default: nil
+        }
+    }
+
+    fileprivate var isList: Bool { if case .array = self { true } else { false } }
+
+    /// Scalars and lists of them: what a filter may compare with.
+    fileprivate var isFilterable: Bool {
+        switch self {
+        case .object: false
+        case .array(let items): items.allSatisfy(\.isFilterable)
+        default: true
         }
     }
 }
@@ -57,8 +35,8 @@ public enum MetadataValue: Sendable, Hashable, Codable {
 ///     {"field": "author", "exists": true}
 ///     {"and": [ … ]}   {"or": [ … ]}   {"not": { … }}
 public indirect enum MetadataFilter: Sendable, Equatable {
-    case equals(String, MetadataValue)
-    case oneOf(String, [MetadataValue])
+    case equals(String, JSONValue)
+    case oneOf(String, [JSONValue])
     case range(String, lower: Bound?, upper: Bound?)
     case exists(String, Bool)
     case and([MetadataFilter])
@@ -70,7 +48,7 @@ public indirect enum MetadataFilter: Sendable, Equatable {
         public var inclusive: Bool
     }
 
-    public func matches(_ metadata: [String: MetadataValue]) -> Bool {
+    public func matches(_ metadata: [String: JSONValue]) -> Bool {
         switch self {
         case .equals(let field, let expected):
             guard let value = metadata[field] else { return false }
@@ -80,7 +58,7 @@ public indirect enum MetadataFilter: Sendable, Equatable {
             return options.contains { Self.equal(value, $0) }
         case .range(let field, let lower, let upper):
             guard let value = metadata[field] else { return false }
-            let candidates: [MetadataValue] = if case .list(let items) = value { items } else { [value] }
+            let candidates: [JSONValue] = if case .array(let items) = value { items } else { [value] }
             return candidates.contains { candidate in
                 guard let number = candidate.ordinal else { return false }
                 if let lower, lower.inclusive ? number < lower.value : number <= lower.value { return false }
@@ -101,8 +79,8 @@ public indirect enum MetadataFilter: Sendable, Equatable {
 
     /// Numbers compare by value (so 3 equals 3.0); a list equals a scalar if any element does;
     /// dates compare as instants when both sides parse as ISO 8601.
-    private static func equal(_ value: MetadataValue, _ expected: MetadataValue) -> Bool {
-        if case .list(let items) = value, !(expected.isList) { return items.contains { equal($0, expected) } }
+    private static func equal(_ value: JSONValue, _ expected: JSONValue) -> Bool {
+        if case .array(let items) = value, !(expected.isList) { return items.contains { equal($0, expected) } }
         if value == expected { return true }
         if case .string(let left) = value, case .string(let right) = expected,
            let first = ISO8601.seconds(left), let second = ISO8601.seconds(right) {
@@ -110,10 +88,6 @@ public indirect enum MetadataFilter: Sendable, Equatable {
         }
         return false
     }
-}
-
-extension MetadataValue {
-    fileprivate var isList: Bool { if case .list = self { true } else { false } }
 }
 
 extension MetadataFilter: Decodable {
@@ -126,6 +100,7 @@ extension MetadataFilter: Decodable {
     }
 
     static let comparisons = ["eq", "in", "gt", "gte", "lt", "lte", "exists"]
+    static let valuesRule = "metadata values are strings, numbers, booleans, null or lists of them"
 
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: Key.self)
@@ -153,10 +128,14 @@ extension MetadataFilter: Decodable {
         }
         if operators.contains("eq") {
             guard operators.count == 1 else { throw fail("'eq' cannot be combined with other operators on '\(field)'") }
-            self = .equals(field, try container.decode(MetadataValue.self, forKey: Key(stringValue: "eq")))
+            let value = try container.decode(JSONValue.self, forKey: Key(stringValue: "eq"))
+            guard value.isFilterable else { throw fail(Self.valuesRule) }
+            self = .equals(field, value)
         } else if operators.contains("in") {
             guard operators.count == 1 else { throw fail("'in' cannot be combined with other operators on '\(field)'") }
-            self = .oneOf(field, try container.decode([MetadataValue].self, forKey: Key(stringValue: "in")))
+            let values = try container.decode([JSONValue].self, forKey: Key(stringValue: "in"))
+            guard values.allSatisfy(\.isFilterable) else { throw fail(Self.valuesRule) }
+            self = .oneOf(field, values)
         } else if operators.contains("exists") {
             guard operators.count == 1 else { throw fail("'exists' cannot be combined with other operators on '\(field)'") }
             self = .exists(field, try container.decode(Bool.self, forKey: Key(stringValue: "exists")))
@@ -164,7 +143,7 @@ extension MetadataFilter: Decodable {
             func bound(_ name: String, inclusive: Bool) throws -> Bound? {
                 let key = Key(stringValue: name)
                 guard container.contains(key) else { return nil }
-                let value = try container.decode(MetadataValue.self, forKey: key)
+                let value = try container.decode(JSONValue.self, forKey: key)
                 guard let ordinal = value.ordinal else {
                     throw fail("'\(name)' on '\(field)' needs a number or an ISO 8601 date")
                 }

@@ -1,3 +1,4 @@
+import ConduitProtocol
 import Foundation
 import Synchronization
 
@@ -27,13 +28,13 @@ public final class SearchCollection: @unchecked Sendable {
         public var text: String
         public var start: Int
         public var end: Int
-        public var metadata: [String: MetadataValue]
+        public var metadata: [String: JSONValue]
         public var vector: [Float]
         /// The durable store's immutable id for this chunk version (Postgres' row id), so a
         /// snapshot can tell which chunks it already holds. 0 when there is none.
         public var storageID: Int64
 
-        public init(id: String, documentID: String, text: String, start: Int, end: Int, metadata: [String: MetadataValue], vector: [Float],
+        public init(id: String, documentID: String, text: String, start: Int, end: Int, metadata: [String: JSONValue], vector: [Float],
                     storageID: Int64 = 0) {
             self.id = id
             self.documentID = documentID
@@ -85,7 +86,7 @@ public final class SearchCollection: @unchecked Sendable {
         public var text: String
         public var start: Int
         public var end: Int
-        public var metadata: [String: MetadataValue]
+        public var metadata: [String: JSONValue]
         public var score: Double
         /// Raw per-signal scores ("vector", "keyword") of the signals that found this chunk.
         public var scores: [String: Double]
@@ -120,7 +121,7 @@ public final class SearchCollection: @unchecked Sendable {
         var text: String
         var start: Int
         var end: Int
-        var metadata: [String: MetadataValue]
+        var metadata: [String: JSONValue]
         var storageID: Int64
     }
 

@@ -1,3 +1,4 @@
+import ConduitProtocol
 import Foundation
 import SearchEngine
 import Testing
@@ -7,8 +8,8 @@ struct MetadataFilterTests {
         try JSONDecoder().decode(MetadataFilter.self, from: Data(json.utf8))
     }
 
-    let paper: [String: MetadataValue] = [
-        "lang": .string("en"), "year": .number(2021), "tags": .list([.string("ml"), .string("search")]),
+    let paper: [String: JSONValue] = [
+        "lang": .string("en"), "year": .number(2021), "tags": .array([.string("ml"), .string("search")]),
         "published": .string("2021-06-15T12:00:00Z"), "draft": .bool(false), "editor": .null,
     ]
 
@@ -79,5 +80,9 @@ struct MetadataFilterTests {
         #expect(message(#"{"and":[],"field":"x"}"#).contains("only key"))
         #expect(message(#"{"field":"x","eq":1,"in":[1]}"#).contains("cannot be combined"))
         #expect(message(#"{"field":"x","gt":1,"gte":2}"#).contains("one lower"))
+        // Metadata holds no objects (they are flattened to dotted keys), so no filter compares one.
+        #expect(message(#"{"field":"x","eq":{"a":1}}"#).contains("metadata values are"))
+        #expect(message(#"{"field":"x","in":[1,[{"a":1}]]}"#).contains("metadata values are"))
+        #expect(message(#"{"field":"x","in":[1,[2,3]]}"#) == "accepted")
     }
 }

@@ -1,10 +1,11 @@
+import ConduitProtocol
 import Foundation
 import SearchEngine
 import Testing
 
 struct SearchCollectionTests {
     /// Four chunks on the axes of a 4-d space, with texts and metadata chosen by hand.
-    static func chunk(_ id: String, document: String, axis: Int, text: String, metadata: [String: MetadataValue] = [:]) -> SearchCollection.Chunk {
+    static func chunk(_ id: String, document: String, axis: Int, text: String, metadata: [String: JSONValue] = [:]) -> SearchCollection.Chunk {
         var vector = [Float](repeating: 0.05, count: 4)
         vector[axis] = 1
         return .init(id: id, documentID: document, text: text, start: 0, end: text.unicodeScalars.count, metadata: metadata, vector: vector)
