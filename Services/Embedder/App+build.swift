@@ -82,16 +82,26 @@ func buildApplication(configuration: ServiceConfiguration, logger: Logger) async
         engine: indexingEngine,
         logger: logger
     )
-    let router = makeConduitRouter(configuration: configuration, registry: registry, readiness: [.kafka(producer)])
     let http = HTTPClient(configuration: configuration.http, logger: logger)
-    let remote = try RemoteEmbeddings(http: http, environment: environment)
-        let usage = UsageOutbox(
+    let usage = UsageOutbox(
         producer: producer,
         configuration: try .init(topic: environment.string("CONDUIT_EMBEDDER_USAGE_TOPIC", default: KafkaTopic.usage), environment: environment),
         registry: registry, logger: logger)
-    EmbeddingsController(batcher: batcher, tokenizer: embedder.tokenizer, limits: limits, remote: remote, usage: usage, engine: engine)
-        .addRoutes(to: try router.internalRoutes(configuration))
+    let router = try buildRouter(
+        configuration: configuration,
+        controller: EmbeddingsController(
+            batcher: batcher, tokenizer: embedder.tokenizer, limits: limits, remote: try RemoteEmbeddings(http: http, environment: environment),
+            usage: usage, engine: engine),
+        registry: registry, readiness: [.kafka(producer)])
     // Shutdown runs in reverse: the pipeline stops first, then the consumer commits, the batcher
     // finishes, and the producer flushes last.
     return makeConduitApplication(router: router, configuration: configuration, services: [producer, usage, http, engine, indexingEngine, batcher, consumer, pipeline], logger: logger)
+}
+
+/// The routes: `/v1/embeddings` and `/v1/models` over the controller's batcher and usage recorder.
+func buildRouter(configuration: ServiceConfiguration, controller: EmbeddingsController, registry: PrometheusCollectorRegistry,
+                 readiness: [ReadinessCheck] = []) throws -> Router<ConduitRequestContext> {
+    let router = makeConduitRouter(configuration: configuration, registry: registry, readiness: readiness)
+    controller.addRoutes(to: try router.internalRoutes(configuration))
+    return router
 }

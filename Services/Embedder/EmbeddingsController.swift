@@ -26,7 +26,7 @@ struct EmbeddingsController: Sendable {
     let limits: Limits
     let remote: RemoteEmbeddings
     /// One usage event per request (kind `embedding`), for the caller's tenant.
-    let usage: UsageOutbox
+    let usage: any UsageRecorder
     /// Tokenizing up to 2,048 inputs and encoding their vectors as JSON run here, off the
     /// cooperative pool.
     let engine: EngineExecutor

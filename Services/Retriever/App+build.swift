@@ -65,11 +65,12 @@ func buildApplication(configuration: ServiceConfiguration, logger: Logger) async
         interval: .seconds(try environment.int("CONDUIT_RETRIEVER_SNAPSHOT_INTERVAL_S", default: 300)),
         catalog: catalog, logger: logger)
 
-    let registry = PrometheusCollectorRegistry()
-    let router = makeConduitRouter(configuration: configuration, registry: registry, readiness: [.postgres(postgres), .kafka(producer)])
-    let routes = try router.internalRoutes(configuration)
-    SearchController(catalog: catalog, embeddings: embeddings, engine: engine).addRoutes(to: routes)
-    CollectionsController(catalog: catalog, repository: repository, snapshots: snapshots).addRoutes(to: routes)
+    let router = try buildRouter(
+        configuration: configuration,
+        dependencies: RetrieverDependencies(
+            catalog: catalog, repository: repository, embeddings: embeddings, snapshots: snapshots, engine: engine,
+            readiness: [.postgres(postgres), .kafka(producer)]),
+        registry: PrometheusCollectorRegistry())
     // The consumer joins its group only after the indexes are loaded, so events apply on top
     // of them: applied during the load, the loader would replace them with an older state
     // whose offsets were already committed.
@@ -87,4 +88,23 @@ func buildApplication(configuration: ServiceConfiguration, logger: Logger) async
             },
         ]
     )
+}
+
+/// What the retriever's routes stand on: the collections in memory, the chunk store
+/// (`ChunkRepository`), query embeddings (`QueryEmbedding`), snapshots and the engine threads.
+struct RetrieverDependencies: Sendable {
+    var catalog: SearchCatalog
+    var repository: any ChunkRepository
+    var embeddings: any QueryEmbedding
+    var snapshots: SnapshotStore
+    var engine: EngineExecutor
+    var readiness: [ReadinessCheck] = []
+}
+
+func buildRouter(configuration: ServiceConfiguration, dependencies: RetrieverDependencies, registry: PrometheusCollectorRegistry) throws -> Router<ConduitRequestContext> {
+    let router = makeConduitRouter(configuration: configuration, registry: registry, readiness: dependencies.readiness)
+    let routes = try router.internalRoutes(configuration)
+    SearchController(catalog: dependencies.catalog, embeddings: dependencies.embeddings, engine: dependencies.engine).addRoutes(to: routes)
+    CollectionsController(catalog: dependencies.catalog, repository: dependencies.repository, snapshots: dependencies.snapshots).addRoutes(to: routes)
+    return router
 }
