@@ -1,7 +1,7 @@
 # The two commands: `make up` runs the platform, `make test` runs every test.
 STACK := deploy/dev/stack.sh
 
-.PHONY: up down status logs test check-deploy build bench-clients bench-embedder bench-retriever bench-gateway bench-cache bench-rag quality-rag
+.PHONY: up down status logs test test-app check-deploy build bench-clients bench-embedder bench-retriever bench-gateway bench-cache bench-rag quality-rag
 
 up:
 	@$(STACK) up
@@ -17,6 +17,9 @@ logs:
 
 test:
 	@$(STACK) test
+
+test-app:
+	@$(STACK) test-app
 
 check-deploy:
 	@deploy/dev/check-deploy.sh
