@@ -182,20 +182,9 @@ let package = Package(
         .testTarget(name: "TextEmbeddingTests", dependencies: ["TextEmbedding", "TestSupport"], path: "Tests/TextEmbeddingTests",
                     resources: [.copy("Fixtures")]),
         // The application tier: the gateway's routes over in-process fakes; no server.
-        .testTarget(name: "GatewayTests", dependencies: [
-            "Gateway", "ConduitKit", "ConduitProtocol", "TestSupport",
-            .product(name: "HummingbirdTesting", package: "hummingbird"),
-            .product(name: "HTTPTypes", package: "swift-http-types"),
-            .product(name: "NIOCore", package: "swift-nio"),
-            .product(name: "Prometheus", package: "swift-prometheus"),
-        ], path: "Tests/GatewayTests"),
+        serviceTests("GatewayTests", of: "Gateway", [.product(name: "Prometheus", package: "swift-prometheus")]),
         // The gateway's real stores and clients against the test stack's servers.
-        .testTarget(name: "GatewayStoreTests", dependencies: [
-            "Gateway", "ConduitKit", "ConduitProtocol", "Kafka", "TestSupport",
-            .product(name: "HummingbirdTesting", package: "hummingbird"),
-            .product(name: "HTTPTypes", package: "swift-http-types"),
-            .product(name: "NIOCore", package: "swift-nio"),
-        ], path: "Tests/GatewayStoreTests"),
+        serviceTests("GatewayStoreTests", of: "Gateway", ["Kafka"]),
         .testTarget(name: "RetrieverTests", dependencies: [
             "Retriever", "ConduitKit", "ConduitProtocol", "TestSupport", "Kafka", "Postgres", "SearchEngine", "ConduitPostgres",
             .product(name: "HummingbirdTesting", package: "hummingbird"),
@@ -203,21 +192,12 @@ let package = Package(
             .product(name: "NIOCore", package: "swift-nio"),
         ], path: "Tests/RetrieverTests"),
         // The application tier: the orchestrator's routes and stages over in-process fakes; no server.
-        .testTarget(name: "OrchestratorTests", dependencies: [
-            "Orchestrator", "ConduitKit", "ConduitProtocol", "TestSupport", "Providers", "SemanticCache",
-            .product(name: "HummingbirdTesting", package: "hummingbird"),
-            .product(name: "HTTPTypes", package: "swift-http-types"),
-            .product(name: "NIOCore", package: "swift-nio"),
-            .product(name: "Logging", package: "swift-log"),
-            .product(name: "Prometheus", package: "swift-prometheus"),
-        ], path: "Tests/OrchestratorTests"),
+        serviceTests("OrchestratorTests", of: "Orchestrator", [
+            "Providers", "SemanticCache",
+            .product(name: "Logging", package: "swift-log"), .product(name: "Prometheus", package: "swift-prometheus"),
+        ]),
         // The orchestrator's real stores and clients against the test stack's servers.
-        .testTarget(name: "OrchestratorStoreTests", dependencies: [
-            "Orchestrator", "ConduitKit", "ConduitProtocol", "TestSupport", "Kafka", "HTTP", "Redis", "Providers",
-            .product(name: "HummingbirdTesting", package: "hummingbird"),
-            .product(name: "HTTPTypes", package: "swift-http-types"),
-            .product(name: "NIOCore", package: "swift-nio"),
-        ], path: "Tests/OrchestratorStoreTests"),
+        serviceTests("OrchestratorStoreTests", of: "Orchestrator", ["Kafka", "HTTP", "Redis", "Providers"]),
         .testTarget(name: "ProvidersTests", dependencies: [
             "Providers", "ConduitProtocol", "HTTP", "TestSupport",
             .product(name: "Logging", package: "swift-log"),
@@ -234,6 +214,16 @@ let package = Package(
         ], path: "Tests/TestSupport"),
     ]
 )
+
+/// Tests of the service `service` driven through its router (`Tests/<name>`).
+func serviceTests(_ name: String, of service: String, _ extra: [Target.Dependency]) -> Target {
+    .testTarget(name: name, dependencies: [
+        .byName(name: service), "ConduitKit", "ConduitProtocol", "TestSupport",
+        .product(name: "HummingbirdTesting", package: "hummingbird"),
+        .product(name: "HTTPTypes", package: "swift-http-types"),
+        .product(name: "NIOCore", package: "swift-nio"),
+    ] + extra, path: "Tests/\(name)")
+}
 
 /// `name`, the kit over the wrapper `wrapper`: `Shared/<name>`.
 func kit(_ name: String, over wrapper: String, extra: [Target.Dependency] = []) -> Target {

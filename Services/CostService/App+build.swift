@@ -15,7 +15,13 @@ func buildApplication(configuration: ServiceConfiguration, logger: Logger) async
     let registry = PrometheusCollectorRegistry()
     let redis = RedisClient(configuration: try configuration.redis, registry: registry, logger: logger)
     let producer = KafkaProducer(configuration: .init(kafka: try configuration.kafka), logger: logger)
-    let router = try buildRouter(configuration: configuration, registry: registry, readiness: [.postgres(postgres), .redis(redis), .kafka(producer)])
+    let router = makeConduitRouter(
+        configuration: configuration,
+        registry: registry,
+        readiness: [.postgres(postgres), .redis(redis), .kafka(producer)]
+    )
+    // No routes of its own yet; those to come go in this group, behind the signed identity.
+    _ = try router.internalRoutes(configuration)
     return makeConduitApplication(
         router: router,
         configuration: configuration,
@@ -23,12 +29,4 @@ func buildApplication(configuration: ServiceConfiguration, logger: Logger) async
         logger: logger,
         beforeServerStarts: [{ try await migrate(CostMigrations.cost, on: postgres, logger: logger) }]
     )
-}
-
-/// The routes: health and metrics for now; those to come go in the internal group, behind the
-/// signed identity, over the stores they need as protocols.
-func buildRouter(configuration: ServiceConfiguration, registry: PrometheusCollectorRegistry, readiness: [ReadinessCheck] = []) throws -> Router<ConduitRequestContext> {
-    let router = makeConduitRouter(configuration: configuration, registry: registry, readiness: readiness)
-    _ = try router.internalRoutes(configuration)
-    return router
 }

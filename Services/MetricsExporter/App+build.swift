@@ -20,14 +20,8 @@ func buildApplication(configuration: ServiceConfiguration, logger: Logger) async
     )
     let registry = PrometheusCollectorRegistry()
     let counter = EventCounter(consumer: consumer, registry: registry, logger: logger)
-    let router = try buildRouter(configuration: configuration, registry: registry, readiness: [.kafka(consumer)])
-    return makeConduitApplication(router: router, configuration: configuration, services: [consumer, counter], logger: logger)
-}
-
-/// The routes: health and metrics for now; those to come go in the internal group, behind the
-/// signed identity, over the stores they need as protocols.
-func buildRouter(configuration: ServiceConfiguration, registry: PrometheusCollectorRegistry, readiness: [ReadinessCheck] = []) throws -> Router<ConduitRequestContext> {
-    let router = makeConduitRouter(configuration: configuration, registry: registry, readiness: readiness)
+    let router = makeConduitRouter(configuration: configuration, registry: registry, readiness: [.kafka(consumer)])
+    // No routes of its own yet; those to come go in this group, behind the signed identity.
     _ = try router.internalRoutes(configuration)
-    return router
+    return makeConduitApplication(router: router, configuration: configuration, services: [consumer, counter], logger: logger)
 }

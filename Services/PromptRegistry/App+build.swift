@@ -12,7 +12,9 @@ func buildApplication(configuration: ServiceConfiguration, logger: Logger) async
     let postgres = PostgresClient(configuration: try configuration.postgres, logger: logger)
     let registry = PrometheusCollectorRegistry()
     let redis = RedisClient(configuration: try configuration.redis, registry: registry, logger: logger)
-    let router = try buildRouter(configuration: configuration, registry: registry, readiness: [.postgres(postgres), .redis(redis)])
+    let router = makeConduitRouter(configuration: configuration, registry: registry, readiness: [.postgres(postgres), .redis(redis)])
+    // No routes of its own yet; those to come go in this group, behind the signed identity.
+    _ = try router.internalRoutes(configuration)
     return makeConduitApplication(
         router: router,
         configuration: configuration,
@@ -20,12 +22,4 @@ func buildApplication(configuration: ServiceConfiguration, logger: Logger) async
         logger: logger,
         beforeServerStarts: [{ try await migrate(PromptMigrations.prompts, on: postgres, logger: logger) }]
     )
-}
-
-/// The routes: health and metrics for now; those to come go in the internal group, behind the
-/// signed identity, over the stores they need as protocols.
-func buildRouter(configuration: ServiceConfiguration, registry: PrometheusCollectorRegistry, readiness: [ReadinessCheck] = []) throws -> Router<ConduitRequestContext> {
-    let router = makeConduitRouter(configuration: configuration, registry: registry, readiness: readiness)
-    _ = try router.internalRoutes(configuration)
-    return router
 }
