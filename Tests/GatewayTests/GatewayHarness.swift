@@ -1,0 +1,26 @@
+import ConduitKit
+import ConduitProtocol
+import Foundation
+@testable import Gateway
+import Hummingbird
+import Prometheus
+import TestSupport
+
+struct GatewayHarness {
+    var keys = InMemoryAPIKeyStore()
+    var indexing = RecordingIndexingQueue()
+    var services = FakeServices()
+    var environment: [String: String] = [:]
+    let key = APIKeyAuthenticator.generateKey()
+    let tenant = "acme"
+
+    /// The gateway's routes over the fakes, with `key` installed as the tenant's admin key.
+    func app() async throws -> some ApplicationProtocol {
+        try await APIKeyAuthenticator(store: keys).installAdminKey(key, tenant: tenant)
+        let configuration = try ServiceConfiguration(service: .gateway, environment: ConduitEnvironment(TestIdentity.environment.merging(environment) { $1 }))
+        let router = try buildRouter(
+            configuration: configuration, dependencies: GatewayDependencies(keys: keys, indexing: indexing, services: services),
+            registry: PrometheusCollectorRegistry())
+        return Application(router: router)
+    }
+}
