@@ -191,6 +191,10 @@ let package = Package(
             .product(name: "HTTPTypes", package: "swift-http-types"),
             .product(name: "NIOCore", package: "swift-nio"),
         ], path: "Tests/RetrieverTests"),
+        .testTarget(name: "CostServiceTests", dependencies: [
+            "CostService", "ConduitKit", "ConduitProtocol", "ConduitPostgres", "ConduitKafka", "TestSupport", "Kafka", "Postgres",
+            .product(name: "Logging", package: "swift-log"), .product(name: "Prometheus", package: "swift-prometheus"),
+        ], path: "Tests/CostServiceTests"),
         // The application tier: the orchestrator's routes and stages over in-process fakes; no server.
         serviceTests("OrchestratorTests", of: "Orchestrator", [
             "Providers", "SemanticCache",

@@ -25,5 +25,47 @@ enum CostMigrations {
             );
             CREATE INDEX ledger_tenant_time ON ledger (tenant_id, occurred_at);
             """),
+        // The first ledger was keyed by request id, which is not unique (a request can cost a
+        // rewrite, a summary and the answer) and is the caller's to choose; nothing wrote it.
+        PostgresMigration(version: 2, name: "usage ledger by event id, daily rollups", sql: """
+            DROP TABLE ledger;
+            CREATE TABLE usage_ledger (
+                event_id text PRIMARY KEY,
+                request_id text NOT NULL,
+                tenant_id text NOT NULL,
+                key_id text,
+                kind text NOT NULL,
+                model text NOT NULL,
+                served_model text,
+                deployment text,
+                provider text,
+                prompt_tokens integer NOT NULL CHECK (prompt_tokens >= 0),
+                completion_tokens integer NOT NULL CHECK (completion_tokens >= 0),
+                cached_tokens integer NOT NULL DEFAULT 0 CHECK (cached_tokens >= 0),
+                reasoning_tokens integer NOT NULL DEFAULT 0 CHECK (reasoning_tokens >= 0),
+                cost_usd numeric(20, 10) NOT NULL DEFAULT 0 CHECK (cost_usd >= 0),
+                cache_hit boolean NOT NULL DEFAULT false,
+                latency_ms integer,
+                ttft_ms integer,
+                status text NOT NULL,
+                occurred_at timestamptz NOT NULL,
+                recorded_at timestamptz NOT NULL DEFAULT now()
+            );
+            CREATE INDEX usage_ledger_tenant_time ON usage_ledger (tenant_id, occurred_at);
+            CREATE INDEX usage_ledger_request ON usage_ledger (request_id);
+            CREATE TABLE usage_daily (
+                tenant_id text NOT NULL,
+                key_id text NOT NULL,
+                model text NOT NULL,
+                day date NOT NULL,
+                requests bigint NOT NULL,
+                prompt_tokens bigint NOT NULL,
+                completion_tokens bigint NOT NULL,
+                cached_tokens bigint NOT NULL,
+                reasoning_tokens bigint NOT NULL,
+                cost_usd numeric(24, 10) NOT NULL,
+                PRIMARY KEY (tenant_id, key_id, model, day)
+            );
+            """),
     ])
 }

@@ -4,6 +4,8 @@ public enum KafkaTopic {
     public static let indexingChunks = "conduit.indexing.chunks"
     public static let indexingDLQ = "conduit.indexing.dlq"
     public static let usage = "conduit.usage"
+    /// Usage events the cost-service cannot record (malformed, unknown schema), with the reason.
+    public static let usageDLQ = "conduit.usage.dlq"
     public static let audit = "conduit.audit"
     public static let alerts = "conduit.alerts"
 }

@@ -3,6 +3,7 @@ import Foundation
 import HTTP
 import Kafka
 import Logging
+import Postgres
 import Testing
 import TestSupport
 
@@ -83,6 +84,33 @@ struct ChatProcessTests {
         let closed = try #require(events.first { $0.status == "client_closed" })
         #expect(closed.completionTokens < 400)
         #expect(events.allSatisfy { $0.deployment == "local-smollm2" && $0.model == "smollm2-135m" })
+
+        // The cost-service, started now, reads the topic from its start: every event is in the
+        // ledger once, at the cost the event carries.
+        let costService = try ServiceProcessTests.RunningService("cost-service", portOffset: 50, extraEnvironment: [
+            "CONDUIT_COST_SERVICE_USAGE_TOPIC": usageTopic, "CONDUIT_COST_SERVICE_GROUP": TestEnvironment.uniqueName("cost"),
+        ])
+        defer { costService.process.signal(SIGKILL) }
+        let postgres = RetrieverProcessTests.postgres()
+        defer { postgres.shutdown() }
+        func ledgered() async throws -> [(String, Int, Double)] {
+            var rows: [(String, Int, Double)] = []
+            for event in all {
+                for row in try await postgres.query("SELECT status, completion_tokens, cost_usd::text FROM cost.usage_ledger WHERE event_id = $1", event.eventID) {
+                    rows.append((try row.decode(at: 0), try row.decode(at: 1), Double(try row.decode(String.self, at: 2)) ?? -1))
+                }
+            }
+            return rows
+        }
+        #expect(try await eventually(within: .seconds(60)) { try await ledgered().count == all.count })
+        let rows = try await ledgered()
+        #expect(rows.map(\.0).sorted() == all.map(\.status).sorted())
+        let ledgerCost = rows.map(\.2).reduce(0, +)
+        let eventCost = all.map { $0.costUSD ?? 0 }.reduce(0, +)
+        #expect(abs(ledgerCost - eventCost) < 1e-9)
+        costService.process.signal(SIGTERM)
+        #expect(await costService.process.wait() == 0)
+        await costService.http.shutdown()
         await gateway.http.shutdown()
         await orchestrator.http.shutdown()
     }
