@@ -4,6 +4,7 @@ import HTTP
 import Kafka
 import Logging
 import Postgres
+import Postgres
 import Testing
 import TestSupport
 
@@ -28,9 +29,14 @@ struct ChatProcessTests {
         let key = "cdt-test-\(UUID().uuidString)"
         let usageTopic = TestEnvironment.uniqueName("usage")
         let (orchestrator, gateway) = try await Self.start(portOffset: 50, key: key, orchestrator: ["CONDUIT_ORCHESTRATOR_USAGE_TOPIC": usageTopic])
+        // The cost-service keeps the ledger of what the chat path spends.
+        let costService = try ServiceProcessTests.RunningService("cost-service", portOffset: 50, extraEnvironment: [
+            "CONDUIT_COST_SERVICE_USAGE_TOPIC": usageTopic, "CONDUIT_COST_SERVICE_GROUP": TestEnvironment.uniqueName("cost"),
+        ])
         defer {
             orchestrator.process.signal(SIGKILL)
             gateway.process.signal(SIGKILL)
+            costService.process.signal(SIGKILL)
         }
         let auth = [("Authorization", "Bearer \(key)")]
 
@@ -85,12 +91,7 @@ struct ChatProcessTests {
         #expect(closed.completionTokens < 400)
         #expect(events.allSatisfy { $0.deployment == "local-smollm2" && $0.model == "smollm2-135m" })
 
-        // The cost-service, started now, reads the topic from its start: every event is in the
-        // ledger once, at the cost the event carries.
-        let costService = try ServiceProcessTests.RunningService("cost-service", portOffset: 50, extraEnvironment: [
-            "CONDUIT_COST_SERVICE_USAGE_TOPIC": usageTopic, "CONDUIT_COST_SERVICE_GROUP": TestEnvironment.uniqueName("cost"),
-        ])
-        defer { costService.process.signal(SIGKILL) }
+        // Every event is in the ledger once, at the cost the event carries.
         let postgres = RetrieverProcessTests.postgres()
         defer { postgres.shutdown() }
         func ledgered() async throws -> [(String, Int, Double)] {

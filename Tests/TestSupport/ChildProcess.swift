@@ -16,6 +16,12 @@ public final class ChildProcess: Sendable {
         posix_spawn_file_actions_addopen(&actions, 1, output, O_WRONLY | O_CREAT | O_APPEND, 0o644)
         posix_spawn_file_actions_adddup2(&actions, 1, 2)
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        // Nothing else of the test process's: a child holding a copy of one of its sockets (a
+        // pooled HTTP connection, say) keeps that connection open after the test closes it, so
+        // the server never sees the hang-up the test is about.
+        guard let closeFrom = Self.closeFrom, closeFrom(&actions, 3) == 0 else {
+            throw StackControlError(message: "posix_spawn_file_actions_addclosefrom_np is missing (glibc 2.34 or later is needed)")
+        }
         // The test runner's threads block some signals; a child must not inherit that mask, or
         // servers it starts ignore SIGTERM.
         var attributes = posix_spawnattr_t()
@@ -37,6 +43,12 @@ public final class ChildProcess: Sendable {
         guard status == 0 else { throw StackControlError(message: "could not start \(executable): errno \(status)") }
         pid = child
     }
+
+    /// glibc's `posix_spawn_file_actions_addclosefrom_np` (2.34+), which Swift's Glibc module does
+    /// not declare.
+    private typealias CloseFrom = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32
+    private static let closeFrom: CloseFrom? = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "posix_spawn_file_actions_addclosefrom_np")
+        .map { unsafeBitCast($0, to: CloseFrom.self) }
 
     public func signal(_ signal: Int32) {
         kill(pid, signal)
