@@ -67,5 +67,11 @@ enum CostMigrations {
                 PRIMARY KEY (tenant_id, key_id, model, day)
             );
             """),
+        PostgresMigration(version: 3, name: "estimated usage, cost saved by the cache", sql: """
+            ALTER TABLE usage_ledger ADD COLUMN usage_estimated boolean NOT NULL DEFAULT false;
+            ALTER TABLE usage_ledger ADD COLUMN saved_usd numeric(20, 10) NOT NULL DEFAULT 0 CHECK (saved_usd >= 0);
+            ALTER TABLE usage_daily ADD COLUMN saved_usd numeric(24, 10) NOT NULL DEFAULT 0;
+            ALTER TABLE usage_daily ADD COLUMN estimated_requests bigint NOT NULL DEFAULT 0;
+            """),
     ])
 }

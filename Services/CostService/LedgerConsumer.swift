@@ -51,8 +51,10 @@ struct LedgerConsumer: Service {
         if let (field, _) = tokens.first(where: { !(0...Int(Int32.max)).contains($0.1) }) {
             throw MessageRejection(reason: "'\(field)' must be between 0 and \(Int32.max)")
         }
-        if let cost = event.costUSD, !(cost.isFinite && cost >= 0 && cost < 1e9) {
-            throw MessageRejection(reason: "'cost_usd' must be a finite amount between 0 and 1e9")
+        for (field, amount) in [("cost_usd", event.costUSD), ("saved_usd", event.savedUSD)] {
+            if let amount, !(amount.isFinite && amount >= 0 && amount < 1e9) {
+                throw MessageRejection(reason: "'\(field)' must be a finite amount between 0 and 1e9")
+            }
         }
         return event
     }

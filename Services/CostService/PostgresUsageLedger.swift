@@ -14,28 +14,32 @@ struct PostgresUsageLedger: UsageLedger {
                 INSERT INTO cost.usage_ledger (
                     event_id, request_id, tenant_id, key_id, kind, model, served_model, deployment, provider,
                     prompt_tokens, completion_tokens, cached_tokens, reasoning_tokens, cost_usd, cache_hit,
-                    latency_ms, ttft_ms, status, occurred_at)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)
+                    latency_ms, ttft_ms, status, occurred_at, usage_estimated, saved_usd)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)
                 ON CONFLICT (event_id) DO NOTHING
                 RETURNING tenant_id, coalesce(key_id, '') AS key_id, model, (occurred_at AT TIME ZONE 'UTC')::date AS day,
-                          prompt_tokens, completion_tokens, cached_tokens, reasoning_tokens, cost_usd
+                          prompt_tokens, completion_tokens, cached_tokens, reasoning_tokens, cost_usd, saved_usd, usage_estimated
             )
             INSERT INTO cost.usage_daily AS daily (
-                tenant_id, key_id, model, day, requests, prompt_tokens, completion_tokens, cached_tokens, reasoning_tokens, cost_usd)
-            SELECT tenant_id, key_id, model, day, 1, prompt_tokens, completion_tokens, cached_tokens, reasoning_tokens, cost_usd FROM inserted
+                tenant_id, key_id, model, day, requests, prompt_tokens, completion_tokens, cached_tokens, reasoning_tokens, cost_usd,
+                saved_usd, estimated_requests)
+            SELECT tenant_id, key_id, model, day, 1, prompt_tokens, completion_tokens, cached_tokens, reasoning_tokens, cost_usd,
+                   saved_usd, CASE WHEN usage_estimated THEN 1 ELSE 0 END FROM inserted
             ON CONFLICT (tenant_id, key_id, model, day) DO UPDATE SET
                 requests = daily.requests + 1,
                 prompt_tokens = daily.prompt_tokens + excluded.prompt_tokens,
                 completion_tokens = daily.completion_tokens + excluded.completion_tokens,
                 cached_tokens = daily.cached_tokens + excluded.cached_tokens,
                 reasoning_tokens = daily.reasoning_tokens + excluded.reasoning_tokens,
-                cost_usd = daily.cost_usd + excluded.cost_usd
+                cost_usd = daily.cost_usd + excluded.cost_usd,
+                saved_usd = daily.saved_usd + excluded.saved_usd,
+                estimated_requests = daily.estimated_requests + excluded.estimated_requests
             RETURNING 1
             """,
             event.eventID, event.requestID, event.tenant, event.keyID, event.kind, event.model, event.servedModel, event.deployment,
             event.provider, event.promptTokens, event.completionTokens, event.cachedTokens ?? 0, event.reasoningTokens ?? 0,
             event.costUSD ?? 0, event.cacheHit ?? false, event.latencyMilliseconds, event.timeToFirstTokenMilliseconds,
-            event.status, event.timestamp)
+            event.status, event.timestamp, event.usageEstimated ?? false, event.savedUSD ?? 0)
         return rows.count == 1
     }
 }

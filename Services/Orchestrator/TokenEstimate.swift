@@ -9,7 +9,7 @@ enum TokenEstimate {
 
     static func usage(request: ChatCompletionRequest, characters: Int) -> ProviderUsage {
         let prompt = request.messages.reduce(0) { $0 + ($1.content?.plainText.count ?? 0) + 4 }
-        return ProviderUsage(promptTokens: tokens(characters: prompt), completionTokens: tokens(characters: characters))
+        return ProviderUsage(promptTokens: tokens(characters: prompt), completionTokens: tokens(characters: characters), estimated: true)
     }
 
     static func usage(request: ChatCompletionRequest, completionText: String) -> ProviderUsage {

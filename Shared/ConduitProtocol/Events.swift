@@ -229,7 +229,12 @@ public struct UsageEvent: Codable, Sendable, Hashable {
     public var cachedTokens: Int?
     public var reasoningTokens: Int?
     public var costUSD: Double?
+    /// The provider reported no usage (a stream without it, a client that hung up): the tokens
+    /// and cost are our estimate.
+    public var usageEstimated: Bool?
     public var cacheHit: Bool?
+    /// On a semantic-cache hit: what the answer cost when the model gave it (the hit costs 0).
+    public var savedUSD: Double?
     public var latencyMilliseconds: Int?
     /// Streaming only: from the request's arrival to the first content byte sent.
     public var timeToFirstTokenMilliseconds: Int?
@@ -262,7 +267,9 @@ public struct UsageEvent: Codable, Sendable, Hashable {
         case cachedTokens = "cached_tokens"
         case reasoningTokens = "reasoning_tokens"
         case costUSD = "cost_usd"
+        case usageEstimated = "usage_estimated"
         case cacheHit = "cache_hit"
+        case savedUSD = "saved_usd"
         case latencyMilliseconds = "latency_ms"
         case servedModel = "served_model"
         case deployment

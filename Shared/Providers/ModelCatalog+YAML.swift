@@ -91,9 +91,11 @@ private struct DeploymentEntry: Decodable {
         var input: Double?
         var output: Double?
         var cachedInput: Double?
+        var reasoning: Double?
         enum CodingKeys: String, CodingKey {
             case input, output
             case cachedInput = "cached_input"
+            case reasoning
         }
     }
 
@@ -163,7 +165,8 @@ private struct DeploymentEntry: Decodable {
         return Deployment(
             id: id, provider: kind, upstreamModel: model, baseURL: base,
             apiKeyVariable: apiKeyEnv.flatMap { $0.isEmpty ? nil : $0 }, apiVersion: apiVersion,
-            prices: .init(input: pricePerMillion?.input ?? 0, output: pricePerMillion?.output ?? 0, cachedInput: pricePerMillion?.cachedInput),
+            prices: .init(input: pricePerMillion?.input ?? 0, output: pricePerMillion?.output ?? 0, cachedInput: pricePerMillion?.cachedInput,
+                          reasoning: pricePerMillion?.reasoning),
             contextWindow: contextWindow, defaultMaxTokens: maxTokens ?? 4096, tier: tier, quality: quality,
             latencyMilliseconds: latencyMs,
             timeouts: .init(

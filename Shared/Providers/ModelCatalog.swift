@@ -163,18 +163,24 @@ public struct Deployment: Sendable, Hashable {
         public var output: Double
         /// Prompt tokens served from the provider's prompt cache; defaults to the input price.
         public var cachedInput: Double?
+        /// Completion tokens spent reasoning; defaults to the output price.
+        public var reasoning: Double?
 
-        public init(input: Double = 0, output: Double = 0, cachedInput: Double? = nil) {
+        public init(input: Double = 0, output: Double = 0, cachedInput: Double? = nil, reasoning: Double? = nil) {
             self.input = input
             self.output = output
             self.cachedInput = cachedInput
+            self.reasoning = reasoning
         }
 
-        /// What `usage` costs at these prices.
+        /// What `usage` costs at these prices, in USD: the only place a cost is computed.
+        /// Streamed or not, the same usage costs the same.
         public func cost(of usage: ProviderUsage) -> Double {
-            let cached = Double(usage.cachedTokens)
+            let cached = Double(min(usage.cachedTokens, usage.promptTokens))
             let uncached = Double(max(0, usage.promptTokens - usage.cachedTokens))
-            return (uncached * input + cached * (cachedInput ?? input) + Double(usage.completionTokens) * output) / 1_000_000
+            let reasoned = Double(min(usage.reasoningTokens, usage.completionTokens))
+            let answered = Double(max(0, usage.completionTokens - usage.reasoningTokens))
+            return (uncached * input + cached * (cachedInput ?? input) + answered * output + reasoned * (reasoning ?? output)) / 1_000_000
         }
     }
 

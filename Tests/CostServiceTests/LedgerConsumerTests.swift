@@ -58,6 +58,8 @@ struct LedgerConsumerTests {
         event.cachedTokens = prompt / 4
         event.servedModel = model
         event.deployment = model + "-local"
+        event.usageEstimated = prompt % 5 == 0 ? true : nil
+        event.savedUSD = prompt % 4 == 0 ? cost : nil
         return event
     }
 
@@ -109,6 +111,10 @@ struct LedgerConsumerTests {
         #expect(rollups.count == 8)
         #expect(try rollups.map { try $0.decode(Int.self, at: 3) }.reduce(0, +) == 60)
         #expect(try rollups.map { try $0.decode(Int.self, at: 4) }.reduce(0, +) == events.map(\.completionTokens).reduce(0, +))
+        let extras = try #require(try await postgres.query(
+            "SELECT sum(estimated_requests)::int, sum(saved_usd)::text FROM cost.usage_daily WHERE tenant_id = $1", tenant).first)
+        #expect(try extras.decode(Int.self, at: 0) == events.filter { $0.usageEstimated == true }.count)
+        #expect(abs((Double(try extras.decode(String.self, at: 1)) ?? -1) - events.compactMap(\.savedUSD).reduce(0, +)) < 1e-9)
         let bigOnDayOne = try #require(rollups.first { try $0.decode(String.self, at: 0) == "key-0" && $0.decode(String.self, at: 1) == "big" && $0.decode(String.self, at: 2) == "2026-01-01" })
         let expected = events.filter { $0.keyID == "key-0" && $0.model == "big" && Int($0.timestamp.timeIntervalSince1970) / 86_400 == 20_454 }
         #expect(try bigOnDayOne.decode(Int.self, at: 3) == expected.count)

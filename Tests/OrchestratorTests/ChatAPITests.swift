@@ -87,6 +87,24 @@ struct ChatAPITests {
         #expect(events[0].servedModel == nil)
     }
 
+    /// Cost is computed in one place, from the usage: a streamed answer costs exactly what the
+    /// same answer costs unstreamed, and usage the model did not report is marked as estimated.
+    @Test func aStreamedAnswerCostsWhatTheSameAnswerCostsUnstreamed() async throws {
+        let harness = Harness()
+        try await harness.app().test(.router) { client in
+            _ = try await Self.chat(client, #"{"model":"tiny","messages":[{"role":"user","content":"hi"}]}"#)
+            _ = try await Self.chat(client, #"{"model":"tiny","stream":true,"messages":[{"role":"user","content":"hi"}]}"#)
+            _ = try await Self.chat(client, #"{"model":"tiny","stream":true,"messages":[{"role":"user","content":"quiet"}]}"#)
+        }
+        let events = harness.usage.recorded
+        #expect(events.count == 3)
+        #expect(events[0].costUSD == events[1].costUSD)
+        #expect(abs((events[0].costUSD ?? 0) - (9 * 1000 + 2 * 2000) / 1e6) < 1e-12)
+        #expect(events[0].usageEstimated == nil && events[1].usageEstimated == nil)
+        #expect(events[2].usageEstimated == true)
+        #expect((events[2].costUSD ?? 0) > 0)
+    }
+
     @Test func aStreamWithoutModelUsageGetsAnEstimateNotZero() async throws {
         let harness = Harness()
         try await harness.app().test(.router) { client in

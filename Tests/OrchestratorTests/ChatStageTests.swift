@@ -163,6 +163,9 @@ extension ChatStageTests {
         let hits = harness.usage.recorded.filter { $0.cacheHit == true }
         #expect(hits.count == 2)
         #expect(hits.allSatisfy { $0.costUSD == 0 && $0.completionTokens == 2 })
+        // A hit records what it saved: the answer's cost when the model gave it.
+        let paid = try #require(harness.usage.recorded.first { $0.cacheHit == false }?.costUSD)
+        #expect(hits.allSatisfy { abs(($0.savedUSD ?? 0) - paid) < 1e-12 } && paid > 0)
     }
 
     @Test func retrievalPacksSourcesIntoThePromptAndTheAnswerCarriesThem() async throws {

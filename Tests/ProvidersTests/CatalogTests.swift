@@ -68,6 +68,20 @@ import Testing
         #expect(abs(prices.cost(of: ProviderUsage(promptTokens: 1000, completionTokens: 100, cachedTokens: 400)) - 0.0024) < 1e-12)
     }
 
+    /// Reasoning tokens are part of the completion tokens: billed at the output price unless the
+    /// catalog gives them their own (`price_per_million: {reasoning: …}`).
+    @Test func reasoningTokensCostTheOutputPriceUnlessPricedOnTheirOwn() throws {
+        let usage = ProviderUsage(promptTokens: 1000, completionTokens: 300, reasoningTokens: 200)
+        // 1000 × 2 + 300 × 10, per million.
+        #expect(abs(Deployment.Prices(input: 2, output: 10).cost(of: usage) - 0.005) < 1e-12)
+        // 1000 × 2 + 100 × 10 + 200 × 4, per million.
+        #expect(abs(Deployment.Prices(input: 2, output: 10, reasoning: 4).cost(of: usage) - 0.0038) < 1e-12)
+        let catalog = try ModelCatalog(yaml: "models:\n  - name: x\n    deployments:\n      - {id: a, provider: openai, model: m, price_per_million: {input: 2, output: 10, reasoning: 4}}\n")
+        #expect(catalog.models[0].deployments[0].prices.reasoning == 4)
+        // Counts a provider got wrong (more cached than prompt tokens) never price below zero.
+        #expect(Deployment.Prices(input: 2, output: 10, cachedInput: 1).cost(of: ProviderUsage(promptTokens: 10, completionTokens: 0, cachedTokens: 50)) >= 0)
+    }
+
     @Test func mistakesAreNamed() {
         #expect { try ModelCatalog(yaml: "models:\n  - name: x\n    deployments:\n      - {id: a, provider: mistral, model: m}\n") } throws: {
             "\($0)".contains("unknown provider 'mistral'")

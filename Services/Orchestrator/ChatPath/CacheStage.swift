@@ -46,6 +46,8 @@ struct CacheStage: ChatStage {
         usage.promptTokens = completion.usage?.promptTokens ?? 0
         usage.completionTokens = completion.usage?.completionTokens ?? 0
         usage.costUSD = 0
+        // What the model's answer would have cost again, at the expected deployment's prices.
+        usage.savedUSD = completion.usage.flatMap { tokens in turn.primary.map { $0.prices.cost(of: ProviderUsage(tokens)) } }
         usage.latencyMilliseconds = UsageEvent.milliseconds(from: turn.started, to: .now)
         return StageAnswer(completion: completion, usage: usage)
     }

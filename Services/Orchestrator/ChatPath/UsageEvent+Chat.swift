@@ -15,6 +15,7 @@ extension UsageEvent {
         event.cachedTokens = usage.cachedTokens
         event.reasoningTokens = usage.reasoningTokens
         event.costUSD = served.deployment.prices.cost(of: usage)
+        event.usageEstimated = usage.estimated ? true : nil
         event.latencyMilliseconds = Self.milliseconds(from: started, to: .now)
         event.timeToFirstTokenMilliseconds = firstToken.map { Self.milliseconds(from: started, to: $0) }
         event.status = status
