@@ -194,6 +194,7 @@ let package = Package(
         .testTarget(name: "CostServiceTests", dependencies: [
             "CostService", "ConduitKit", "ConduitProtocol", "ConduitPostgres", "ConduitKafka", "TestSupport", "Kafka", "Postgres",
             .product(name: "Logging", package: "swift-log"), .product(name: "Prometheus", package: "swift-prometheus"),
+            .product(name: "HummingbirdTesting", package: "hummingbird"), .product(name: "HTTPTypes", package: "swift-http-types"),
         ], path: "Tests/CostServiceTests"),
         // The application tier: the orchestrator's routes and stages over in-process fakes; no server.
         serviceTests("OrchestratorTests", of: "Orchestrator", [

@@ -11,7 +11,8 @@ import Prometheus
 import Redis
 
 /// Model catalog, budgets, the usage ledger and live spend counters. For now: the ledger,
-/// consumed from `conduit.usage` (budgets, usage queries and forecasts arrive with the cost issue).
+/// consumed from `conduit.usage`, and `GET /v1/usage` over its rollups (budgets and forecasts
+/// arrive with the cost issue).
 ///
 /// | variable | default |
 /// |---|---|
@@ -37,13 +38,9 @@ func buildApplication(configuration: ServiceConfiguration, logger: Logger) async
         consumer: consumer,
         dlq: DeadLetterQueue(producer: producer, topic: environment.string("CONDUIT_COST_SERVICE_DLQ_TOPIC", default: KafkaTopic.usageDLQ)),
         ledger: PostgresUsageLedger(postgres: postgres), metrics: .init(registry: registry), logger: logger)
-    let router = makeConduitRouter(
-        configuration: configuration,
-        registry: registry,
-        readiness: [.postgres(postgres), .redis(redis), .kafka(producer)]
-    )
-    // No routes of its own yet; those to come go in this group, behind the signed identity.
-    _ = try router.internalRoutes(configuration)
+    let router = try buildRouter(
+        configuration: configuration, report: PostgresUsageReport(postgres: postgres), registry: registry,
+        readiness: [.postgres(postgres), .redis(redis), .kafka(producer)])
     // The consumer joins its group once the ledger's tables exist.
     let migrated = StartGate()
     return makeConduitApplication(
@@ -56,4 +53,12 @@ func buildApplication(configuration: ServiceConfiguration, logger: Logger) async
             migrated.open()
         }]
     )
+}
+
+/// The routes, behind the signed identity: `GET /v1/usage` over the usage report.
+func buildRouter(configuration: ServiceConfiguration, report: any UsageReport, registry: PrometheusCollectorRegistry,
+                 readiness: [ReadinessCheck] = []) throws -> Router<ConduitRequestContext> {
+    let router = makeConduitRouter(configuration: configuration, registry: registry, readiness: readiness)
+    UsageController(report: report).addRoutes(to: try router.internalRoutes(configuration))
+    return router
 }

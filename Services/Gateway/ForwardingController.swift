@@ -10,7 +10,8 @@ import NIOCore
 /// Routes the gateway passes to an internal service unchanged, with the caller's identity in
 /// the `X-Conduit-*` headers: the chat path and the model list to the orchestrator,
 /// `/v1/embeddings` to the embedder, `/v1/search` to the retriever (which scopes it to the
-/// caller's tenant), sessions and the cache purge to the orchestrator. Event streams are relayed as they arrive; a client that goes away closes
+/// caller's tenant), sessions and the cache purge to the orchestrator, `/v1/usage` to the
+/// cost-service. Event streams are relayed as they arrive; a client that goes away closes
 /// the hop behind it, which cancels the provider call.
 struct ForwardingController: Sendable {
     let services: any ServiceForwarding
@@ -37,14 +38,23 @@ struct ForwardingController: Sendable {
         router.delete("/v1/cache") { request, context in
             try await forward(request, context, to: .orchestrator, method: "DELETE", path: "/v1/cache")
         }
+        router.get("/v1/usage") { request, context in
+            try await forward(request, context, to: .costService, method: "GET", path: "/v1/usage" + Self.query(of: request))
+        }
     }
 
     /// Request headers of the caller's that mean something to the services behind.
-    static let passedRequestHeaders = ["X-Conduit-Session-Id", "X-Conduit-Session"]
+    static let passedRequestHeaders = ["X-Conduit-Session-Id", "X-Conduit-Session", "Accept"]
     /// Response headers passed back to the caller.
     static let passedResponseHeaders = [
-        "X-Conduit-Deployment", "Retry-After", "X-Conduit-Cache", "X-Conduit-Cache-Similarity", "X-Conduit-Session-Id",
+        "Content-Disposition", "X-Conduit-Deployment", "Retry-After", "X-Conduit-Cache", "X-Conduit-Cache-Similarity", "X-Conduit-Session-Id",
     ]
+
+    /// `?` and the request's query string, as it came, when it has one.
+    static func query(of request: Request) -> String {
+        guard let query = request.uri.query, !query.isEmpty else { return "" }
+        return "?" + query
+    }
 
     /// The largest answer that is not a stream (64 MiB).
     static let maxBodyBytes = 64 << 20

@@ -120,6 +120,19 @@ struct LedgerConsumerTests {
         #expect(try bigOnDayOne.decode(Int.self, at: 3) == expected.count)
         #expect(abs((Double(try bigOnDayOne.decode(String.self, at: 5)) ?? 0) - expected.map { $0.costUSD ?? 0 }.reduce(0, +)) < 1e-9)
 
+        // The usage report reads the same rollups, summed over what it does not group by.
+        let report = PostgresUsageReport(postgres: postgres)
+        let byModel = try await report.rows(try UsageQuery(tenant: tenant, parameters: ["from": "2026-01-01", "to": "2026-01-02", "group_by": "model"]))
+        #expect(byModel.map(\.model) == ["big", "small"])
+        #expect(byModel.map(\.requests) == [events.filter { $0.model == "big" }.count, events.filter { $0.model == "small" }.count])
+        let reported: Double = byModel.map(\.costUSD).reduce(0, +)
+        let spent: Double = events.map { $0.costUSD ?? 0 }.reduce(0, +)
+        #expect(abs(reported - spent) < 1e-9)
+        let byKeyAndDay = try await report.rows(try UsageQuery(tenant: tenant, parameters: ["from": "2026-01-01", "to": "2026-01-01", "group_by": "key,day"]))
+        #expect(byKeyAndDay.map { "\($0.keyID ?? "-")/\($0.day ?? "-")" } == ["key-0/2026-01-01", "key-1/2026-01-01"])
+        #expect(byKeyAndDay.map(\.requests).reduce(0, +) == events.filter { Int($0.timestamp.timeIntervalSince1970) / 86_400 == 20_454 }.count)
+        #expect(try await report.rows(try UsageQuery(tenant: "someone-else", parameters: ["from": "2026-01-01", "to": "2026-01-02"])).isEmpty)
+
         let dead = try await TestEnvironment.readMessages(dlq, count: 3)
         let reasons = dead.map { String(decoding: $0.value, as: UTF8.self) }
         #expect(reasons.contains { $0.contains("not valid JSON") })

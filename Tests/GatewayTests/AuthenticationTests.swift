@@ -111,4 +111,18 @@ struct AuthenticationTests {
         #expect(identity.tenant == harness.tenant)
         #expect(identity.keyID == "admin-" + harness.tenant)
     }
+
+    @Test func usageGoesToTheCostServiceWithItsQuery() async throws {
+        let harness = GatewayHarness()
+        try await harness.app().test(.router) { client in
+            let response = try await client.execute(uri: "/v1/usage?from=2026-01-01&group_by=model,day", method: .get,
+                                                    headers: [.authorization: "Bearer \(harness.key)", .accept: "text/csv"])
+            #expect(response.status == .ok)
+        }
+        let call = try #require(harness.services.received.first)
+        #expect(call.service == .costService && call.method == "GET")
+        #expect(call.path == "/v1/usage?from=2026-01-01&group_by=model,day")
+        #expect(call.headers["accept"] == "text/csv")
+        #expect(call.headers["x-conduit-identity"] != nil)
+    }
 }
