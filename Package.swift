@@ -191,6 +191,9 @@ let package = Package(
             .product(name: "HTTPTypes", package: "swift-http-types"),
             .product(name: "NIOCore", package: "swift-nio"),
         ], path: "Tests/RetrieverTests"),
+        .testTarget(name: "MetricsExporterTests", dependencies: [
+            "MetricsExporter", "ConduitProtocol", "TestSupport", .product(name: "Prometheus", package: "swift-prometheus"),
+        ], path: "Tests/MetricsExporterTests"),
         .testTarget(name: "CostServiceTests", dependencies: [
             "CostService", "ConduitKit", "ConduitProtocol", "ConduitPostgres", "ConduitKafka", "TestSupport", "Kafka", "Postgres",
             .product(name: "Logging", package: "swift-log"), .product(name: "Prometheus", package: "swift-prometheus"),

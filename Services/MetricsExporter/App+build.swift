@@ -6,7 +6,13 @@ import Kafka
 import Logging
 import Prometheus
 
-/// Consumes usage, audit and alert events and exposes them as Prometheus metrics.
+/// Consumes usage, audit and alert events and exposes them as Prometheus metrics: event counts
+/// by topic and kind, and the `llm_*` metrics of usage events (`UsageMetrics`).
+///
+/// | variable | default |
+/// |---|---|
+/// | `CONDUIT_METRICS_EXPORTER_GROUP` | `conduit-metrics-exporter` (its Kafka consumer group) |
+/// | `CONDUIT_METRICS_MAX_LABEL_VALUES` | 100 (distinct models kept as label values; later ones count as `other`) |
 func buildApplication(configuration: ServiceConfiguration, logger: Logger) async throws -> some ApplicationProtocol {
     let consumer = KafkaConsumer(
         configuration: .init(
@@ -19,7 +25,8 @@ func buildApplication(configuration: ServiceConfiguration, logger: Logger) async
         logger: logger
     )
     let registry = PrometheusCollectorRegistry()
-    let counter = EventCounter(consumer: consumer, registry: registry, logger: logger)
+    let usage = UsageMetrics(registry: registry, maxLabelValues: try configuration.environment.int("CONDUIT_METRICS_MAX_LABEL_VALUES", default: 100))
+    let counter = EventCounter(consumer: consumer, registry: registry, usage: usage, logger: logger)
     let router = makeConduitRouter(configuration: configuration, registry: registry, readiness: [.kafka(consumer)])
     // No routes of its own yet; those to come go in this group, behind the signed identity.
     _ = try router.internalRoutes(configuration)

@@ -6,12 +6,18 @@ import Logging
 import Prometheus
 import ServiceLifecycle
 
-/// Counts the platform's events by topic and kind. A value that is not a JSON object with a
-/// `schema_version` is counted as malformed and skipped; every offset is committed once counted.
+/// Counts the platform's events by topic and kind, and turns usage events into the `llm_*`
+/// metrics (`UsageMetrics`). A value that is not a JSON object with a `schema_version` (or a
+/// usage event that does not decode) is counted as malformed and skipped; every offset is
+/// committed once counted, so a restart counts again at most what was counted since the last
+/// commit (a second or so: the consumer's commit interval).
 struct EventCounter: Service {
     let consumer: KafkaConsumer
     let registry: PrometheusCollectorRegistry
+    let usage: UsageMetrics
     let logger: Logger
+    /// Event kinds are free text on the wire: bounded like every label.
+    let kinds = LabelLimiter(limit: 64)
 
     func run() async throws {
         do {
@@ -36,17 +42,22 @@ struct EventCounter: Service {
 
     func record(_ message: KafkaMessage) {
         let fields = (try? JSONSerialization.jsonObject(with: Data(message.value))) as? [String: Any]
-        guard let fields, fields["schema_version"] != nil else {
-            registry.makeCounter(
-                descriptor: .init(namespace: "conduit", subsystem: "events", metricName: "malformed", unitName: "total", helpText: "Events that could not be read."),
-                labels: [("topic", message.topic)]
-            ).increment()
-            return
+        guard let fields, fields["schema_version"] != nil else { return malformed(message) }
+        if message.topic == KafkaTopic.usage {
+            guard let event = try? EventCoding.decoder().decode(UsageEvent.self, from: Data(message.value)) else { return malformed(message) }
+            usage.record(event)
         }
-        let kind = (fields["kind"] as? String) ?? (fields["action"] as? String) ?? "event"
+        let kind = kinds.value((fields["kind"] as? String) ?? (fields["action"] as? String) ?? "event")
         registry.makeCounter(
             descriptor: .init(namespace: "conduit", subsystem: "events", metricName: "consumed", unitName: "total", helpText: "Events consumed, by topic and kind."),
-            labels: [("topic", message.topic), ("kind", String(kind.prefix(64)))]
+            labels: [("topic", message.topic), ("kind", kind)]
+        ).increment()
+    }
+
+    private func malformed(_ message: KafkaMessage) {
+        registry.makeCounter(
+            descriptor: .init(namespace: "conduit", subsystem: "events", metricName: "malformed", unitName: "total", helpText: "Events that could not be read."),
+            labels: [("topic", message.topic)]
         ).increment()
     }
 }

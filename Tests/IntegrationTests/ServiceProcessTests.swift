@@ -145,7 +145,8 @@ struct ServiceProcessTests {
         defer { running.process.signal(SIGKILL) }
         try await running.waitUntilReady()
         let producer = KafkaProducer(configuration: .init(kafka: .init(bootstrapServers: TestEnvironment.kafkaBrokers)), logger: Logger(label: "p"))
-        let event = UsageEvent(requestID: UUID().uuidString, tenant: "t", kind: "chat", model: "m", promptTokens: 1, completionTokens: 2, status: "ok", timestamp: Date())
+        let model = TestEnvironment.uniqueName("model")
+        let event = UsageEvent(requestID: UUID().uuidString, tenant: "t", kind: "chat", model: model, promptTokens: 1, completionTokens: 2, status: "ok", timestamp: Date())
         try await producer.send(topic: KafkaTopic.usage, key: event.requestID, value: Array(try EventCoding.encoder().encode(event)))
         try await producer.send(topic: KafkaTopic.usage, key: "bad", value: Array("not json".utf8))
         await producer.shutdown()
@@ -153,6 +154,8 @@ struct ServiceProcessTests {
             let text = try await running.get("/metrics").body
             return text.contains(#"conduit_events_consumed_total{topic="conduit.usage",kind="chat"}"#)
                 && text.contains(#"conduit_events_malformed_total{topic="conduit.usage"}"#)
+                && text.contains(#"llm_requests_total{model="\#(model)",provider="none",status="ok"} 1"#)
+                && text.contains(#"llm_tokens_total{model="\#(model)",kind="completion"} 2"#)
         }
         #expect(counted)
         running.process.signal(SIGTERM)
