@@ -31,14 +31,7 @@ struct LedgerConsumer: Service {
     }
 
     static func decode(_ value: [UInt8]) throws -> UsageEvent {
-        let event: UsageEvent
-        do {
-            event = try EventCoding.decoder().decode(UsageEvent.self, from: Data(value))
-        } catch let error as DecodingError {
-            throw MessageRejection(reason: "invalid usage event: \(DecodingProblem.message(error, subject: "The event"))")
-        } catch {
-            throw MessageRejection(reason: "invalid usage event: not JSON")
-        }
+        let event = try MessageRejection.decoding(UsageEvent.self, from: value, what: "usage event", decoder: EventCoding.decoder())
         guard event.schemaVersion == UsageEvent.currentSchemaVersion else {
             throw MessageRejection(reason: "unsupported schema_version \(event.schemaVersion)")
         }

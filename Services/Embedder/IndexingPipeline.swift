@@ -48,14 +48,7 @@ struct IndexingPipeline: Service {
     }
 
     func decode(_ message: KafkaMessage) throws -> IndexingRequest {
-        let request: IndexingRequest
-        do {
-            request = try JSONDecoder().decode(IndexingRequest.self, from: Data(message.value))
-        } catch let error as DecodingError {
-            throw Rejection(reason: "invalid indexing request: \(DecodingProblem.message(error, subject: "The request"))")
-        } catch {
-            throw Rejection(reason: "invalid indexing request: not JSON")
-        }
+        let request = try MessageRejection.decoding(IndexingRequest.self, from: message.value, what: "indexing request")
         guard request.schemaVersion == IndexingRequest.currentSchemaVersion else {
             throw Rejection(reason: "unsupported schema_version \(request.schemaVersion)")
         }

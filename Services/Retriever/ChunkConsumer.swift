@@ -41,14 +41,7 @@ struct ChunkConsumer: Service {
     }
 
     func decode(_ message: KafkaMessage) throws -> IndexedDocumentEvent {
-        let event: IndexedDocumentEvent
-        do {
-            event = try EventCoding.decoder().decode(IndexedDocumentEvent.self, from: Data(message.value))
-        } catch let error as DecodingError {
-            throw Rejection(reason: "invalid indexed-document event: \(DecodingProblem.message(error, subject: "The event"))")
-        } catch {
-            throw Rejection(reason: "invalid indexed-document event: not JSON")
-        }
+        let event = try MessageRejection.decoding(IndexedDocumentEvent.self, from: message.value, what: "indexed-document event", decoder: EventCoding.decoder())
         guard IndexedDocumentEvent.supportedSchemaVersions.contains(event.schemaVersion) else {
             throw Rejection(reason: "unsupported schema_version \(event.schemaVersion)")
         }

@@ -1,4 +1,6 @@
 import ConduitKit
+import ConduitProtocol
+import Foundation
 import Kafka
 import Logging
 import ServiceLifecycle
@@ -42,6 +44,18 @@ public func retryUntilCancelled<T: Sendable>(logger: Logger, _ what: String, _ w
 public struct MessageRejection: Error, Sendable {
     public let reason: String
     public init(reason: String) { self.reason = reason }
+
+    /// `value` decoded as `type`, or the rejection that says why not: "invalid <what>: " and the
+    /// field at fault (`DecodingProblem`), or that it is not JSON at all.
+    public static func decoding<T: Decodable>(_ type: T.Type, from value: [UInt8], what: String, decoder: JSONDecoder = JSONDecoder()) throws -> T {
+        do {
+            return try decoder.decode(type, from: Data(value))
+        } catch let error as DecodingError {
+            throw MessageRejection(reason: "invalid \(what): \(DecodingProblem.message(error, subject: "The event"))")
+        } catch {
+            throw MessageRejection(reason: "invalid \(what): not JSON")
+        }
+    }
 }
 
 extension KafkaConsumer {
