@@ -184,7 +184,9 @@ let package = Package(
         // The application tier: the gateway's routes over in-process fakes; no server.
         serviceTests("GatewayTests", of: "Gateway", [.product(name: "Prometheus", package: "swift-prometheus")]),
         // The gateway's real stores and clients against the test stack's servers.
-        serviceTests("GatewayStoreTests", of: "Gateway", ["Kafka"]),
+        serviceTests("GatewayStoreTests", of: "Gateway", [
+            "Kafka", "Redis", "ConduitRedis", .product(name: "Logging", package: "swift-log"), .product(name: "Prometheus", package: "swift-prometheus"),
+        ]),
         .testTarget(name: "RetrieverTests", dependencies: [
             "Retriever", "ConduitKit", "ConduitProtocol", "TestSupport", "Kafka", "Postgres", "SearchEngine", "ConduitPostgres",
             .product(name: "HummingbirdTesting", package: "hummingbird"),

@@ -21,6 +21,7 @@ import Redis
 /// |---|---|
 /// | `CONDUIT_ADMIN_KEY` | none (`make up` generates one); installed at start as the admin key of `CONDUIT_ADMIN_TENANT` |
 /// | `CONDUIT_ADMIN_TENANT` | `default` |
+/// | `CONDUIT_GATEWAY_RPM_PER_KEY` | 0 (no limit; requests per minute per API key, shared by every replica through Redis) |
 /// | `CONDUIT_GATEWAY_CHAT_TIMEOUT_S` | 900 (a chat exchange with the orchestrator, stream included; other routes 60 s) |
 /// | `CONDUIT_GATEWAY_INDEXING_TOPIC` | `conduit.indexing.requests` (where `/v1/documents` publishes) |
 /// | `CONDUIT_EMBEDDER_MAX_DOCUMENT_CHARS` | 1000000 (the embedder's limit, also refused here: 413 `document_too_large`) |
@@ -40,6 +41,7 @@ func buildApplication(configuration: ServiceConfiguration, logger: Logger) async
         indexing: KafkaIndexingQueue(
             producer: producer, topic: configuration.environment.string("CONDUIT_GATEWAY_INDEXING_TOPIC", default: KafkaTopic.indexingRequests)),
         services: ServiceClient(http: http, baseURLs: configuration.serviceURLs),
+        limiter: RedisRateLimiter(redis: redis),
         readiness: [.postgres(postgres), .redis(redis), .kafka(producer)])
     let router = try buildRouter(configuration: configuration, dependencies: dependencies, registry: registry)
     return makeConduitApplication(
@@ -65,6 +67,7 @@ struct GatewayDependencies: Sendable {
     var keys: any APIKeyStore
     var indexing: any IndexingQueue
     var services: any ServiceForwarding
+    var limiter: any RateLimiter
     var readiness: [ReadinessCheck] = []
 }
 
@@ -72,8 +75,10 @@ func buildRouter(configuration: ServiceConfiguration, dependencies: GatewayDepen
     let router = makeConduitRouter(configuration: configuration, registry: registry, readiness: dependencies.readiness)
     // Every public route is in this group: authentication belongs to the routes, not to how a
     // path is spelled (`//v1/models` is the same route and needs the same key).
-    let api = router.group().add(middleware: AuthenticationMiddleware(
-        authenticator: APIKeyAuthenticator(store: dependencies.keys), keyring: try configuration.requireInternalKeys()))
+    let api = router.group()
+        .add(middleware: AuthenticationMiddleware(authenticator: APIKeyAuthenticator(store: dependencies.keys), keyring: try configuration.requireInternalKeys()))
+        .add(middleware: RateLimitMiddleware(
+            limiter: dependencies.limiter, requestsPerMinute: try configuration.environment.int("CONDUIT_GATEWAY_RPM_PER_KEY", default: 0), registry: registry))
     ForwardingController(
         services: dependencies.services,
         chatTimeout: .seconds(try configuration.environment.int("CONDUIT_GATEWAY_CHAT_TIMEOUT_S", default: 900))

@@ -6,21 +6,24 @@ import Hummingbird
 import Prometheus
 import TestSupport
 
+/// The gateway's routes over in-process fakes, with one admin key installed.
 struct GatewayHarness {
     var keys = InMemoryAPIKeyStore()
     var indexing = RecordingIndexingQueue()
     var services = FakeServices()
+    var limiter: any RateLimiter = CountingRateLimiter()
     var environment: [String: String] = [:]
     let key = APIKeyAuthenticator.generateKey()
     let tenant = "acme"
+    let registry = PrometheusCollectorRegistry()
 
     /// The gateway's routes over the fakes, with `key` installed as the tenant's admin key.
     func app() async throws -> some ApplicationProtocol {
         try await APIKeyAuthenticator(store: keys).installAdminKey(key, tenant: tenant)
         let configuration = try ServiceConfiguration(service: .gateway, environment: ConduitEnvironment(TestIdentity.environment.merging(environment) { $1 }))
         let router = try buildRouter(
-            configuration: configuration, dependencies: GatewayDependencies(keys: keys, indexing: indexing, services: services),
-            registry: PrometheusCollectorRegistry())
+            configuration: configuration, dependencies: GatewayDependencies(keys: keys, indexing: indexing, services: services, limiter: limiter),
+            registry: registry)
         return Application(router: router)
     }
 }
