@@ -30,7 +30,8 @@ struct RouterTests {
         router.get("/stream") { _, _ in
             Response(status: .ok, body: ResponseBody { writer in
                 try await writer.write(ByteBuffer(string: "first "))
-                try await Task.sleep(for: .milliseconds(1500))
+                // Held open until the test has looked (at most 30 s), however slow the machine.
+                _ = try await eventually(within: .seconds(30)) { RouterTests.streamReleased.withLock { $0 } }
                 try await writer.write(ByteBuffer(string: "last"))
                 try await writer.finish(nil)
             })
@@ -142,6 +143,9 @@ struct RouterTests {
         }
     }
 
+    /// Lets `/stream` finish (it holds its last bytes until then).
+    static let streamReleased = Locked(false)
+
     /// A stream counts as in flight until its last byte, not just until its head; a request
     /// whose handler throws stops counting at once.
     @Test func requestsInFlightCountStreamsToTheirEnd() async throws {
@@ -155,10 +159,12 @@ struct RouterTests {
             }
             try await client.execute(uri: "/boom", method: .get) { _ in }
             let stream = Task { try await client.execute(uri: "/stream", method: .get) { String(buffer: $0.body) } }
-            try await Task.sleep(for: .milliseconds(500))
-            // The stream and this metrics request itself.
-            let during = try await inFlight()
-            #expect(during == #"conduit_http_requests_in_flight{service="gateway"} 2.0"#)
+            // The stream and this metrics request itself, while the stream is held open.
+            let counted = try await eventually(within: .seconds(20)) {
+                try await inFlight() == #"conduit_http_requests_in_flight{service="gateway"} 2.0"#
+            }
+            #expect(counted)
+            Self.streamReleased.withLock { $0 = true }
             let streamed = try await stream.value
             #expect(streamed == "first last")
             let after = try await inFlight()
