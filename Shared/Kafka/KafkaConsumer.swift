@@ -188,9 +188,12 @@ public struct KafkaMessages: AsyncSequence, Sendable {
 
 /// Where the poll thread waits, and what wakes it: the reader's demand and the bytes it takes,
 /// and shutdown, all through `KafkaConsumer.PollStateMachine`.
+///
+/// `@unchecked Sendable` is safe: the one mutable property, `machine`, is only read or changed
+/// with `condition` locked (every method goes through `locked`, `wakeIf` or `nextStep`), and
+/// `NSCondition` itself is thread-safe. The poll thread waits on that same condition, and every
+/// change that can end a wait signals it under the lock, so no wake-up is lost.
 final class ConsumerDemand: NIOAsyncSequenceProducerDelegate, @unchecked Sendable {
-    // `@unchecked`: `machine` is only read or changed with `condition` locked, and the poll
-    // thread waits on that same condition, so every change that can end a wait signals it.
     private let condition = NSCondition()
     private var machine: KafkaConsumer.PollStateMachine
 
