@@ -39,9 +39,12 @@ struct LedgerConsumer: Service {
         where value.isEmpty {
             throw MessageRejection(reason: "'\(field)' must not be empty")
         }
-        let tokens = [("prompt_tokens", event.promptTokens), ("completion_tokens", event.completionTokens),
-                      ("cached_tokens", event.cachedTokens ?? 0), ("reasoning_tokens", event.reasoningTokens ?? 0)]
-        if let (field, _) = tokens.first(where: { !(0...Int(Int32.max)).contains($0.1) }) {
+        // Every integer column is a Postgres `integer`: a value past it would fail the insert on
+        // every retry and hold the partition, so it is refused here instead.
+        let integers = [("prompt_tokens", event.promptTokens), ("completion_tokens", event.completionTokens),
+                        ("cached_tokens", event.cachedTokens ?? 0), ("reasoning_tokens", event.reasoningTokens ?? 0),
+                        ("latency_ms", event.latencyMilliseconds ?? 0), ("ttft_ms", event.timeToFirstTokenMilliseconds ?? 0)]
+        if let (field, _) = integers.first(where: { !(0...Int(Int32.max)).contains($0.1) }) {
             throw MessageRejection(reason: "'\(field)' must be between 0 and \(Int32.max)")
         }
         for (field, amount) in [("cost_usd", event.costUSD), ("saved_usd", event.savedUSD)] {

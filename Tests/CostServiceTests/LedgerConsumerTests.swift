@@ -175,5 +175,9 @@ struct UsageEventValidationTests {
         #expect(Self.reason(Self.valid.replacingOccurrences(of: #""cost_usd":0.5"#, with: #""cost_usd":-1"#)).contains("cost_usd"))
         #expect(Self.reason(Self.valid.replacingOccurrences(of: #""completion_tokens":2"#, with: #""completion_tokens":-2"#)).contains("completion_tokens"))
         #expect(Self.reason(Self.valid.replacingOccurrences(of: #""schema_version":1"#, with: #""schema_version":2"#)).contains("schema_version 2"))
+        // Values no ledger column holds would fail the insert on every retry: refused up front.
+        #expect(Self.reason(Self.valid.replacingOccurrences(of: #""status":"ok""#, with: #""status":"ok","latency_ms":3000000000"#)).contains("latency_ms"))
+        #expect(Self.reason(Self.valid.replacingOccurrences(of: #""status":"ok""#, with: #""status":"ok","ttft_ms":-1"#)).contains("ttft_ms"))
+        #expect(Self.reason(Self.valid.replacingOccurrences(of: #""cost_usd":0.5"#, with: #""cost_usd":0.5,"saved_usd":1e12"#)).contains("saved_usd"))
     }
 }
