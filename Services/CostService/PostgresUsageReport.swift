@@ -1,7 +1,8 @@
 import Foundation
 import Postgres
 
-/// `GET /v1/usage` from `cost.usage_daily`, summed over the dimensions not grouped by.
+/// `GET /v1/usage` from `cost.usage_daily`, summed over the dimensions not grouped by, at most
+/// `UsageQuery.maxRows` groups.
 struct PostgresUsageReport: UsageReport {
     let postgres: PostgresClient
 
@@ -19,8 +20,9 @@ struct PostgresUsageReport: UsageReport {
         let rows = try await postgres.query("""
             SELECT \(grouped)sum(requests)::bigint, sum(prompt_tokens)::bigint, sum(completion_tokens)::bigint, sum(cached_tokens)::bigint,
                    sum(reasoning_tokens)::bigint, sum(estimated_requests)::bigint, sum(cost_usd)::text, sum(saved_usd)::text
-            FROM cost.usage_daily WHERE tenant_id = $1 AND day BETWEEN $2::date AND $3::date \(order)
-            """, query.tenant, query.from, query.to)
+            FROM cost.usage_daily WHERE tenant_id = $1 AND day BETWEEN $2::date AND $3::date \(order) LIMIT $4
+            """, query.tenant, query.from, query.to, UsageQuery.maxRows + 1)
+        guard rows.count <= UsageQuery.maxRows else { throw UsageReportError.tooManyRows }
         return try rows.map { row in
             var result = UsageRow(requests: 0, promptTokens: 0, completionTokens: 0, cachedTokens: 0, reasoningTokens: 0, estimatedRequests: 0, costUSD: 0, savedUSD: 0)
             for (index, dimension) in query.groupBy.enumerated() {
@@ -41,6 +43,6 @@ struct PostgresUsageReport: UsageReport {
             result.costUSD = Double(try row.decode(String.self, at: at + 6)) ?? 0
             result.savedUSD = Double(try row.decode(String.self, at: at + 7)) ?? 0
             return result
-        }.filter { $0.requests > 0 }
+        }
     }
 }

@@ -35,7 +35,13 @@ struct UsageController: Sendable {
             throw APIError.invalidRequest("'format' is json or csv.", param: "format")
         }
         let csv = parameters["format"] == "csv" || (parameters["format"] == nil && request.headers[.accept]?.contains("text/csv") == true)
-        let rows = try await report.rows(query)
+        let rows: [UsageRow]
+        do {
+            rows = try await report.rows(query)
+        } catch UsageReportError.tooManyRows {
+            throw APIError.invalidRequest("The answer would hold more than \(UsageQuery.maxRows) groups; narrow 'from'/'to' or group by fewer dimensions.",
+                                          param: "group_by")
+        }
         guard csv else {
             return try jsonResponse(Answer(from: query.from, to: query.to, groupBy: query.groupBy.map(\.rawValue), data: rows))
         }

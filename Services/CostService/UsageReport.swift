@@ -18,6 +18,8 @@ struct UsageQuery: Sendable, Equatable {
 
     /// The longest range one query covers.
     static let maxDays = 366
+    /// The most groups one answer holds; a query past it is asked to narrow its range or grouping.
+    static let maxRows = 50_000
     /// Dimensions the ledger does not record yet (events carry no user, team or tags).
     static let unrecorded: Set<String> = ["user", "team", "tag"]
 
@@ -123,5 +125,10 @@ struct UsageRow: Sendable, Equatable, Encodable {
 
 /// Reads the daily rollups: `PostgresUsageReport`.
 protocol UsageReport: Sendable {
+    /// Throws `UsageReportError.tooManyRows` past `UsageQuery.maxRows` groups.
     func rows(_ query: UsageQuery) async throws -> [UsageRow]
+}
+
+enum UsageReportError: Error {
+    case tooManyRows
 }

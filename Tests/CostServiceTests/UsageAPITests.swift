@@ -15,9 +15,14 @@ struct UsageAPITests {
     final class FakeReport: UsageReport {
         let asked = Locked<[UsageQuery]>([])
         let rows: [UsageRow]
-        init(rows: [UsageRow]) { self.rows = rows }
+        let tooMany: Bool
+        init(rows: [UsageRow], tooMany: Bool = false) {
+            self.rows = rows
+            self.tooMany = tooMany
+        }
         func rows(_ query: UsageQuery) async throws -> [UsageRow] {
             asked.withLock { $0.append(query) }
+            if tooMany { throw UsageReportError.tooManyRows }
             return rows
         }
     }
@@ -89,6 +94,16 @@ struct UsageAPITests {
         }
         // No bad query reached the report.
         #expect(report.asked.withLock { $0.isEmpty })
+    }
+
+    @Test func anAnswerTooLargeToHoldAsksForANarrowerQuery() async throws {
+        try await Self.app(FakeReport(rows: [], tooMany: true)).test(.router) { client in
+            let response = try await client.execute(uri: "/v1/usage?group_by=key,day", method: .get, headers: TestIdentity.fields(tenant: "acme"))
+            #expect(response.status == .badRequest)
+            let error = JSONValue.parse(Array(response.body.readableBytesView))?["error"]
+            #expect(error?["param"] == "group_by")
+            #expect(error?["message"]?.stringValue?.contains("more than \(UsageQuery.maxRows) groups") == true)
+        }
     }
 
     @Test func defaultsCoverTheLastThirtyDaysThroughToday() throws {
