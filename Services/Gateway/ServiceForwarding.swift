@@ -17,7 +17,7 @@ struct ForwardedResponse: Sendable {
     var body: any AsyncSequence<[UInt8], any Error> & Sendable
 
     func header(_ name: String) -> String? {
-        headers.first { $0.name.lowercased() == name.lowercased() }?.value
+        HTTP.HTTPResponse.header(name, in: headers)
     }
 }
 

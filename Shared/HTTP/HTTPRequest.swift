@@ -24,7 +24,13 @@ public struct HTTPResponse: Sendable {
 
     /// The first value of a header, case-insensitively.
     public func header(_ name: String) -> String? {
-        headers.first { Self.sameName($0.name, name) }?.value
+        Self.header(name, in: headers)
+    }
+
+    /// The first value of a header in `headers`, case-insensitively (for headers passed on
+    /// from a response, as the gateway does).
+    public static func header(_ name: String, in headers: [(name: String, value: String)]) -> String? {
+        headers.first { sameName($0.name, name) }?.value
     }
 
     /// ASCII case-insensitive equality, without allocating lower-cased copies.
