@@ -33,11 +33,11 @@ let http: [Target.Dependency] = ["HTTP", "ConduitHTTP"]
 let services = [
     service("Gateway", product: "gateway", dependencies: postgres + redis + kafka + http + [.product(name: "Crypto", package: "swift-crypto")]),
     service("Orchestrator", product: "orchestrator", dependencies: redis + kafka + http + [
-        "Providers", "SemanticCache", .product(name: "Crypto", package: "swift-crypto"),
+        "Providers", "SemanticCache", "Budgets", .product(name: "Crypto", package: "swift-crypto"),
     ]),
     service("Embedder", product: "embedder", dependencies: kafka + http + ["TextEmbedding", "Providers"]),
     service("Retriever", product: "retriever", dependencies: postgres + kafka + http + ["SearchEngine"]),
-    service("CostService", product: "cost-service", dependencies: postgres + redis + kafka),
+    service("CostService", product: "cost-service", dependencies: postgres + redis + kafka + http + ["Budgets", .product(name: "Crypto", package: "swift-crypto")]),
     service("PromptRegistry", product: "prompt-registry", dependencies: postgres + redis),
     service("MetricsExporter", product: "metrics-exporter", dependencies: kafka),
 ]
@@ -114,6 +114,9 @@ let package = Package(
             .product(name: "Prometheus", package: "swift-prometheus"),
             .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
         ], path: "Shared/Providers"),
+        // Budgets' live spend counters in Redis, shared by the orchestrator (reserve, settle) and
+        // the cost-service (build from the ledger, report).
+        .target(name: "Budgets", dependencies: ["ConduitProtocol", "Redis"], path: "Shared/Budgets"),
         // A prefetch hint for the vector index's walk (Swift has no prefetch intrinsic).
         .target(name: "CSearchKernels", path: "Shared/CSearchKernels"),
 
@@ -163,6 +166,9 @@ let package = Package(
             .product(name: "HTTPTypes", package: "swift-http-types"),
             .product(name: "NIOCore", package: "swift-nio"),
         ], path: "Tests/ConduitKitTests"),
+        .testTarget(name: "BudgetsTests", dependencies: [
+            "Budgets", "ConduitProtocol", "Redis", "TestSupport", .product(name: "Logging", package: "swift-log"),
+        ], path: "Tests/BudgetsTests"),
         .testTarget(name: "PostgresTests", dependencies: ["Postgres", "TestSupport"], path: "Tests/PostgresTests"),
         .testTarget(name: "RedisTests", dependencies: ["Redis", "TestSupport", .product(name: "Prometheus", package: "swift-prometheus")], path: "Tests/RedisTests"),
         .testTarget(name: "KafkaTests", dependencies: ["Kafka", "TestSupport"], path: "Tests/KafkaTests"),

@@ -42,7 +42,7 @@ public enum ErrorType: String, Codable, Sendable, CaseIterable {
         case .authentication: 401
         case .permission: 403
         case .rateLimit: 429
-        case .budgetExceeded: 402
+        case .budgetExceeded: 429
         case .upstream: 502
         case .server: 500
         }

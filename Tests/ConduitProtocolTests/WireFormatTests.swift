@@ -76,7 +76,7 @@ struct WireFormatTests {
     @Test func errorTypesHaveTheirStatuses() {
         #expect(ErrorType.authentication.status == 401)
         #expect(ErrorType.rateLimit.status == 429)
-        #expect(ErrorType.budgetExceeded.status == 402)
+        #expect(ErrorType.budgetExceeded.status == 429)
         #expect(ErrorType.upstream.status == 502)
     }
 
