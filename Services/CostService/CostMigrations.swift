@@ -73,5 +73,40 @@ enum CostMigrations {
             ALTER TABLE usage_daily ADD COLUMN saved_usd numeric(24, 10) NOT NULL DEFAULT 0;
             ALTER TABLE usage_daily ADD COLUMN estimated_requests bigint NOT NULL DEFAULT 0;
             """),
+        // The first budgets table had one free-text scope and nothing wrote it.
+        PostgresMigration(version: 4, name: "budgets with scopes, periods in a time zone, alerts; who spent", sql: """
+            DROP TABLE budgets;
+            CREATE TABLE budgets (
+                id text PRIMARY KEY,
+                tenant_id text NOT NULL,
+                name text,
+                team text,
+                user_id text,
+                key_id text,
+                tag text,
+                model text,
+                period text NOT NULL CHECK (period IN ('day', 'week', 'month', 'total')),
+                time_zone text NOT NULL,
+                limit_usd double precision NOT NULL CHECK (limit_usd >= 0),
+                alert_thresholds double precision[] NOT NULL,
+                webhook_url text,
+                created_at timestamptz NOT NULL DEFAULT now(),
+                updated_at timestamptz NOT NULL DEFAULT now()
+            );
+            CREATE INDEX budgets_tenant ON budgets (tenant_id);
+            CREATE TABLE budget_alerts (
+                budget_id text NOT NULL,
+                window_label text NOT NULL,
+                threshold double precision NOT NULL,
+                spent_usd double precision NOT NULL,
+                raised_at timestamptz NOT NULL DEFAULT now(),
+                delivered_at timestamptz,
+                PRIMARY KEY (budget_id, window_label, threshold)
+            );
+            ALTER TABLE usage_ledger ADD COLUMN team text;
+            ALTER TABLE usage_ledger ADD COLUMN user_id text;
+            ALTER TABLE usage_ledger ADD COLUMN tags text[] NOT NULL DEFAULT '{}';
+            CREATE INDEX usage_ledger_tenant_time_cost ON usage_ledger (tenant_id, occurred_at) INCLUDE (cost_usd, key_id, model, team, user_id);
+            """),
     ])
 }

@@ -39,6 +39,12 @@ struct LedgerConsumer: Service {
         where value.isEmpty {
             throw MessageRejection(reason: "'\(field)' must not be empty")
         }
+        // Postgres text holds no NUL: such a row would fail on every retry.
+        let texts = [event.eventID, event.requestID, event.tenant, event.kind, event.model, event.status] +
+            [event.keyID, event.team, event.user, event.servedModel, event.deployment, event.provider].compactMap { $0 } + (event.tags ?? [])
+        if texts.contains(where: { $0.utf8.contains(0) }) {
+            throw MessageRejection(reason: "text fields must not contain NUL")
+        }
         // Every integer column is a Postgres `integer`: a value past it would fail the insert on
         // every retry and hold the partition, so it is refused here instead.
         let integers = [("prompt_tokens", event.promptTokens), ("completion_tokens", event.completionTokens),

@@ -14,8 +14,9 @@ struct PostgresUsageLedger: UsageLedger {
                 INSERT INTO cost.usage_ledger (
                     event_id, request_id, tenant_id, key_id, kind, model, served_model, deployment, provider,
                     prompt_tokens, completion_tokens, cached_tokens, reasoning_tokens, cost_usd, cache_hit,
-                    latency_ms, ttft_ms, status, occurred_at, usage_estimated, saved_usd)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)
+                    latency_ms, ttft_ms, status, occurred_at, usage_estimated, saved_usd, team, user_id, tags)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23,
+                        ARRAY(SELECT jsonb_array_elements_text($24::jsonb)))
                 ON CONFLICT (event_id) DO NOTHING
                 RETURNING tenant_id, coalesce(key_id, '') AS key_id, model, (occurred_at AT TIME ZONE 'UTC')::date AS day,
                           prompt_tokens, completion_tokens, cached_tokens, reasoning_tokens, cost_usd, saved_usd, usage_estimated
@@ -39,7 +40,8 @@ struct PostgresUsageLedger: UsageLedger {
             event.eventID, event.requestID, event.tenant, event.keyID, event.kind, event.model, event.servedModel, event.deployment,
             event.provider, event.promptTokens, event.completionTokens, event.cachedTokens ?? 0, event.reasoningTokens ?? 0,
             event.costUSD ?? 0, event.cacheHit ?? false, event.latencyMilliseconds, event.timeToFirstTokenMilliseconds,
-            event.status, event.timestamp, event.usageEstimated ?? false, event.savedUSD ?? 0)
+            event.status, event.timestamp, event.usageEstimated ?? false, event.savedUSD ?? 0, event.team, event.user,
+            String(decoding: try JSONEncoder().encode(event.tags ?? []), as: UTF8.self))
         return rows.count == 1
     }
 }

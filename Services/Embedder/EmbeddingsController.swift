@@ -96,7 +96,7 @@ struct EmbeddingsController: Sendable {
     private func record(_ caller: CallerIdentity, context: ConduitRequestContext, model: String, provider: String, tokens: Int, started: ContinuousClock.Instant) {
         var event = UsageEvent(requestID: context.requestID, tenant: caller.tenant, kind: "embedding", model: model,
                                promptTokens: tokens, completionTokens: 0, status: "ok", timestamp: Date())
-        event.keyID = caller.keyID
+        event.attribute(to: caller, user: nil)
         event.servedModel = model
         event.provider = provider
         // The native model costs nothing per token; remote prices arrive with the cost service.

@@ -23,6 +23,14 @@ enum GatewayMigrations {
             ALTER TABLE api_keys ADD COLUMN chat_defaults jsonb
                 CHECK (chat_defaults IS NULL OR jsonb_typeof(chat_defaults) = 'object');
             """),
+        // Who a key's spend belongs to: usage reports and budgets group by them. Set in SQL
+        // until the admin API manages keys.
+        PostgresMigration(version: 3, name: "api key team, user and tags", sql: """
+            ALTER TABLE api_keys ADD COLUMN team text CHECK (team IS NULL OR team !~ '[\\n\\r]');
+            ALTER TABLE api_keys ADD COLUMN user_id text CHECK (user_id IS NULL OR user_id !~ '[\\n\\r]');
+            ALTER TABLE api_keys ADD COLUMN tags text[] NOT NULL DEFAULT '{}'
+                CHECK (array_to_string(tags, '') !~ '[,\\n\\r]' AND '' <> ALL (tags));
+            """),
     ])
 
     static let audit = PostgresMigrator(schema: "audit", migrations: [

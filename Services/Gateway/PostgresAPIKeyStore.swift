@@ -8,11 +8,16 @@ struct PostgresAPIKeyStore: APIKeyStore {
 
     func identity(forHash hash: Data) async throws -> CallerIdentity? {
         let rows = try await postgres.query(
-            "SELECT id, tenant_id, array_to_string(roles, ','), chat_defaults::text FROM gateway.api_keys WHERE key_hash = $1 AND revoked_at IS NULL", hash)
+            """
+            SELECT id, tenant_id, array_to_string(roles, ','), chat_defaults::text, team, user_id, array_to_string(tags, ',')
+            FROM gateway.api_keys WHERE key_hash = $1 AND revoked_at IS NULL
+            """, hash)
         return try rows.first.map { row in
             CallerIdentity(tenant: try row.decode(at: 1), keyID: try row.decode(at: 0),
                            roles: try row.decode(String.self, at: 2).split(separator: ",").map(String.init),
-                           chatDefaults: try row.decode(String?.self, at: 3))
+                           team: try row.decode(String?.self, at: 4), user: try row.decode(String?.self, at: 5),
+                           chatDefaults: try row.decode(String?.self, at: 3),
+                           tags: try row.decode(String.self, at: 6).split(separator: ",").map(String.init))
         }
     }
 

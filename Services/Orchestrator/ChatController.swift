@@ -39,7 +39,7 @@ struct ChatController: Sendable {
         var billing = UsageEvent(
             requestID: context.requestID, tenant: caller.tenant,
             kind: "chat", model: body.model, promptTokens: 0, completionTokens: 0, status: "ok", timestamp: Date())
-        billing.keyID = caller.keyID
+        billing.attribute(to: caller, user: body.user)
         billing.cacheHit = false
         let primary = models.primaryDeployment(for: body.model)
         let turn = ChatTurn(

@@ -37,8 +37,12 @@ public struct CallerIdentity: Sendable, Equatable {
     public var user: String?
     /// The key's defaults for the `conduit` object of chat requests (JSON), if it has any.
     public var chatDefaults: String?
+    /// The key's tags (cost attribution; tag budgets apply to them).
+    public var tags: [String]
 
-    public init(tenant: String, keyID: String, roles: [String], team: String? = nil, user: String? = nil, chatDefaults: String? = nil) {
+    public init(tenant: String, keyID: String, roles: [String], team: String? = nil, user: String? = nil, chatDefaults: String? = nil,
+                tags: [String] = []) {
+        self.tags = tags
         self.tenant = tenant
         self.keyID = keyID
         self.roles = roles

@@ -23,8 +23,8 @@ extension Request {
 }
 
 /// A JSON response body (slashes left unescaped, as OpenAI's are).
-public func jsonResponse(_ value: some Encodable, status: HTTPResponse.Status = .ok) throws -> Response {
-    let encoder = JSONEncoder()
-    encoder.outputFormatting = .withoutEscapingSlashes
+public func jsonResponse(_ value: some Encodable, status: HTTPResponse.Status = .ok, encoder: JSONEncoder? = nil) throws -> Response {
+    let encoder = encoder ?? JSONEncoder()
+    encoder.outputFormatting.insert(.withoutEscapingSlashes)
     return Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: try encoder.encode(value))))
 }

@@ -214,6 +214,11 @@ public struct UsageEvent: Codable, Sendable, Hashable {
     public var requestID: String
     public var tenant: String
     public var keyID: String?
+    /// The key's team and tags, and the user (the key's, else the request's `user`): what team,
+    /// user and tag budgets and usage reports group by.
+    public var team: String?
+    public var user: String?
+    public var tags: [String]?
     /// `chat`, `embedding`, `rewrite` (a RAG follow-up made standalone) or `summary` (a session
     /// summarised).
     public var kind: String
@@ -257,7 +262,7 @@ public struct UsageEvent: Codable, Sendable, Hashable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case tenant, kind, model, provider, status, timestamp
+        case tenant, kind, model, provider, status, timestamp, team, user, tags
         case schemaVersion = "schema_version"
         case eventID = "event_id"
         case requestID = "request_id"
@@ -325,7 +330,12 @@ public struct AlertEvent: Codable, Sendable, Hashable {
     public var spentFraction: Double
     public var spentUSD: Double
     public var limitUSD: Double
+    /// The budget's period (`day`, `week`, `month`, `total`).
     public var period: String
+    /// The crossed threshold, a fraction of the limit, and the period it was crossed in (its
+    /// counter's label, e.g. `m2026-12`): one alert per budget, window and threshold.
+    public var threshold: Double?
+    public var window: String?
     public var timestamp: Date
 
     public init(budgetID: String, tenant: String, kind: String, spentFraction: Double, spentUSD: Double, limitUSD: Double, period: String, timestamp: Date) {
@@ -341,7 +351,7 @@ public struct AlertEvent: Codable, Sendable, Hashable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case tenant, kind, period, timestamp
+        case tenant, kind, period, timestamp, threshold, window
         case schemaVersion = "schema_version"
         case budgetID = "budget_id"
         case spentFraction = "spent_fraction"

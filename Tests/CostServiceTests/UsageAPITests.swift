@@ -36,7 +36,7 @@ struct UsageAPITests {
 
     static func app(_ report: FakeReport) throws -> some ApplicationProtocol {
         let configuration = try ServiceConfiguration(service: .costService, environment: ConduitEnvironment(TestIdentity.environment))
-        return Application(router: try buildRouter(configuration: configuration, report: report, registry: PrometheusCollectorRegistry()))
+        return Application(router: try buildRouter(configuration: configuration, report: report, budgets: BudgetController(accounts: BudgetAccounts(store: MemoryBudgetStore(), counters: MemoryCounters(), now: { Date() })), registry: PrometheusCollectorRegistry()))
     }
 
     @Test func usageIsTheCallersTenantsAsJSONOrCSV() async throws {

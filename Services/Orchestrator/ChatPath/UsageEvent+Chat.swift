@@ -35,6 +35,9 @@ extension UsageEvent {
     func call(kind: String, model: String) -> UsageEvent {
         var event = UsageEvent(requestID: requestID, tenant: tenant, kind: kind, model: model, promptTokens: 0, completionTokens: 0, status: "ok", timestamp: Date())
         event.keyID = keyID
+        event.team = team
+        event.user = user
+        event.tags = tags
         event.cacheHit = false
         return event
     }
