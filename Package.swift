@@ -203,17 +203,17 @@ let package = Package(
             "MetricsExporter", "ConduitProtocol", "TestSupport", .product(name: "Prometheus", package: "swift-prometheus"),
         ], path: "Tests/MetricsExporterTests"),
         .testTarget(name: "CostServiceTests", dependencies: [
-            "CostService", "ConduitKit", "ConduitProtocol", "ConduitPostgres", "ConduitKafka", "TestSupport", "Kafka", "Postgres",
+            "CostService", "ConduitKit", "ConduitProtocol", "ConduitPostgres", "ConduitKafka", "TestSupport", "Kafka", "Postgres", "Budgets", "Redis",
             .product(name: "Logging", package: "swift-log"), .product(name: "Prometheus", package: "swift-prometheus"),
             .product(name: "HummingbirdTesting", package: "hummingbird"), .product(name: "HTTPTypes", package: "swift-http-types"),
         ], path: "Tests/CostServiceTests"),
         // The application tier: the orchestrator's routes and stages over in-process fakes; no server.
         serviceTests("OrchestratorTests", of: "Orchestrator", [
-            "Providers", "SemanticCache",
+            "Providers", "SemanticCache", "Budgets",
             .product(name: "Logging", package: "swift-log"), .product(name: "Prometheus", package: "swift-prometheus"),
         ]),
         // The orchestrator's real stores and clients against the test stack's servers.
-        serviceTests("OrchestratorStoreTests", of: "Orchestrator", ["Kafka", "HTTP", "Redis", "Providers"]),
+        serviceTests("OrchestratorStoreTests", of: "Orchestrator", ["Kafka", "HTTP", "Redis", "Providers", "Budgets"]),
         .testTarget(name: "ProvidersTests", dependencies: [
             "Providers", "ConduitProtocol", "HTTP", "TestSupport",
             .product(name: "Logging", package: "swift-log"),

@@ -1,3 +1,4 @@
+import Budgets
 import ConduitHTTP
 import ConduitKafka
 import ConduitKit
@@ -37,6 +38,11 @@ import SemanticCache
 /// | `CONDUIT_CACHE_TTL_S` | 86400 |
 /// | `CONDUIT_CACHE_MAX_ENTRIES` / `CONDUIT_CACHE_MAX_BYTES` | 200000 / 536870912 (in memory; least recently used contexts go first; expired entries swept every 30 s) |
 /// | `CONDUIT_EMBEDDING_MODEL` | `all-MiniLM-L6-v2` (the cache's question embeddings) |
+/// | `CONDUIT_BUDGET_REFRESH_MS` | 1000 (a tenant's budgets are fetched from the cost-service at most this often) |
+/// | `CONDUIT_BUDGET_STALE_S` | 300 (how long a copy serves while the cost-service is unreachable) |
+/// | `CONDUIT_BUDGET_CACHE_TENANTS` | 10000 (tenants whose budgets are kept) |
+/// | `CONDUIT_BUDGET_UNAVAILABLE` | `refuse` (503 when budgets cannot be known); `allow` lets requests through |
+/// | `CONDUIT_BUDGET_HOLD_TTL_S` | 900 (a request's hold on its budgets, if never settled, expires after this) |
 func buildApplication(configuration: ServiceConfiguration, logger: Logger) async throws -> some ApplicationProtocol {
     let environment = configuration.environment
     let catalogPath = environment.string("CONDUIT_MODEL_CATALOG", default: "deploy/models.yaml")
@@ -80,6 +86,10 @@ func buildApplication(configuration: ServiceConfiguration, logger: Logger) async
             client: ServiceClient(http: http, baseURLs: configuration.serviceURLs),
             embeddingModel: environment.string("CONDUIT_EMBEDDING_MODEL", default: "all-MiniLM-L6-v2")),
         tokenizer: LlamaCppTokenizer(http: http),
+        budgets: CostServiceBudgets(
+            client: ServiceClient(http: http, baseURLs: configuration.serviceURLs),
+            configuration: try budgetDirectoryConfiguration(environment), logger: logger),
+        spend: BudgetCounters(redis: redis),
         readiness: [.redis(redis), .kafka(producer)])
     let router = try buildRouter(configuration: configuration, dependencies: dependencies, registry: registry, logger: logger)
     return makeConduitApplication(router: router, configuration: configuration, services: [redis, engine, producer, usage, http, semanticCache], logger: logger)
@@ -95,11 +105,25 @@ struct OrchestratorDependencies: Sendable {
     var answers: any AnswerIndex
     var services: any InternalServices
     var tokenizer: any Tokenizer
+    var budgets: any BudgetDirectory
+    var spend: any SpendReservations
     var readiness: [ReadinessCheck] = []
 }
 
+func budgetDirectoryConfiguration(_ environment: ConduitEnvironment) throws -> CostServiceBudgets.Configuration {
+    let unavailable = environment.string("CONDUIT_BUDGET_UNAVAILABLE", default: "refuse")
+    guard ["refuse", "allow"].contains(unavailable) else {
+        throw ConfigurationError(key: "CONDUIT_BUDGET_UNAVAILABLE", expected: "refuse or allow")
+    }
+    return .init(
+        refresh: .milliseconds(try environment.int("CONDUIT_BUDGET_REFRESH_MS", default: 1000)),
+        staleness: .seconds(try environment.int("CONDUIT_BUDGET_STALE_S", default: 300)),
+        maxTenants: try environment.int("CONDUIT_BUDGET_CACHE_TENANTS", default: 10_000),
+        allowWhenUnavailable: unavailable == "allow")
+}
+
 /// The routes, with the chat path's stages in their order: the session's history, the semantic
-/// cache, retrieval, then the model call (`ChatPipeline`).
+/// cache, retrieval, budgets, then the model call (`ChatPipeline`).
 func buildRouter(
     configuration: ServiceConfiguration, dependencies: OrchestratorDependencies,
     registry: PrometheusCollectorRegistry, logger: Logger
@@ -126,6 +150,9 @@ func buildRouter(
             SessionStage(memory: memory),
             CacheStage(cache: cache, models: dependencies.models),
             RetrievalStage(augmenter: RetrievalAugmenter(services: dependencies.services, rewriter: rewriter)),
+            BudgetStage(
+                directory: dependencies.budgets, counters: dependencies.spend,
+                holdTTL: .seconds(try environment.int("CONDUIT_BUDGET_HOLD_TTL_S", default: 900)), logger: logger),
         ],
         models: dependencies.models, usage: dependencies.usage)
     let router = makeConduitRouter(configuration: configuration, registry: registry, readiness: dependencies.readiness)

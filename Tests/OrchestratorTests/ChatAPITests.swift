@@ -21,11 +21,14 @@ struct ChatAPITests {
         var sessions = InMemorySessionStore()
         var answers = InMemoryAnswerIndex()
         var services = FakeServices()
+        var budgets = FakeBudgets()
+        var spend = MemorySpend()
         var environment: [String: String] = [:]
 
         func app() throws -> some ApplicationProtocol {
             Application(router: try Fakes.router(
-                .fakes(models: models, usage: usage, sessions: sessions, answers: answers, services: services), environment: environment))
+                .fakes(models: models, usage: usage, sessions: sessions, answers: answers, services: services, budgets: budgets, spend: spend),
+                environment: environment))
         }
     }
 

@@ -16,15 +16,19 @@ struct ChatPipeline: Sendable {
 
     func run(_ turn: ChatTurn, context: ConduitRequestContext) async throws -> Response {
         var turn = turn
+        var prepared = 0
         do {
             for stage in stages { try stage.check(turn) }
             for (index, stage) in stages.enumerated() {
-                if let answer = try await stage.prepare(&turn, context: context) {
+                let answer = try await stage.prepare(&turn, context: context)
+                prepared = index + 1
+                if let answer {
                     return try await respond(with: answer, turn: turn, finishing: Array(stages[...index]))
                 }
             }
         } catch {
             usage.record(turn.billing.failed(error, started: turn.started))
+            await abandon(turn, costUSD: 0, stages: Array(stages.prefix(prepared)))
             throw ChatErrors.apiError(for: error)
         }
         if turn.body.stream == true {
@@ -33,6 +37,7 @@ struct ChatPipeline: Sendable {
                 opened = try await models.stream(turn.body)
             } catch {
                 usage.record(turn.billing.failed(error, started: turn.started))
+                await abandon(turn, costUSD: 0)
                 throw ChatErrors.apiError(for: error)
             }
             return StreamRelay(turn: turn, stream: opened.0, served: opened.1, pipeline: self, logger: context.logger).response()
@@ -42,14 +47,16 @@ struct ChatPipeline: Sendable {
             let text = completion.choices.first?.message.content?.plainText ?? ""
             let tokens = completion.usage.map { ProviderUsage($0) } ?? TokenEstimate.usage(request: turn.body, completionText: text)
             completion.conduit = turn.info(answer: text)
-            usage.record(turn.billing.finished(served: served, usage: tokens, started: turn.started, firstToken: nil, status: "ok"))
-            await finish(turn, answer: ChatAnswer(completion: completion, servedModel: served.model))
+            let event = turn.billing.finished(served: served, usage: tokens, started: turn.started, firstToken: nil, status: "ok")
+            usage.record(event)
+            await finish(turn, answer: ChatAnswer(completion: completion, servedModel: served.model, costUSD: event.costUSD ?? 0))
             var response = try jsonResponse(completion)
             response.headers[HTTPField.Name("X-Conduit-Deployment")!] = served.deployment.id
             for field in turn.responseHeaders { response.headers.append(field) }
             return response
         } catch {
             usage.record(turn.billing.failed(error, started: turn.started))
+            await abandon(turn, costUSD: 0)
             throw ChatErrors.apiError(for: error)
         }
     }
@@ -57,6 +64,11 @@ struct ChatPipeline: Sendable {
     /// Every stage's `finish`, in order.
     func finish(_ turn: ChatTurn, answer: ChatAnswer, stages: [any ChatStage]? = nil) async {
         for stage in stages ?? self.stages { await stage.finish(turn, answer: answer) }
+    }
+
+    /// Every stage's `abandon`, in order.
+    func abandon(_ turn: ChatTurn, costUSD: Double, stages: [any ChatStage]? = nil) async {
+        for stage in stages ?? self.stages { await stage.abandon(turn, costUSD: costUSD) }
     }
 
     /// A stage's answer: as JSON, or told again as the stream a model would have sent.

@@ -3,7 +3,8 @@ import ConduitProtocol
 
 /// One step of the chat path around the model call. `ChatPipeline` runs every stage's `check`,
 /// then each `prepare` in order; a stage that answers (a cache hit) ends the preparing, and the
-/// model is not called. After the answer, the stages that prepared `finish` in the same order.
+/// model is not called. After the answer, the stages that prepared `finish` in the same order;
+/// when there is none to finish on (a failure, a hang-up), they `abandon` it.
 /// A new feature on the chat path (a budget, a template, a guard) is a new stage.
 protocol ChatStage: Sendable {
     /// Refuses a request the stage cannot serve, before any stage does work. By default, none.
@@ -14,12 +15,17 @@ protocol ChatStage: Sendable {
     /// call), so that the client's next request sees what it did. Failures are the stage's to
     /// log: the answer stands.
     func finish(_ turn: ChatTurn, answer: ChatAnswer) async
+    /// The request ended without an answer to finish on, after this stage prepared: a later
+    /// stage or the model failed, the client hung up, the stream ended in tool calls. `costUSD`
+    /// is what it cost all the same (the tokens streamed before a hang-up), 0 when nothing.
+    func abandon(_ turn: ChatTurn, costUSD: Double) async
 }
 
 extension ChatStage {
     func check(_ turn: ChatTurn) throws {}
     func prepare(_ turn: inout ChatTurn, context: ConduitRequestContext) async throws -> StageAnswer? { nil }
     func finish(_ turn: ChatTurn, answer: ChatAnswer) async {}
+    func abandon(_ turn: ChatTurn, costUSD: Double) async {}
 }
 
 /// An answer a stage gives instead of the model, with the usage event that bills it.
@@ -33,4 +39,6 @@ struct ChatAnswer: Sendable {
     var completion: ChatCompletion
     /// The model that answered; nil when a stage did.
     var servedModel: String?
+    /// What the answer cost (0 from the cache).
+    var costUSD: Double = 0
 }

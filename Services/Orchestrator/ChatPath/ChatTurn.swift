@@ -34,6 +34,8 @@ struct ChatTurn: Sendable {
     var nearestCached: Double?
     /// The sources retrieval put in the prompt (`RetrievalStage`).
     var rag: RetrievalAugmenter.Prepared?
+    /// What the request holds against its budgets (`BudgetStage`).
+    var budgetHold: BudgetStage.Hold?
     /// Headers the stages add to the response.
     var responseHeaders = HTTPFields()
 

@@ -91,28 +91,35 @@ struct StreamRelay: Sendable {
                 try await output.send(last)
             }
             try await output.done()
-            usage.record(turn.billing.finished(served: served, usage: tokens, started: turn.started, firstToken: progress.firstToken, status: "ok"))
+            let event = turn.billing.finished(served: served, usage: tokens, started: turn.started, firstToken: progress.firstToken, status: "ok")
+            usage.record(event)
             if let stamp = progress.stamp, !progress.calledTools {
                 var completion = ChatCompletion(
                     id: stamp.id, created: stamp.created, model: stamp.model,
                     choices: [.init(index: 0, message: .assistant(progress.answer), finishReason: progress.finishReason ?? "stop")], usage: Usage(tokens))
                 completion.conduit = info
-                await pipeline.finish(turn, answer: ChatAnswer(completion: completion, servedModel: served.model))
+                await pipeline.finish(turn, answer: ChatAnswer(completion: completion, servedModel: served.model, costUSD: event.costUSD ?? 0))
+            } else {
+                await pipeline.abandon(turn, costUSD: event.costUSD ?? 0)
             }
         } catch let error as SSEOutput.ClientGone {
             stream.cancel()
-            usage.record(turn.billing.finished(
-                served: served, usage: TokenEstimate.usage(request: body, characters: progress.generated), started: turn.started,
-                firstToken: progress.firstToken, status: "client_closed"))
+            let event = turn.billing.finished(
+                served: served, usage: progress.reported ?? TokenEstimate.usage(request: body, characters: progress.generated), started: turn.started,
+                firstToken: progress.firstToken, status: "client_closed")
+            usage.record(event)
+            await pipeline.abandon(turn, costUSD: event.costUSD ?? 0)
             logger.info("client closed the stream; upstream cancelled")
             throw error
         } catch {
             // Bytes have reached the client: the status is sent, so the failure travels as an event.
             let apiError = ChatErrors.apiError(for: error)
             logger.warning("stream failed after its first chunk", metadata: [LogKey.error: "\(error)", "deployment": "\(served.deployment.id)"])
-            usage.record(turn.billing.finished(
+            let event = turn.billing.finished(
                 served: served, usage: TokenEstimate.usage(request: body, characters: progress.generated), started: turn.started,
-                firstToken: progress.firstToken, status: apiError.envelope.error.type))
+                firstToken: progress.firstToken, status: apiError.envelope.error.type)
+            usage.record(event)
+            await pipeline.abandon(turn, costUSD: event.costUSD ?? 0)
             try? await output.fail(apiError.envelope)
         }
     }

@@ -12,7 +12,9 @@ import TestSupport
 
 extension OrchestratorDependencies {
     static func fakes(models: FakeModels = FakeModels(), usage: RecordedUsage = RecordedUsage(), sessions: InMemorySessionStore = InMemorySessionStore(),
-                      answers: InMemoryAnswerIndex = InMemoryAnswerIndex(), services: FakeServices = FakeServices()) -> OrchestratorDependencies {
-        OrchestratorDependencies(models: models, usage: usage, sessions: sessions, answers: answers, services: services, tokenizer: NoTokenizer())
+                      answers: InMemoryAnswerIndex = InMemoryAnswerIndex(), services: FakeServices = FakeServices(),
+                      budgets: FakeBudgets = FakeBudgets(), spend: MemorySpend = MemorySpend()) -> OrchestratorDependencies {
+        OrchestratorDependencies(models: models, usage: usage, sessions: sessions, answers: answers, services: services, tokenizer: NoTokenizer(),
+                                 budgets: budgets, spend: spend)
     }
 }
