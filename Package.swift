@@ -220,7 +220,7 @@ let package = Package(
             .product(name: "Prometheus", package: "swift-prometheus"),
         ], path: "Tests/ProvidersTests"),
         .testTarget(name: "IntegrationTests", dependencies: [
-            "TestSupport", "HTTP", "Postgres", "Kafka", "ConduitProtocol", "ConduitKit",
+            "TestSupport", "HTTP", "Postgres", "Kafka", "Redis", "ConduitProtocol", "ConduitKit",
             .product(name: "Logging", package: "swift-log"),
         ], path: "Tests/IntegrationTests"),
         .target(name: "TestSupport", dependencies: [

@@ -8,7 +8,7 @@ import ServiceLifecycle
 /// Keeps the live counters honest against the ledger, every `interval`: each budget's current
 /// counter is built when Redis lost it and raised when it had spent less than the ledger (a
 /// settlement a crashed orchestrator never made); alerts are raised from the ledger's spend.
-/// `cost_budget_counter_drift_usd` is how far the counters are ahead of the ledger in all (the
+/// `cost_budget_spend_drift_dollars` is how far the counters are ahead of the ledger in all (the
 /// spend of events still on their way; it grows when the ledger consumer lags).
 struct BudgetReconciler: Service {
     let accounts: BudgetAccounts
@@ -57,10 +57,10 @@ struct BudgetReconciler: Service {
         }
         let store = accounts.store
         try await alerts.redeliver { id in try await store.anyTenantBudget(id) }
-        registry.makeGauge(name: "cost_budget_counter_drift_usd", help: "How far the live spend counters are ahead of the ledger, in USD.").set(pass.driftUSD)
-        registry.makeCounter(name: "cost_budget_counters_built_total", help: "Spend counters built from the ledger (new periods, a Redis that lost them).")
+        registry.makeGauge(name: "cost_budget_spend_drift_dollars", help: "How far the live spend counters are ahead of the ledger, in USD.").set(pass.driftUSD)
+        registry.makeCounter(name: "cost_budget_spend_built_total", help: "Spend counters built from the ledger (new periods, a Redis that lost them).")
             .increment(by: Int64(pass.built))
-        registry.makeCounter(name: "cost_budget_counters_raised_total", help: "Spend counters raised to the ledger (settlements that never came).")
+        registry.makeCounter(name: "cost_budget_spend_raised_total", help: "Spend counters raised to the ledger (settlements that never came).")
             .increment(by: Int64(pass.raised))
         return pass
     }

@@ -10,8 +10,8 @@ import NIOCore
 /// Routes the gateway passes to an internal service unchanged, with the caller's identity in
 /// the `X-Conduit-*` headers: the chat path and the model list to the orchestrator,
 /// `/v1/embeddings` to the embedder, `/v1/search` to the retriever (which scopes it to the
-/// caller's tenant), sessions and the cache purge to the orchestrator, `/v1/usage` to the
-/// cost-service. Event streams are relayed as they arrive; a client that goes away closes
+/// caller's tenant), sessions and the cache purge to the orchestrator, `/v1/usage` and
+/// `/v1/budgets` to the cost-service. Event streams are relayed as they arrive; a client that goes away closes
 /// the hop behind it, which cancels the provider call.
 struct ForwardingController: Sendable {
     let services: any ServiceForwarding
@@ -40,6 +40,13 @@ struct ForwardingController: Sendable {
         }
         router.get("/v1/usage") { request, context in
             try await forward(request, context, to: .costService, method: "GET", path: "/v1/usage" + Self.query(of: request))
+        }
+        router.post("/v1/budgets") { request, context in try await forward(request, context, to: .costService, path: "/v1/budgets") }
+        router.get("/v1/budgets") { request, context in try await forward(request, context, to: .costService, method: "GET", path: "/v1/budgets") }
+        for method in ["GET", "PATCH", "DELETE"] {
+            router.on("/v1/budgets/:id", method: .init(method)!) { request, context in
+                try await forward(request, context, to: .costService, method: method, path: "/v1/budgets/" + escapedPathSegment(try context.pathParameter("id")))
+            }
         }
     }
 

@@ -125,4 +125,26 @@ struct AuthenticationTests {
         #expect(call.headers["accept"] == "text/csv")
         #expect(call.headers["x-conduit-identity"] != nil)
     }
+
+    @Test func budgetsGoToTheCostServiceWithTheirBodies() async throws {
+        let harness = GatewayHarness()
+        try await harness.app().test(.router) { client in
+            let auth: HTTPFields = [.authorization: "Bearer \(harness.key)", .contentType: "application/json"]
+            let body = #"{"scope":{"tenant":true},"period":"month","limit_usd":5}"#
+            for (method, uri) in [(HTTPRequest.Method.post, "/v1/budgets"), (.get, "/v1/budgets"), (.get, "/v1/budgets/bud_1"),
+                                  (.patch, "/v1/budgets/bud_1"), (.delete, "/v1/budgets/a%2Fb")] {
+                let response = try await client.execute(uri: uri, method: method, headers: auth,
+                                                        body: [.post, .patch].contains(method) ? ByteBuffer(string: body) : nil)
+                #expect(response.status == .ok)
+            }
+            let anonymous = try await client.execute(uri: "/v1/budgets", method: .get)
+            #expect(anonymous.status == .unauthorized)
+        }
+        let calls = harness.services.received
+        #expect(calls.map(\.service) == Array(repeating: .costService, count: 5))
+        #expect(calls.map(\.method) == ["POST", "GET", "GET", "PATCH", "DELETE"])
+        #expect(calls.map(\.path) == ["/v1/budgets", "/v1/budgets", "/v1/budgets/bud_1", "/v1/budgets/bud_1", "/v1/budgets/a%2Fb"])
+        #expect(calls[0].body.map { String(decoding: $0, as: UTF8.self) } == #"{"scope":{"tenant":true},"period":"month","limit_usd":5}"#)
+        #expect(calls[3].body != nil && calls[2].body == nil)
+    }
 }

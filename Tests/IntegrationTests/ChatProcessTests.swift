@@ -15,7 +15,9 @@ struct ChatProcessTests {
 
     /// Starts an orchestrator and a gateway in front of it; `extra` goes to the orchestrator.
     static func start(portOffset: Int, key: String, orchestrator extra: [String: String]) async throws -> (ServiceProcessTests.RunningService, ServiceProcessTests.RunningService) {
-        let orchestrator = try ServiceProcessTests.RunningService("orchestrator", portOffset: portOffset, extraEnvironment: extra)
+        var environment = ["CONDUIT_COST_SERVICE_URL": "http://127.0.0.1:\(ServiceProcessTests.port(of: "cost-service") + portOffset)"]
+        environment.merge(extra) { $1 }
+        let orchestrator = try ServiceProcessTests.RunningService("orchestrator", portOffset: portOffset, extraEnvironment: environment)
         let gateway = try ServiceProcessTests.RunningService("gateway", portOffset: portOffset, extraEnvironment: [
             "CONDUIT_ADMIN_KEY": key, "CONDUIT_ADMIN_TENANT": TestEnvironment.uniqueName("tenant"), "CONDUIT_ORCHESTRATOR_URL": orchestrator.base,
         ])

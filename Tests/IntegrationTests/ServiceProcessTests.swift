@@ -39,6 +39,13 @@ struct ServiceProcessTests {
             environment["CONDUIT_METRICS_EXPORTER_GROUP"] = TestEnvironment.uniqueName("metrics-exporter")
             environment["CONDUIT_RETRIEVER_GROUP"] = TestEnvironment.uniqueName("retriever")
             environment["CONDUIT_EMBEDDER_GROUP"] = TestEnvironment.uniqueName("embedder")
+            if service == "orchestrator" {
+                // Most tests run no cost-service: there, budgets are not what is tested, and nothing
+                // answers (port 9) rather than a stack that may run on the default ports. The tests of
+                // budgets give their cost-service's URL and keep the default, `refuse`.
+                environment["CONDUIT_COST_SERVICE_URL"] = "http://127.0.0.1:9"
+                environment["CONDUIT_BUDGET_UNAVAILABLE"] = "allow"
+            }
             environment.merge(extraEnvironment) { _, new in new }
             process = try ChildProcess(executable: TestEnvironment.binDirectory.appendingPathComponent(service).path, arguments: [], environment: environment, outputPath: log)
             base = "http://127.0.0.1:\(port)"
@@ -130,7 +137,7 @@ struct ServiceProcessTests {
         let postgres = PostgresClient(configuration: .init(port: TestEnvironment.postgresPort), logger: Logger(label: "check"))
         defer { postgres.shutdown() }
         let versions = try await postgres.query("SELECT version FROM gateway.schema_migrations ORDER BY 1").map { try $0.decode(Int.self, at: 0) }
-        #expect(versions == [1, 2])
+        #expect(versions == [1, 2, 3])
         let columns = try await postgres.query("SELECT column_name FROM information_schema.columns WHERE table_schema = 'gateway' AND table_name = 'api_keys' AND column_name = 'chat_defaults'")
         #expect(columns.count == 1)
         let tables = try await postgres.query("SELECT table_name FROM information_schema.tables WHERE table_schema = 'gateway' ORDER BY 1")

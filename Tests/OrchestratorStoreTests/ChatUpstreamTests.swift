@@ -118,6 +118,9 @@ struct ChatUpstreamTests {
             // These tests are about the chat path; the semantic cache (tested on its own) would let
             // one test's answer serve another's identical request.
             values["CONDUIT_CACHE_ENABLED"] = "false"
+            // No cost-service here: budgets are BudgetStageTests' and BudgetProcessTests'.
+            values["CONDUIT_COST_SERVICE_URL"] = "http://127.0.0.1:9"
+            values["CONDUIT_BUDGET_UNAVAILABLE"] = "allow"
             values["CONDUIT_INTERNAL_KEY"] = TestIdentity.key
             let configuration = try ServiceConfiguration(service: .orchestrator, environment: ConduitEnvironment(values))
             return try await buildApplication(configuration: configuration, logger: Logger(label: "orchestrator-test"))
