@@ -7,7 +7,7 @@ import Redis
 /// open reservation and `built` once the counter was built from the ledger; beside it a sorted
 /// set `spend:{budget id}:{window label}:open` of reservation ids by expiry. Amounts are whole
 /// nanodollars (Lua's numbers are doubles: exact up to $9,007,199). Both keys expire a week
-/// after the period ends.
+/// after the period ends (on Redis's clock; a period already that old is not given one).
 ///
 /// Each operation is one script call, atomic across every budget it names: a reservation is
 /// made against all of them or none. The ledger in Postgres is the durable copy: a counter
@@ -152,7 +152,7 @@ public struct BudgetCounters: Sendable {
             redis.call('HINCRBY', c, 'reserved', ARGV[3])
             redis.call('ZADD', o, now + tonumber(ARGV[2]), ARGV[1])
             local at = tonumber(ARGV[2 + 2 * i])
-            if at > 0 then
+            if at > now then
                 redis.call('PEXPIREAT', c, at)
                 redis.call('PEXPIREAT', o, at)
             end
@@ -180,6 +180,8 @@ public struct BudgetCounters: Sendable {
 
     /// KEYS: counter. ARGV: the ledger's spend, expire-at ms. Returns {spent before or nil, after}.
     static let buildScript = RedisScript("""
+        local t = redis.call('TIME')
+        local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
         local built = redis.call('HEXISTS', KEYS[1], 'built') == 1
         local before = redis.call('HGET', KEYS[1], 'spent')
         if (not built) or (not before) or tonumber(before) < tonumber(ARGV[1]) then
@@ -187,7 +189,7 @@ public struct BudgetCounters: Sendable {
         end
         redis.call('HSET', KEYS[1], 'built', '1')
         local at = tonumber(ARGV[2])
-        if at > 0 then redis.call('PEXPIREAT', KEYS[1], at) end
+        if at > now then redis.call('PEXPIREAT', KEYS[1], at) end
         local after = tonumber(redis.call('HGET', KEYS[1], 'spent'))
         if built and before then return {tonumber(before), after} end
         return {false, after}
