@@ -1,7 +1,7 @@
 # The two commands: `make up` runs the platform, `make test` runs every test.
 STACK := deploy/dev/stack.sh
 
-.PHONY: up down status logs test test-app check-deploy build bench-clients bench-embedder bench-retriever bench-gateway bench-cache bench-rag quality-rag
+.PHONY: up down status logs test test-app check-deploy build bench-clients bench-embedder bench-retriever bench-gateway bench-cache bench-cost bench-rag quality-rag
 
 up:
 	@$(STACK) up
@@ -41,6 +41,9 @@ bench-gateway:
 
 bench-cache:
 	@deploy/dev/bench-cache.sh
+
+bench-cost:
+	@deploy/dev/bench-cost.sh
 
 bench-rag:
 	@deploy/dev/bench-rag.sh

@@ -20,7 +20,7 @@ struct UsageQuery: Sendable, Equatable {
     static let maxDays = 366
     /// The most groups one answer holds; a query past it is asked to narrow its range or grouping.
     static let maxRows = 50_000
-    /// Dimensions the ledger does not record yet (events carry no user, team or tags).
+    /// Dimensions the daily rollups do not hold yet (the ledger rows do).
     static let unrecorded: Set<String> = ["user", "team", "tag"]
 
     /// Reads `from`, `to` (default: the last 30 days to today) and `group_by` (default `day`).

@@ -219,8 +219,13 @@ stop_servers() {  # DIR
 # For the benchmarks: builds PRODUCTs in release mode, quietly; prints the binaries' directory.
 release_build() {  # PRODUCT…
     local product
+    # Quiet unless a build fails: then its whole output.
+    local log
     for product in "$@"; do
-        swift build --package-path "$ROOT" -c release --product "$product" -q 2>&1 | grep -v "^warning:" >&2 || true
+        if ! log=$(swift build --package-path "$ROOT" -c release --product "$product" -q 2>&1); then
+            printf '%s\n' "$log" >&2
+            die "the release build of $product failed"
+        fi
     done
     swift build --package-path "$ROOT" -c release --show-bin-path
 }
