@@ -8,6 +8,12 @@ struct UsageQuery: Sendable, Equatable {
         case model
         case key
         case day
+        case user
+        case team
+        case tag
+
+        /// Whether the daily rollups hold it; the others are summed from the ledger's rows.
+        var inRollups: Bool { [.model, .key, .day].contains(self) }
     }
 
     var tenant: String
@@ -20,8 +26,6 @@ struct UsageQuery: Sendable, Equatable {
     static let maxDays = 366
     /// The most groups one answer holds; a query past it is asked to narrow its range or grouping.
     static let maxRows = 50_000
-    /// Dimensions the daily rollups do not hold yet (the ledger rows do).
-    static let unrecorded: Set<String> = ["user", "team", "tag"]
 
     /// Reads `from`, `to` (default: the last 30 days to today) and `group_by` (default `day`).
     init(tenant: String, parameters: [String: String], today: Date = Date()) throws {
@@ -42,8 +46,7 @@ struct UsageQuery: Sendable, Equatable {
         for name in names {
             guard let dimension = Dimension(rawValue: name) else {
                 let known = Dimension.allCases.map(\.rawValue).joined(separator: ", ")
-                let why = Self.unrecorded.contains(name) ? "'\(name)' is not recorded in the ledger yet" : "unknown dimension '\(name)'"
-                throw APIError.invalidRequest("'group_by' takes \(known) (comma-separated); \(why).", param: "group_by")
+                throw APIError.invalidRequest("'group_by' takes \(known) (comma-separated); unknown dimension '\(name)'.", param: "group_by")
             }
             if !dimensions.contains(dimension) { dimensions.append(dimension) }
         }
@@ -72,6 +75,9 @@ struct UsageRow: Sendable, Equatable, Encodable {
     var model: String?
     var keyID: String?
     var day: String?
+    var user: String?
+    var team: String?
+    var tag: String?
     var requests: Int
     var promptTokens: Int
     var completionTokens: Int
@@ -82,7 +88,7 @@ struct UsageRow: Sendable, Equatable, Encodable {
     var savedUSD: Double
 
     enum CodingKeys: String, CodingKey {
-        case model, day, requests
+        case model, day, requests, user, team, tag
         case keyID = "key_id"
         case promptTokens = "prompt_tokens"
         case completionTokens = "completion_tokens"
@@ -106,6 +112,9 @@ struct UsageRow: Sendable, Equatable, Encodable {
             case .model: Self.csvField(model ?? "")
             case .key: Self.csvField(keyID ?? "")
             case .day: day ?? ""
+            case .user: Self.csvField(user ?? "")
+            case .team: Self.csvField(team ?? "")
+            case .tag: Self.csvField(tag ?? "")
             }
         }
         let totals = [String(requests), String(promptTokens), String(completionTokens), String(cachedTokens), String(reasoningTokens),
@@ -123,7 +132,7 @@ struct UsageRow: Sendable, Equatable, Encodable {
     }
 }
 
-/// Reads the daily rollups: `PostgresUsageReport`.
+/// Reads the daily rollups (the ledger's rows when grouped by user, team or tag): `PostgresUsageReport`.
 protocol UsageReport: Sendable {
     /// Throws `UsageReportError.tooManyRows` past `UsageQuery.maxRows` groups.
     func rows(_ query: UsageQuery) async throws -> [UsageRow]
