@@ -23,6 +23,7 @@ import Redis
 /// | `CONDUIT_COST_SERVICE_GROUP` | `conduit-cost-service` (its Kafka consumer group) |
 /// | `CONDUIT_COST_SERVICE_USAGE_TOPIC` / `_DLQ_TOPIC` | `conduit.usage` / `conduit.usage.dlq` |
 /// | `CONDUIT_COST_SERVICE_ALERTS_TOPIC` | `conduit.alerts` |
+/// | `CONDUIT_COST_SERVICE_LEDGER_CONCURRENCY` | 8 (usage events recorded at once; at most the Postgres pool's size is useful) |
 /// | `CONDUIT_BUDGET_TIME_ZONE` | `UTC` (the calendar of a budget created without `time_zone`) |
 /// | `CONDUIT_BUDGETS_PER_TENANT` | 1000 |
 /// | `CONDUIT_BUDGET_RECONCILE_S` | 10 (counters against the ledger, alerts) |
@@ -46,7 +47,8 @@ func buildApplication(configuration: ServiceConfiguration, logger: Logger) async
     let ledger = LedgerConsumer(
         consumer: consumer,
         dlq: DeadLetterQueue(producer: producer, topic: environment.string("CONDUIT_COST_SERVICE_DLQ_TOPIC", default: KafkaTopic.usageDLQ)),
-        ledger: PostgresUsageLedger(postgres: postgres), metrics: .init(registry: registry), logger: logger)
+        ledger: PostgresUsageLedger(postgres: postgres), metrics: .init(registry: registry), logger: logger,
+        concurrency: try environment.int("CONDUIT_COST_SERVICE_LEDGER_CONCURRENCY", default: 8))
     let accounts = BudgetAccounts(store: PostgresBudgetStore(postgres: postgres), counters: BudgetCounters(redis: redis), now: { Date() })
     let http = HTTPClient(configuration: configuration.http, logger: logger)
     let alertsTopic = environment.string("CONDUIT_COST_SERVICE_ALERTS_TOPIC", default: KafkaTopic.alerts)

@@ -8,8 +8,8 @@ import Prometheus
 import ServiceLifecycle
 
 /// Consumes `conduit.usage` into the ledger: each event is recorded once, by its event id, with
-/// its day's rollup; only then is its offset marked for commit, so a crash replays it and the
-/// replay changes nothing. An event that cannot be recorded as it is (not JSON, an unknown
+/// its day's rollup; only then is its offset marked for commit (in order, up to `concurrency`
+/// events recorded at once), so a crash replays it and the replay changes nothing. An event that cannot be recorded as it is (not JSON, an unknown
 /// schema, negative tokens or cost) goes to `conduit.usage.dlq` with the reason.
 struct LedgerConsumer: Service {
     let consumer: KafkaConsumer
@@ -18,12 +18,15 @@ struct LedgerConsumer: Service {
     let metrics: Metrics
     let logger: Logger
 
+    /// Events recorded at once: each waits on Postgres, not on the CPU.
+    var concurrency = 8
+
     func run() async throws {
-        try await consumer.forEachMessageUntilShutdown { try await handle($0) }
+        try await consumer.forEachMessageConcurrently(limit: concurrency) { try await handle($0) }
     }
 
     func handle(_ message: KafkaMessage) async throws {
-        try await consumer.process(message, deadLetters: dlq, service: "cost-service", logger: logger) {
+        try await consumer.settle(message, deadLetters: dlq, service: "cost-service", logger: logger) {
             let event = try Self.decode(message.value)
             let recorded = try await retryUntilCancelled(logger: logger, "recording a usage event") { try await ledger.record(event) }
             metrics.events(recorded ? "recorded" : "replayed").increment()

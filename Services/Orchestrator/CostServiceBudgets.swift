@@ -9,8 +9,9 @@ import Logging
 import NIOConcurrencyHelpers
 
 /// A tenant's budgets from the cost-service (`GET /internal/budgets`), kept for `refresh`: a new
-/// or changed budget applies on every replica within that time. Concurrent requests of a tenant
-/// whose copy is due share one fetch. When the cost-service cannot be reached, the copy in hand
+/// or changed budget applies on every replica within that time (and one fetch). A copy due for
+/// less than ten times `refresh` still answers while one fetch in the background renews it; an
+/// older one is renewed before answering, concurrent requests of the tenant sharing the fetch. When the cost-service cannot be reached, the copy in hand
 /// serves for up to `staleness`; past it (or with none) the request is refused with a 503,
 /// unless `allowWhenUnavailable`. At most `maxTenants` copies are kept; the oldest go first.
 final class CostServiceBudgets: BudgetDirectory {
@@ -44,8 +45,18 @@ final class CostServiceBudgets: BudgetDirectory {
         let now = ContinuousClock.now
         let copy = copies.withLockedValue { $0[tenant] }
         if let copy, now - copy.fetched < configuration.refresh { return copy.budgets }
+        if let copy, now - copy.fetched < configuration.refresh * 10 {
+            // Due, but recent: this request uses it while one fetch renews it, so no request of the
+            // tenant waits on the cost-service once a second.
+            guard fetches.withLockedValue({ $0[tenant] == nil }) else { return copy.budgets }
+            let headers = ServiceClient.propagatedHeaders(from: context)
+            Task { [self] in
+                if let budgets = try? await fetch(tenant: tenant, headers: headers) { store(budgets, tenant: tenant) }
+            }
+            return copy.budgets
+        }
         do {
-            let budgets = try await fetch(tenant: tenant, context: context)
+            let budgets = try await fetch(tenant: tenant, headers: ServiceClient.propagatedHeaders(from: context))
             store(budgets, tenant: tenant)
             return budgets
         } catch {
@@ -63,8 +74,7 @@ final class CostServiceBudgets: BudgetDirectory {
     }
 
     /// One fetch per tenant at a time; the requests that arrive meanwhile wait for it.
-    private func fetch(tenant: String, context: ConduitRequestContext) async throws -> [Budget] {
-        let headers = ServiceClient.propagatedHeaders(from: context)
+    private func fetch(tenant: String, headers: [(name: String, value: String)]) async throws -> [Budget] {
         let client = self.client
         let task = fetches.withLockedValue { fetches in
             if let running = fetches[tenant] { return running }

@@ -3,6 +3,7 @@ import ConduitProtocol
 import Foundation
 import Kafka
 import Logging
+import NIOConcurrencyHelpers
 import ServiceLifecycle
 
 extension KafkaConsumer {
@@ -79,6 +80,57 @@ extension KafkaConsumer {
             try markDurable(message)
         } catch {
             logger.debug("offset not stored (partition moved?)", metadata: [LogKey.error: "\(error)"])
+        }
+    }
+}
+
+extension KafkaConsumer {
+    /// Like `forEachMessageUntilShutdown`, with up to `limit` messages handled at once (for work
+    /// that waits on a database rather than on the CPU). `handle` returns when the message's
+    /// effect is durable (or it was dead-lettered); offsets are marked in order per partition
+    /// (`InOrderMarks`). An error of `handle` stops the loop after the messages running finish,
+    /// unmarked from the failed one on, so they are seen again.
+    public func forEachMessageConcurrently(limit: Int, _ handle: @escaping @Sendable (KafkaMessage) async throws -> Void) async throws {
+        let marks = NIOLockedValueBox(InOrderMarks())
+        do {
+            try await cancelWhenGracefulShutdown {
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    var running = 0
+                    for try await message in self.messages {
+                        if running >= max(1, limit) {
+                            try await group.next()
+                            running -= 1
+                        }
+                        marks.withLockedValue { $0.started(message) }
+                        group.addTask {
+                            try await handle(message)
+                            for ready in marks.withLockedValue({ $0.finished(message) }) {
+                                try? self.markDurable(ready)
+                            }
+                        }
+                        running += 1
+                    }
+                    try await group.waitForAll()
+                }
+            }
+        } catch is CancellationError {
+            // Graceful shutdown.
+        }
+    }
+
+    /// `process` without the marking: `work` runs, a rejected message goes to `deadLetters`; the
+    /// caller marks the offset (`forEachMessageConcurrently` does, in order).
+    public func settle(
+        _ message: KafkaMessage, deadLetters: DeadLetterQueue, service: String, logger: Logger,
+        _ work: () async throws -> Void
+    ) async throws {
+        do {
+            try await work()
+        } catch let rejection as MessageRejection {
+            try await retryUntilCancelled(logger: logger, "dead-lettering a message") {
+                try await deadLetters.send(message, reason: rejection.reason, service: service)
+            }
+            logger.warning("message rejected", metadata: ["reason": "\(rejection.reason)", "offset": "\(message.offset)"])
         }
     }
 }
