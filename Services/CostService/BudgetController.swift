@@ -24,7 +24,7 @@ struct BudgetController: Sendable {
             for budget in budgets { views.append(try await view(budget)) }
             return try jsonResponse(BudgetList(data: views))
         }
-        router.get("/v1/budgets/:id") { _, context in try jsonResponse(try await view(try find(context))) }
+        router.get("/v1/budgets/:id") { _, context in try jsonResponse(try await view(try find(context), forecast: true)) }
         router.patch("/v1/budgets/:id") { request, context in try await update(request, context) }
         router.delete("/v1/budgets/:id") { _, context in
             try requireAdmin(context)
@@ -96,8 +96,13 @@ struct BudgetController: Sendable {
         return budget
     }
 
-    func view(_ budget: Budget) async throws -> BudgetView {
-        BudgetView(budget: budget, status: try await accounts.status(of: budget))
+    func view(_ budget: Budget, forecast: Bool = false) async throws -> BudgetView {
+        let status = try await accounts.status(of: budget)
+        var view = BudgetView(budget: budget, status: status)
+        if forecast {
+            view.forecast = try await BudgetForecaster(store: store).forecast(budget, status: status, now: accounts.now())
+        }
+        return view
     }
 
     func requireAdmin(_ context: ConduitRequestContext) throws {

@@ -17,6 +17,9 @@ protocol BudgetStore: Sendable {
     func page(after id: String?, limit: Int) async throws -> [Budget]
     /// The ledger's cost of the requests the budget covers in `window`.
     func ledgerSpent(_ budget: Budget, in window: BudgetWindow) async throws -> Double
+    /// The ledger's cost of the requests the budget covers, per calendar day of its time zone, for
+    /// the `days` days before the one that starts at `before` (oldest first; 0 for a day without).
+    func dailySpent(_ budget: Budget, days: Int, before: Date) async throws -> [Double]
     /// Records that `budget` crossed `threshold` in `window`; false when it was already recorded.
     func recordAlert(_ budget: Budget, window: BudgetWindow, threshold: Double, spentUSD: Double) async throws -> Bool
     /// Alerts recorded but not yet delivered to `conduit.alerts` (a crash between the two), oldest first.

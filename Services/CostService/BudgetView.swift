@@ -1,10 +1,12 @@
 import ConduitProtocol
 import Foundation
 
-/// A budget as `/v1/budgets` shows it: its definition and its current period's spend.
+/// A budget as `/v1/budgets` shows it: its definition and its current period's spend; one
+/// budget read alone also carries its forecast.
 struct BudgetView: Encodable {
     let budget: Budget
     let status: BudgetAccounts.Status
+    var forecast: BudgetForecaster.Forecast?
 
     enum CodingKeys: String, CodingKey {
         case id, object, name, scope, model, period
@@ -18,6 +20,7 @@ struct BudgetView: Encodable {
         case remainingUSD = "remaining_usd"
         case periodStart = "period_start"
         case resetsAt = "resets_at"
+        case forecast
     }
 
     func encode(to encoder: any Encoder) throws {
@@ -38,6 +41,7 @@ struct BudgetView: Encodable {
         try container.encode(Self.amount(max(0, budget.limitUSD - status.spentUSD - status.reservedUSD)), forKey: .remainingUSD)
         try container.encode(status.window.start.map(Self.iso), forKey: .periodStart)
         try container.encode(status.window.end.map(Self.iso), forKey: .resetsAt)
+        try container.encodeIfPresent(forecast, forKey: .forecast)
     }
 
     /// Nanodollar precision, as the counters keep it.

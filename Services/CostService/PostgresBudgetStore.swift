@@ -66,6 +66,24 @@ struct PostgresBudgetStore: BudgetStore {
         return Double(try rows.first?.decode(String.self, at: 0) ?? "0") ?? 0
     }
 
+    func dailySpent(_ budget: Budget, days: Int, before: Date) async throws -> [Double] {
+        let start = before.addingTimeInterval(-Double(days) * 86_400 - 7200)
+        let rows = try await postgres.query("""
+            WITH spent AS (
+                SELECT (occurred_at AT TIME ZONE $9)::date AS day, sum(cost_usd) AS cost FROM cost.usage_ledger
+                WHERE tenant_id = $1 AND occurred_at >= $2 AND occurred_at < $3
+                  AND ($4::text IS NULL OR team = $4) AND ($5::text IS NULL OR user_id = $5) AND ($6::text IS NULL OR key_id = $6)
+                  AND ($7::text IS NULL OR $7 = ANY (tags)) AND ($8::text IS NULL OR model = $8)
+                GROUP BY 1
+            )
+            SELECT coalesce(spent.cost, 0)::text
+            FROM generate_series(($3::timestamptz AT TIME ZONE $9)::date - $10::int, ($3::timestamptz AT TIME ZONE $9)::date - 1, interval '1 day') AS days(day)
+            LEFT JOIN spent ON spent.day = days.day::date ORDER BY days.day
+            """, budget.tenant, start, before, budget.scope.team, budget.scope.user, budget.scope.keyID, budget.scope.tag, budget.model,
+            budget.timeZone, days)
+        return try rows.map { Double(try $0.decode(String.self, at: 0)) ?? 0 }
+    }
+
     func recordAlert(_ budget: Budget, window: BudgetWindow, threshold: Double, spentUSD: Double) async throws -> Bool {
         try await postgres.query("""
             INSERT INTO cost.budget_alerts (budget_id, window_label, threshold, spent_usd) VALUES ($1, $2, $3, $4)

@@ -166,6 +166,34 @@ struct BudgetAPITests {
     }
 }
 
+extension BudgetAPITests {
+    @Test func oneBudgetReadAloneCarriesItsForecast() async throws {
+        let harness = Harness()
+        try await harness.app().test(.router) { client in
+            let admin = TestIdentity.fields(tenant: "acme")
+            let created = try Self.body(try await client.execute(
+                uri: "/v1/budgets", method: .post, headers: admin, body: Self.json(#"{"scope": {"tenant": true}, "period": "month", "limit_usd": 100}"#)))
+            let id = try #require(created["id"]?.stringValue)
+            #expect(created["forecast"] == nil)
+            // No history yet: nothing more is forecast to be spent.
+            let empty = try Self.body(try await client.execute(uri: "/v1/budgets/\(id)", method: .get, headers: admin))["forecast"]
+            #expect(empty?["method"] == "seasonal-naive" && empty?["period_end_usd"] == 0 && empty?["runs_out_on"] == .null)
+
+            // Four weeks at $5 a day, $50 spent this month; at noon on the 15th: half of today and 16 more days at $5.
+            harness.store.daily.withLock { $0[id] = Array(repeating: 5, count: 28) }
+            harness.store.spent.withLock { $0[id] = 50 }
+            harness.counters.states.withLock { $0 = [:] }
+            let forecast = try Self.body(try await client.execute(uri: "/v1/budgets/\(id)", method: .get, headers: admin))["forecast"]
+            #expect(forecast?["method"] == "holt-winters")
+            #expect(abs((forecast?["period_end_usd"]?.doubleValue ?? 0) - 132.5) < 1e-6, "\(String(describing: forecast))")
+            // 50 + 2.5 + 5 × 9.5: the limit is reached on the tenth day after today.
+            #expect(forecast?["runs_out_on"] == "2026-12-25")
+            let list = try Self.body(try await client.execute(uri: "/v1/budgets", method: .get, headers: admin))
+            #expect(list["data"]?[0]?["forecast"] == nil)
+        }
+    }
+}
+
 enum BudgetWindowClock {
     static func date(_ text: String) -> Date { ISO8601DateFormatter().date(from: text)! }
 }

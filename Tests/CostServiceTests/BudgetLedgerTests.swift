@@ -155,4 +155,20 @@ struct BudgetLedgerTests {
         #expect(pass.built >= 1)
         #expect(try await counters.state(of: counter) == .init(spentUSD: 3, reservedUSD: 0, built: true))
     }
+
+    @Test func dailySpendFollowsTheBudgetsCalendar() async throws {
+        let fixture = try await Fixture(now: "2026-12-15T12:00:00Z")
+        defer { fixture.running.cancel() }
+        let budget = try await fixture.budget(.init(team: "ml"), zone: "Europe/Paris", limit: 100)
+        // 23:30 UTC on the 12th is the 13th in Paris.
+        try await fixture.spend(1, at: "2026-12-12T10:00:00Z", team: "ml")
+        try await fixture.spend(2, at: "2026-12-12T23:30:00Z", team: "ml")
+        // 22:00 UTC on the 14th is still the 14th there (23:00).
+        try await fixture.spend(4, at: "2026-12-14T22:00:00Z", team: "ml")
+        try await fixture.spend(8, at: "2026-12-14T10:00:00Z", team: "web")
+        let paris = ISO8601DateFormatter().date(from: "2026-12-14T23:00:00Z")!
+        #expect(try await fixture.store.dailySpent(budget, days: 4, before: paris) == [0, 1, 2, 4])
+        let later = ISO8601DateFormatter().date(from: "2026-12-15T23:00:00Z")!
+        #expect(try await fixture.store.dailySpent(budget, days: 3, before: later) == [2, 4, 0])
+    }
 }

@@ -48,6 +48,13 @@ final class MemoryBudgetStore: BudgetStore {
 
     func ledgerSpent(_ budget: Budget, in window: BudgetWindow) async throws -> Double { spent.withLock { $0[budget.id] ?? 0 } }
 
+    let daily = Locked<[String: [Double]]>([:])
+
+    func dailySpent(_ budget: Budget, days: Int, before: Date) async throws -> [Double] {
+        let history = daily.withLock { $0[budget.id] ?? [] }
+        return Array(repeating: 0, count: max(0, days - history.count)) + history.suffix(days)
+    }
+
     func recordAlert(_ budget: Budget, window: BudgetWindow, threshold: Double, spentUSD: Double) async throws -> Bool {
         alerts.withLock { alerts in
             let alert = RecordedAlert(budgetID: budget.id, window: window.label, threshold: threshold, spentUSD: 0)
