@@ -9,9 +9,9 @@ import Logging
 import NIOConcurrencyHelpers
 
 /// A tenant's budgets from the cost-service (`GET /internal/budgets`), kept for `refresh`: a new
-/// or changed budget applies on every replica within that time (and one fetch). A copy due for
-/// less than ten times `refresh` still answers while one fetch in the background renews it; an
-/// older one is renewed before answering, concurrent requests of the tenant sharing the fetch. When the cost-service cannot be reached, the copy in hand
+/// or changed budget applies on every replica within that time. A copy past half of it still
+/// answers while one fetch in the background renews it; an older one is renewed before
+/// answering, concurrent requests of the tenant sharing the fetch. When the cost-service cannot be reached, the copy in hand
 /// serves for up to `staleness`; past it (or with none) the request is refused with a 503,
 /// unless `allowWhenUnavailable`. At most `maxTenants` copies are kept; the oldest go first.
 final class CostServiceBudgets: BudgetDirectory {
@@ -44,10 +44,10 @@ final class CostServiceBudgets: BudgetDirectory {
     func budgets(tenant: String, context: ConduitRequestContext) async throws -> [Budget] {
         let now = ContinuousClock.now
         let copy = copies.withLockedValue { $0[tenant] }
-        if let copy, now - copy.fetched < configuration.refresh { return copy.budgets }
-        if let copy, now - copy.fetched < configuration.refresh * 10 {
-            // Due, but recent: this request uses it while one fetch renews it, so no request of the
-            // tenant waits on the cost-service once a second.
+        if let copy, now - copy.fetched < configuration.refresh / 2 { return copy.budgets }
+        if let copy, now - copy.fetched < configuration.refresh {
+            // Half its time gone: this request uses it while one fetch renews it, so that under
+            // steady traffic no request of the tenant waits on the cost-service.
             guard fetches.withLockedValue({ $0[tenant] == nil }) else { return copy.budgets }
             let headers = ServiceClient.propagatedHeaders(from: context)
             Task { [self] in

@@ -68,14 +68,7 @@ extension KafkaConsumer {
         _ message: KafkaMessage, deadLetters: DeadLetterQueue, service: String, logger: Logger,
         _ work: () async throws -> Void
     ) async throws {
-        do {
-            try await work()
-        } catch let rejection as MessageRejection {
-            try await retryUntilCancelled(logger: logger, "dead-lettering a message") {
-                try await deadLetters.send(message, reason: rejection.reason, service: service)
-            }
-            logger.warning("message rejected", metadata: ["reason": "\(rejection.reason)", "offset": "\(message.offset)"])
-        }
+        try await settle(message, deadLetters: deadLetters, service: service, logger: logger, work)
         do {
             try markDurable(message)
         } catch {

@@ -137,7 +137,9 @@ extension RedisClientTests {
         let registry = PrometheusCollectorRegistry()
         let redis = RedisClient(configuration: .init(port: TestEnvironment.redisPort, connections: 1, maxQueued: 3), registry: registry, logger: Logger(label: "test"))
         let key = TestEnvironment.uniqueName("queue")
-        let blocker = Task { try await redis.send(RedisCommand("BLPOP", key + ":never", 2)) }
+        // Blocks the one connection for 4 s (under the client's 5 s reply limit): long beside what a
+        // refusal or a cancellation may take on a loaded machine (2.5 s), so the two cannot be confused.
+        let blocker = Task { try await redis.send(RedisCommand("BLPOP", key + ":never", 4)) }
         #expect(try await eventually(within: .seconds(10)) { redis.queuedCount == 0 })
         try await Task.sleep(for: .milliseconds(200))  // BLPOP is on the wire
 
@@ -156,7 +158,7 @@ extension RedisClientTests {
         }
         cancelled.cancel()
         let outcome = await cancelled.result
-        #expect(ContinuousClock.now - started < .seconds(1), "a refused or cancelled command waited for the connection")
+        #expect(ContinuousClock.now - started < .milliseconds(2500), "a refused or cancelled command waited for the connection")
         guard case .failure(let error) = outcome, error is CancellationError else { Issue.record("expected CancellationError, got \(outcome)"); return }
         #expect(redis.queuedCount == 2)
 

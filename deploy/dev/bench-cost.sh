@@ -23,11 +23,7 @@ UPSTREAM_PORT=19090 GATEWAY_PORT=19080 ORCHESTRATOR_PORT=19081 COST_PORT=19084
 say() { printf '%s\n' "$*" >&2; }
 
 "$STACK" install
-if ! command -v wrk >/dev/null; then
-    say "installing wrk (apt)"
-    sudo=""; [ "$(id -u)" -eq 0 ] || sudo=sudo
-    $sudo apt-get install -y -qq wrk >/dev/null 2>&1 || { $sudo apt-get update -qq >/dev/null; $sudo apt-get install -y -qq wrk >/dev/null; }
-fi
+bench_need_wrk
 say "building gateway, orchestrator, cost-service and the upstream (release)…"
 BIN=$("$STACK" release-build gateway orchestrator cost-service bench-gateway-upstream)
 

@@ -19,11 +19,7 @@ UPSTREAM_PORT=18990 GATEWAY_PORT=18980 ORCHESTRATOR_PORT=18981 LITELLM_PORT=1899
 say() { printf '%s\n' "$*" >&2; }
 
 "$STACK" install
-if ! command -v wrk >/dev/null; then
-    say "installing wrk (apt)"
-    sudo=""; [ "$(id -u)" -eq 0 ] || sudo=sudo
-    $sudo apt-get install -y -qq wrk >/dev/null 2>&1 || { $sudo apt-get update -qq >/dev/null; $sudo apt-get install -y -qq wrk >/dev/null; }
-fi
+bench_need_wrk
 if ! "$VENV/bin/litellm" --version >/dev/null 2>&1; then
     say "installing litellm[proxy] into $VENV…"
     python3 -m venv "$VENV"

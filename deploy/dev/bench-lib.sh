@@ -14,3 +14,10 @@ bench_end() {
     wait 2>/dev/null || true
     "$STACK" stop-servers "$BENCH_DIR" >/dev/null 2>&1 || true
 }
+
+bench_need_wrk() {  # installs wrk from Debian when it is missing
+    command -v wrk >/dev/null && return 0
+    printf '%s\n' "installing wrk (apt)" >&2
+    local sudo=""; [ "$(id -u)" -eq 0 ] || sudo=sudo
+    $sudo apt-get install -y -qq wrk >/dev/null 2>&1 || { $sudo apt-get update -qq >/dev/null; $sudo apt-get install -y -qq wrk >/dev/null; }
+}
