@@ -154,7 +154,7 @@ func buildRouter(
                 directory: dependencies.budgets, counters: dependencies.spend,
                 holdTTL: .seconds(try environment.int("CONDUIT_BUDGET_HOLD_TTL_S", default: 900)), logger: logger),
         ],
-        models: dependencies.models, usage: dependencies.usage)
+        models: dependencies.models, usage: dependencies.usage, metrics: StageMetrics(registry: registry))
     let router = makeConduitRouter(configuration: configuration, registry: registry, readiness: dependencies.readiness)
     let routes = try router.internalRoutes(configuration)
     ChatController(pipeline: pipeline, tokenizer: dependencies.tokenizer).addRoutes(to: routes)

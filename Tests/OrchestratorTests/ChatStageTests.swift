@@ -5,6 +5,8 @@ import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import NIOCore
+import Prometheus
+import Logging
 @testable import Orchestrator
 import Testing
 import TestSupport
@@ -41,11 +43,11 @@ struct ChatStageTests {
     }
 
     /// A router whose chat route runs `stages` in a pipeline over the fake models.
-    static func app(_ stages: [any ChatStage], models: FakeModels, usage: RecordedUsage) -> some ApplicationProtocol {
+    static func app(_ stages: [any ChatStage], models: FakeModels, usage: RecordedUsage, metrics: StageMetrics? = nil) -> some ApplicationProtocol {
         let router = Router(context: ConduitRequestContext.self)
         router.add(middleware: RequestContextMiddleware())
         router.add(middleware: ErrorEnvelopeMiddleware())
-        let pipeline = ChatPipeline(stages: stages, models: models, usage: usage)
+        let pipeline = ChatPipeline(stages: stages, models: models, usage: usage, metrics: metrics)
         router.post("/v1/chat/completions") { request, context in
             let body = try await request.decodeJSON(ChatCompletionRequest.self, context: context)
             let billing = UsageEvent(requestID: context.requestID, tenant: "acme", kind: "chat", model: body.model,
@@ -69,6 +71,27 @@ struct ChatStageTests {
         #expect(log.withLock { $0 } == ["a.check", "b.check", "a.prepare", "b.prepare", "a.finish(tiny)", "b.finish(tiny)"])
         // Each stage's change reached the model, the later one's outermost.
         #expect(models.requests.first?.messages.prefix(2).map { $0.content?.plainText } == ["from b", "from a"])
+    }
+
+    @Test func eachStagesPrepareAndFinishAreTimed() async throws {
+        let log = Locked<[String]>([])
+        let registry = PrometheusCollectorRegistry()
+        let app = Self.app([Probe(name: "a", log: log)], models: FakeModels(), usage: RecordedUsage(), metrics: StageMetrics(registry: registry))
+        try await app.test(.router) { client in
+            let answered = try await ChatAPITests.chat(client, Self.hello)
+            #expect(answered.status == .ok)
+            let failed = try await ChatAPITests.chat(client, #"{"model":"tiny","messages":[{"role":"user","content":"fail"}]}"#)
+            #expect(failed.status == .badGateway)
+        }
+        var bytes: [UInt8] = []
+        registry.emit(into: &bytes)
+        let text = String(decoding: bytes, as: UTF8.self)
+        for series in [#"stage="a",phase="prepare"} 2"#, #"stage="a",phase="finish"} 1"#, #"stage="a",phase="abandon"} 1"#] {
+            #expect(text.contains("conduit_chat_stage_duration_seconds_count{" + series), "\(series): \(text)")
+        }
+        // A stage is named after its type.
+        #expect(BudgetStage(directory: FakeBudgets(), counters: MemorySpend(), logger: Logger(label: "t")).name == "budget")
+        #expect(CacheStage.self != RetrievalStage.self && "\(SessionStage.self)".hasSuffix("Stage"))
     }
 
     @Test func aStageThatAnswersEndsThePreparingAndTheModelIsNotCalled() async throws {

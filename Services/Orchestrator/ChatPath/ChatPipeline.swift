@@ -13,6 +13,7 @@ struct ChatPipeline: Sendable {
     let stages: [any ChatStage]
     let models: any ChatModels
     let usage: any UsageRecorder
+    var metrics: StageMetrics?
 
     func run(_ turn: ChatTurn, context: ConduitRequestContext) async throws -> Response {
         var turn = turn
@@ -20,7 +21,9 @@ struct ChatPipeline: Sendable {
         do {
             for stage in stages { try stage.check(turn) }
             for (index, stage) in stages.enumerated() {
+                let started = ContinuousClock.now
                 let answer = try await stage.prepare(&turn, context: context)
+                metrics?.record(stage, phase: "prepare", since: started)
                 prepared = index + 1
                 if let answer {
                     return try await respond(with: answer, turn: turn, finishing: Array(stages[...index]))
@@ -63,12 +66,20 @@ struct ChatPipeline: Sendable {
 
     /// Every stage's `finish`, in order.
     func finish(_ turn: ChatTurn, answer: ChatAnswer, stages: [any ChatStage]? = nil) async {
-        for stage in stages ?? self.stages { await stage.finish(turn, answer: answer) }
+        for stage in stages ?? self.stages {
+            let started = ContinuousClock.now
+            await stage.finish(turn, answer: answer)
+            metrics?.record(stage, phase: "finish", since: started)
+        }
     }
 
     /// Every stage's `abandon`, in order.
     func abandon(_ turn: ChatTurn, costUSD: Double, stages: [any ChatStage]? = nil) async {
-        for stage in stages ?? self.stages { await stage.abandon(turn, costUSD: costUSD) }
+        for stage in stages ?? self.stages {
+            let started = ContinuousClock.now
+            await stage.abandon(turn, costUSD: costUSD)
+            metrics?.record(stage, phase: "abandon", since: started)
+        }
     }
 
     /// A stage's answer: as JSON, or told again as the stream a model would have sent.

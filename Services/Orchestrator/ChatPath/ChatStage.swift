@@ -7,6 +7,8 @@ import ConduitProtocol
 /// when there is none to finish on (a failure, a hang-up), they `abandon` it.
 /// A new feature on the chat path (a budget, a template, a guard) is a new stage.
 protocol ChatStage: Sendable {
+    /// The stage's name in metrics (`session`, `cache`, `retrieval`, `budget`).
+    var name: String { get }
     /// Refuses a request the stage cannot serve, before any stage does work. By default, none.
     func check(_ turn: ChatTurn) throws
     /// Changes the turn, or answers it.
@@ -22,6 +24,10 @@ protocol ChatStage: Sendable {
 }
 
 extension ChatStage {
+    var name: String {
+        let type = String(describing: Self.self)
+        return (type.hasSuffix("Stage") ? String(type.dropLast(5)) : type).lowercased()
+    }
     func check(_ turn: ChatTurn) throws {}
     func prepare(_ turn: inout ChatTurn, context: ConduitRequestContext) async throws -> StageAnswer? { nil }
     func finish(_ turn: ChatTurn, answer: ChatAnswer) async {}
