@@ -26,7 +26,10 @@ func buildApplication(configuration: ServiceConfiguration, logger: Logger) async
     )
     let registry = PrometheusCollectorRegistry()
     let usage = UsageMetrics(registry: registry, maxLabelValues: try configuration.environment.int("CONDUIT_METRICS_MAX_LABEL_VALUES", default: 100))
-    let counter = EventCounter(consumer: consumer, registry: registry, usage: usage, logger: logger)
+    let counter = EventCounter(
+        consumer: consumer, registry: registry, usage: usage,
+        alerts: AlertMetrics(registry: registry, maxLabelValues: try configuration.environment.int("CONDUIT_METRICS_MAX_LABEL_VALUES", default: 100)),
+        logger: logger)
     let router = makeConduitRouter(configuration: configuration, registry: registry, readiness: [.kafka(consumer)])
     // No routes of its own yet; those to come go in this group, behind the signed identity.
     _ = try router.internalRoutes(configuration)

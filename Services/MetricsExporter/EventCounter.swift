@@ -6,8 +6,8 @@ import Logging
 import Prometheus
 import ServiceLifecycle
 
-/// Counts the platform's events by topic and kind, and turns usage events into the `llm_*`
-/// metrics (`UsageMetrics`). A value that is not a JSON object with a `schema_version` (or a
+/// Counts the platform's events by topic and kind, and turns usage and alert events into the
+/// `llm_*` metrics (`UsageMetrics`, `AlertMetrics`). A value that is not a JSON object with a `schema_version` (or a
 /// usage event that does not decode) is counted as malformed and skipped; every offset is
 /// committed once counted, so a restart counts again at most what was counted since the last
 /// commit (a second or so: the consumer's commit interval).
@@ -15,6 +15,7 @@ struct EventCounter: Service {
     let consumer: KafkaConsumer
     let registry: PrometheusCollectorRegistry
     let usage: UsageMetrics
+    var alerts: AlertMetrics?
     let logger: Logger
     /// Event kinds are free text on the wire: bounded like every label.
     let kinds = LabelLimiter(limit: 64)
@@ -46,6 +47,10 @@ struct EventCounter: Service {
         if message.topic == KafkaTopic.usage {
             guard let event = try? EventCoding.decoder().decode(UsageEvent.self, from: Data(message.value)) else { return malformed(message) }
             usage.record(event)
+        }
+        if message.topic == KafkaTopic.alerts, let alerts {
+            guard let event = try? EventCoding.decoder().decode(AlertEvent.self, from: Data(message.value)) else { return malformed(message) }
+            alerts.record(event)
         }
         let kind = kinds.value((fields["kind"] as? String) ?? (fields["action"] as? String) ?? "event")
         registry.makeCounter(
