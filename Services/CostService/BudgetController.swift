@@ -33,7 +33,7 @@ struct BudgetController: Sendable {
             return try jsonResponse(Deleted(id: budget.id))
         }
         router.get("/internal/budgets") { _, context in
-            try jsonResponse(Definitions(data: try await store.budgets(tenant: try context.callerTenant())), encoder: EventCoding.encoder())
+            try jsonResponse(BudgetDefinitions(data: try await store.budgets(tenant: try context.callerTenant())), encoder: EventCoding.encoder())
         }
         router.post("/internal/budgets/counters") { request, context in
             let ask = try await request.decodeJSON(BuildRequest.self, context: context)
@@ -163,10 +163,6 @@ struct BudgetRequest: Decodable {
 struct BudgetList: Encodable {
     var object = "list"
     var data: [BudgetView]
-}
-
-struct Definitions: Codable {
-    var data: [Budget]
 }
 
 struct BuildRequest: Decodable {

@@ -68,8 +68,7 @@ final class CostServiceBudgets: BudgetDirectory {
                 logger.warning("budgets unknown and the cost-service unreachable; allowed (CONDUIT_BUDGET_UNAVAILABLE=allow)")
                 return []
             }
-            throw APIError(status: .serviceUnavailable, type: .server,
-                           message: "Budgets cannot be checked right now (the cost-service is unreachable); try again shortly.", code: "budgets_unavailable")
+            throw APIError.budgetsUnavailable("the cost-service is unreachable")
         }
     }
 
@@ -82,12 +81,13 @@ final class CostServiceBudgets: BudgetDirectory {
                 let response = try await client.send(to: .costService, method: "GET", path: "/internal/budgets", headers: headers, timeout: .seconds(5))
                 let bytes = try await response.body.collect(upTo: 16 << 20)
                 guard response.status == 200 else { throw APIError.serviceUnavailable("cost-service answered \(response.status)") }
-                return try EventCoding.decoder().decode(Definitions.self, from: Data(bytes)).data
+                return try EventCoding.decoder().decode(BudgetDefinitions.self, from: Data(bytes)).data
             }
             fetches[tenant] = task
             return task
         }
-        defer { _ = fetches.withLockedValue { $0.removeValue(forKey: tenant) } }
+        // The first waiter to return clears the entry, unless a newer fetch has replaced it.
+        defer { fetches.withLockedValue { if $0[tenant] == task { $0[tenant] = nil } } }
         return try await task.value
     }
 
@@ -107,9 +107,5 @@ final class CostServiceBudgets: BudgetDirectory {
             to: .costService, path: "/internal/budgets/counters", body: Array(body), headers: ServiceClient.propagatedHeaders(from: context), timeout: .seconds(10))
         _ = try await response.body.collect(upTo: 1 << 20)
         guard response.status == 200 else { throw APIError.serviceUnavailable("cost-service answered \(response.status)") }
-    }
-
-    struct Definitions: Decodable {
-        var data: [Budget]
     }
 }

@@ -58,6 +58,16 @@ public struct Budget: Codable, Sendable, Hashable {
     }
 }
 
+/// The answer of the cost-service's `GET /internal/budgets`: a tenant's budgets, as the
+/// orchestrator's budget stage reads them.
+public struct BudgetDefinitions: Codable, Sendable, Equatable {
+    public var data: [Budget]
+
+    public init(data: [Budget]) {
+        self.data = data
+    }
+}
+
 /// Who a budget covers: the whole tenant, or the requests that match every field it sets (a
 /// team, a user, one key, a tag). `{"tenant": true}` or e.g. `{"team": "ml", "user": "ada"}`.
 public struct BudgetScope: Codable, Sendable, Hashable {

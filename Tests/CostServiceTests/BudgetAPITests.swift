@@ -148,7 +148,7 @@ struct BudgetAPITests {
                 uri: "/v1/budgets", method: .post, headers: admin, body: Self.json(#"{"scope": {"key_id": "k1"}, "period": "day", "limit_usd": 2}"#)))
             let id = try #require(created["id"]?.stringValue)
             let definitions = try await client.execute(uri: "/internal/budgets", method: .get, headers: admin)
-            let decoded = try EventCoding.decoder().decode(Definitions.self, from: Data(definitions.body.readableBytesView))
+            let decoded = try EventCoding.decoder().decode(BudgetDefinitions.self, from: Data(definitions.body.readableBytesView))
             #expect(decoded.data.map(\.id) == [id] && decoded.data[0].scope == BudgetScope(keyID: "k1"))
 
             harness.counters.states.withLock { $0 = [:] }

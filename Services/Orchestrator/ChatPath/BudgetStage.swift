@@ -48,8 +48,7 @@ struct BudgetStage: ChatStage {
                 try await directory.buildCounters(indexes.map { applicable[$0] }, context: context)
             } catch {
                 logger.warning("budget counters could not be built", metadata: [LogKey.error: "\(error)"])
-                throw APIError(status: .serviceUnavailable, type: .server,
-                               message: "Budgets cannot be checked right now; try again shortly.", code: "budgets_unavailable")
+                throw APIError.budgetsUnavailable("their counters could not be built")
             }
             outcome = try await counters.reserve(id, amountUSD: amount, against: charges, ttl: holdTTL)
         }
@@ -60,7 +59,7 @@ struct BudgetStage: ChatStage {
         case .refused(let index, let spent, let reserved):
             throw Self.refusal(applicable[index], window: charges[index].counter.window, spentUSD: spent, reservedUSD: reserved, amountUSD: amount)
         case .unbuilt:
-            throw APIError(status: .serviceUnavailable, type: .server, message: "Budgets cannot be checked right now; try again shortly.", code: "budgets_unavailable")
+            throw APIError.budgetsUnavailable("their counters could not be built")
         }
     }
 
