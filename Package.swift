@@ -33,7 +33,7 @@ let http: [Target.Dependency] = ["HTTP", "ConduitHTTP"]
 let services = [
     service("Gateway", product: "gateway", dependencies: postgres + redis + kafka + http + [.product(name: "Crypto", package: "swift-crypto")]),
     service("Orchestrator", product: "orchestrator", dependencies: redis + kafka + http + [
-        "Providers", "SemanticCache", "Budgets", .product(name: "Crypto", package: "swift-crypto"),
+        "Providers", "SemanticCache", "Budgets", "Routing", .product(name: "Crypto", package: "swift-crypto"),
     ]),
     service("Embedder", product: "embedder", dependencies: kafka + http + ["TextEmbedding", "Providers"]),
     service("Retriever", product: "retriever", dependencies: postgres + kafka + http + ["SearchEngine"]),
@@ -51,6 +51,7 @@ let package = Package(
         .executable(name: "bench-retriever", targets: ["RetrieverBenchmark"]),
         .executable(name: "bench-gateway-upstream", targets: ["GatewayBenchmark"]),
         .executable(name: "bench-cache", targets: ["CacheBenchmark"]),
+        .executable(name: "bench-routing", targets: ["RoutingBenchmark"]),
     ],
     dependencies: [
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
@@ -117,6 +118,7 @@ let package = Package(
         // Budgets' live spend counters in Redis, shared by the orchestrator (reserve, settle) and
         // the cost-service (build from the ledger, report).
         .target(name: "Budgets", dependencies: ["ConduitProtocol", "Redis"], path: "Shared/Budgets"),
+        .target(name: "Routing", dependencies: ["ConduitProtocol", "Providers"], path: "Shared/Routing"),
         // A prefetch hint for the vector index's walk (Swift has no prefetch intrinsic).
         .target(name: "CSearchKernels", path: "Shared/CSearchKernels"),
 
@@ -147,6 +149,8 @@ let package = Package(
         .executableTarget(name: "CacheBenchmark", dependencies: [
             "SemanticCache", "Redis", "ConduitKit", .product(name: "Logging", package: "swift-log"),
         ], path: "Benchmarks/CacheBenchmark"),
+
+        .executableTarget(name: "RoutingBenchmark", dependencies: ["Routing", "Providers"], path: "Benchmarks/RoutingBenchmark"),
 
         .executableTarget(name: "RetrieverBenchmark", dependencies: ["SearchEngine", "ConduitProtocol"], path: "Benchmarks/RetrieverBenchmark"),
 
@@ -209,11 +213,12 @@ let package = Package(
         ], path: "Tests/CostServiceTests"),
         // The application tier: the orchestrator's routes and stages over in-process fakes; no server.
         serviceTests("OrchestratorTests", of: "Orchestrator", [
-            "Providers", "SemanticCache", "Budgets",
+            "Providers", "SemanticCache", "Budgets", "Routing",
             .product(name: "Logging", package: "swift-log"), .product(name: "Prometheus", package: "swift-prometheus"),
         ]),
         // The orchestrator's real stores and clients against the test stack's servers.
         serviceTests("OrchestratorStoreTests", of: "Orchestrator", ["Kafka", "HTTP", "Redis", "Providers", "Budgets"]),
+        .testTarget(name: "RoutingTests", dependencies: ["Routing", "Providers", "ConduitProtocol"], path: "Tests/RoutingTests"),
         .testTarget(name: "ProvidersTests", dependencies: [
             "Providers", "ConduitProtocol", "HTTP", "TestSupport",
             .product(name: "Logging", package: "swift-log"),

@@ -122,8 +122,8 @@ func budgetDirectoryConfiguration(_ environment: ConduitEnvironment) throws -> C
         allowWhenUnavailable: unavailable == "allow")
 }
 
-/// The routes, with the chat path's stages in their order: the session's history, the semantic
-/// cache, retrieval, budgets, then the model call (`ChatPipeline`).
+/// The routes, with the chat path's stages in their order: a router's choice of model, the
+/// session's history, the semantic cache, retrieval, budgets, then the model call (`ChatPipeline`).
 func buildRouter(
     configuration: ServiceConfiguration, dependencies: OrchestratorDependencies,
     registry: PrometheusCollectorRegistry, logger: Logger
@@ -147,6 +147,9 @@ func buildRouter(
     let rewriter = QueryRewriter(router: dependencies.models, model: environment.optionalString("CONDUIT_RAG_REWRITE_MODEL"), usage: dependencies.usage)
     let pipeline = ChatPipeline(
         stages: [
+            RoutingStage(
+                models: dependencies.models, tokenizer: dependencies.tokenizer, directory: dependencies.budgets, counters: dependencies.spend,
+                registry: registry, logger: logger),
             SessionStage(memory: memory),
             CacheStage(cache: cache, models: dependencies.models),
             RetrievalStage(augmenter: RetrievalAugmenter(services: dependencies.services, rewriter: rewriter)),

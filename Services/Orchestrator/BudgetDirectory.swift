@@ -16,6 +16,8 @@ protocol SpendReservations: Sendable {
     func reserve(_ id: String, amountUSD: Double, against counters: [(counter: BudgetCounters.Counter, limitUSD: Double)], ttl: Duration) async throws
         -> BudgetCounters.Reservation
     func settle(_ id: String, costUSD: Double, on counters: [BudgetCounters.Counter]) async throws
+    /// What a counter has spent and holds; nil when it is not built.
+    func state(of counter: BudgetCounters.Counter) async throws -> BudgetCounters.State?
 }
 
 extension BudgetCounters: SpendReservations {}

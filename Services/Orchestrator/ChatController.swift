@@ -27,7 +27,8 @@ struct ChatController: Sendable {
     }
 
     func modelList() -> ModelList {
-        ModelList(data: models.availableModels.map { .init(id: $0.name, created: $0.created, ownedBy: $0.ownedBy) })
+        ModelList(data: models.availableModels.map { .init(id: $0.name, created: $0.created, ownedBy: $0.ownedBy) }
+            + models.availableRouters.map { .init(id: $0.name, created: 0, ownedBy: "conduit") })
     }
 
     func complete(_ request: Request, _ context: ConduitRequestContext) async throws -> Response {

@@ -46,6 +46,11 @@ struct TokenCounter: Sendable {
         return counts.reduce(0, +) + messages.count * Self.perMessageOverhead
     }
 
+    /// A prompt's tokens by `estimate`, each message's template included.
+    static func estimatePrompt(_ messages: [ChatMessage]) -> Int {
+        messages.reduce(0) { $0 + estimate($1.content?.plainText ?? "") } + messages.count * perMessageOverhead
+    }
+
     /// One token per three UTF-8 bytes, rounded up: English runs at about four bytes a token
     /// with BPE tokenizers, so this overestimates, as a budget should.
     static func estimate(_ text: String) -> Int { (text.utf8.count + 2) / 3 }

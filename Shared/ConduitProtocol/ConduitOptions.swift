@@ -6,16 +6,33 @@ public struct ConduitOptions: Codable, Sendable, Hashable {
     public var sessionID: String?
     /// `false` skips the semantic cache for this request (neither read nor written).
     public var cache: Bool?
+    /// Limits on the model a router (`model: "auto"`) chooses.
+    public var routing: RoutingOptions?
 
-    public init(rag: RAGOptions? = nil, sessionID: String? = nil, cache: Bool? = nil) {
+    public init(rag: RAGOptions? = nil, sessionID: String? = nil, cache: Bool? = nil, routing: RoutingOptions? = nil) {
         self.rag = rag
         self.sessionID = sessionID
         self.cache = cache
+        self.routing = routing
     }
 
     enum CodingKeys: String, CodingKey {
-        case rag, cache
+        case rag, cache, routing
         case sessionID = "session_id"
+    }
+}
+
+/// `conduit.routing` of a request to a router model.
+public struct RoutingOptions: Codable, Sendable, Hashable {
+    /// Only models whose typical time to the first token is at most this are chosen.
+    public var maxLatencyMilliseconds: Int?
+
+    public init(maxLatencyMilliseconds: Int? = nil) {
+        self.maxLatencyMilliseconds = maxLatencyMilliseconds
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case maxLatencyMilliseconds = "max_latency_ms"
     }
 }
 
@@ -61,17 +78,21 @@ public struct ConduitResponseInfo: Codable, Sendable, Hashable {
     public var retrieval: RetrievalSummary?
     public var sessionID: String?
     public var cache: CacheInfo?
+    /// Which model a router chose, and why.
+    public var routing: RoutingInfo?
 
-    public init(citations: [Citation]? = nil, confidence: Double? = nil, retrieval: RetrievalSummary? = nil, sessionID: String? = nil, cache: CacheInfo? = nil) {
+    public init(citations: [Citation]? = nil, confidence: Double? = nil, retrieval: RetrievalSummary? = nil, sessionID: String? = nil, cache: CacheInfo? = nil,
+                routing: RoutingInfo? = nil) {
         self.citations = citations
         self.confidence = confidence
         self.retrieval = retrieval
         self.sessionID = sessionID
         self.cache = cache
+        self.routing = routing
     }
 
     enum CodingKeys: String, CodingKey {
-        case citations, confidence, retrieval, cache
+        case citations, confidence, retrieval, cache, routing
         case sessionID = "session_id"
     }
 }

@@ -22,7 +22,7 @@ extension ModelCatalog {
         } catch {
             throw CatalogError("not valid YAML: \(error)")
         }
-        try self.init(models: file.models.map { try $0.model() })
+        try self.init(models: file.models.map { try $0.model() }, routers: (file.routers ?? []).map { try $0.router() })
     }
 
     static func interpolate(_ text: String, _ environment: [String: String]) -> String {
@@ -58,6 +58,31 @@ extension ModelCatalog {
 
 private struct CatalogFile: Decodable {
     var models: [ModelEntry]
+    var routers: [RouterEntry]?
+}
+
+private struct RouterEntry: Decodable {
+    var name: String
+    var models: [String]
+    var minQuality: [String: Double]?
+    var stepDownAt: Double?
+
+    enum CodingKeys: String, CodingKey {
+        case name, models
+        case minQuality = "min_quality"
+        case stepDownAt = "step_down_at"
+    }
+
+    func router() throws -> RouterModel {
+        var qualities = RouterModel.defaultMinQuality
+        for (key, value) in minQuality ?? [:] {
+            guard let complexity = Complexity(rawValue: key) else {
+                throw CatalogError("router '\(name)': unknown complexity '\(key)' in min_quality (known: simple, medium, complex)")
+            }
+            qualities[complexity] = value
+        }
+        return RouterModel(name: name, candidates: models, minQuality: qualities, stepDownAt: stepDownAt ?? 0.8)
+    }
 }
 
 private struct ModelEntry: Decodable {

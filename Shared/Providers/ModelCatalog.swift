@@ -4,12 +4,15 @@ import ConduitProtocol
 /// the models to fall back to when all of them fail.
 public struct ModelCatalog: Sendable {
     public private(set) var models: [CatalogModel]
+    /// Names that choose one of the models per request (`auto`).
+    public private(set) var routers: [RouterModel]
     private var index: [String: Int]
 
-    /// Fails when two models share a name, two deployments share an id, or a fallback names a
-    /// model the catalog does not have.
-    public init(models: [CatalogModel]) throws {
+    /// Fails when two models share a name, two deployments share an id, a fallback names a
+    /// model the catalog does not have, or a router's name is taken or its candidates unknown.
+    public init(models: [CatalogModel], routers: [RouterModel] = []) throws {
         self.models = models
+        self.routers = routers
         index = [:]
         var deploymentIDs = Set<String>()
         for (position, model) in models.enumerated() {
@@ -28,6 +31,24 @@ public struct ModelCatalog: Sendable {
                 throw CatalogError("model '\(model.name)' falls back to '\(fallback)', which the catalog does not define")
             }
         }
+        var routerNames = Set<String>()
+        for router in routers {
+            guard index[router.name] == nil, routerNames.insert(router.name).inserted else {
+                throw CatalogError("router '\(router.name)': the name is already taken")
+            }
+            guard !router.candidates.isEmpty else { throw CatalogError("router '\(router.name)' has no models") }
+            for candidate in router.candidates where index[candidate] == nil {
+                throw CatalogError("router '\(router.name)' chooses '\(candidate)', which the catalog does not define")
+            }
+            guard router.minQuality.values.allSatisfy({ (0...1).contains($0) }) else {
+                throw CatalogError("router '\(router.name)': min_quality must be between 0 and 1")
+            }
+            guard (0...1).contains(router.stepDownAt) else { throw CatalogError("router '\(router.name)': step_down_at must be between 0 and 1") }
+        }
+    }
+
+    public func router(named name: String) -> RouterModel? {
+        routers.first { $0.name == name }
     }
 
     public func model(named name: String) -> CatalogModel? {
@@ -55,6 +76,13 @@ public struct ModelCatalog: Sendable {
     /// The models a caller can use now: those with at least one configured deployment.
     public func availableModels(keys: APIKeys) -> [CatalogModel] {
         models.filter { model in model.deployments.contains { keys.isConfigured($0) } }
+    }
+
+    /// The routers a caller can use now: those with at least one usable candidate.
+    public func availableRouters(keys: APIKeys) -> [RouterModel] {
+        routers.filter { router in
+            router.candidates.contains { name in model(named: name)?.deployments.contains { keys.isConfigured($0) } ?? false }
+        }
     }
 }
 

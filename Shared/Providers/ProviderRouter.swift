@@ -198,7 +198,7 @@ public enum RoutingError: Error, Sendable, Equatable {
 
 extension [ChatMessage] {
     /// Whether any message has an image part.
-    var containsImages: Bool {
+    public var containsImages: Bool {
         contains { message in
             guard case .parts(let parts) = message.content else { return false }
             return parts.contains { if case .imageURL = $0 { true } else { false } }

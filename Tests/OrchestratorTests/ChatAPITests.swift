@@ -190,7 +190,7 @@ struct ChatAPITests {
             let signed = TestIdentity.fields(tenant: "acme")
             let list = Self.json(try await client.execute(uri: "/v1/models", method: .get, headers: signed))
             #expect(list?["object"] == "list")
-            #expect(list?["data"]?.arrayValue?.map { $0["id"] } == ["tiny"])
+            #expect(list?["data"]?.arrayValue?.map { $0["id"] } == ["tiny", "quick", "deep", "auto"])
             #expect(list?["data"]?[0]?["owned_by"] == "tests")
             #expect(try await client.execute(uri: "/v1/models/tiny", method: .get, headers: signed).status == .ok)
             #expect(try await client.execute(uri: "/v1/models/nope", method: .get, headers: signed).status == .notFound)

@@ -10,7 +10,9 @@
 #   - overspend_usd / max_request_usd: 200 concurrent requests against a budget worth 50.
 #   - ledger_events_per_s: 10,000 usage events produced at once to the cost-service's topic,
 #     until all are rows in the ledger.
-#   - routing_accuracy / routing_cost_saved: `model: "auto"` is not built yet (na).
+#   - routing_accuracy / routing_cost_saved: the `auto` router of deploy/models.yaml over the
+#     labelled set deploy/routing/labelled-prompts.jsonl (bench-routing): accuracy on its held-out
+#     `test` half, and the cost saved against always choosing the premium candidate (GPT-4o).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 STACK="$ROOT/deploy/dev/stack.sh"
@@ -25,7 +27,7 @@ say() { printf '%s\n' "$*" >&2; }
 "$STACK" install
 bench_need_wrk
 say "building gateway, orchestrator, cost-service and the upstream (release)…"
-BIN=$("$STACK" release-build gateway orchestrator cost-service bench-gateway-upstream)
+BIN=$("$STACK" release-build gateway orchestrator cost-service bench-gateway-upstream bench-routing)
 
 bench_begin "$DIR"
 "$STACK" start-postgres "$DIR/postgres" "$PG_PORT"
@@ -111,9 +113,14 @@ wrk -t1 -c"$half" -d"$DURATION" --timeout 30s --latency -s "$DIR/bench.lua" "$UR
 wrk -t1 -c"$half" -d"$DURATION" --timeout 30s --latency -s "$DIR/free.lua" "$URL" >"$DIR/none.txt" & W2=$!
 wait $W1 $W2
 
+say "classifying the labelled set…"
+"$BIN/bench-routing" "$ROOT/deploy/models.yaml" "$ROOT/deploy/routing/labelled-prompts.jsonl" >"$DIR/routing.txt"
+say "$(cat "$DIR/routing.txt")"
+
 python3 - "$DIR" "$TIGHT_KEY" "$GATEWAY_PORT" "$KAFKA_PORT" "$PG_PORT" "$USAGE_TOPIC" <<'PY'
 import concurrent.futures, json, re, subprocess, sys, time, urllib.request, uuid
 directory, key, gateway, kafka, pg, topic = sys.argv[1:7]
+routing = dict(pair.split("=", 1) for pair in open(f"{directory}/routing.txt").read().split()[1:])
 base = f"http://127.0.0.1:{gateway}"
 def call(method, path, body=None):
     request = urllib.request.Request(base + path, method=method, data=json.dumps(body).encode() if body is not None else None,
@@ -178,5 +185,5 @@ print(f"budgets: none p50={none[0]:.3f}ms p99={none[1]:.3f}ms {none[2]:.0f} req/
 print(f"200 concurrent against a budget worth 50: {served} served, {len(refused)} refused, spent ${view['spent_usd']:.6f} of ${view['limit_usd']:.6f}", file=sys.stderr)
 print(f"bench-cost: budget_added_p50_ms={three[0] - none[0]:.3f} budget_added_p99_ms={three[1] - none[1]:.3f} "
       f"ledger_events_per_s={rate:.0f} overspend_usd={overspend:.6f} max_request_usd={max_request:.6f} "
-      f"routing_accuracy=na routing_cost_saved=na")
+      f"routing_accuracy={routing['accuracy']} routing_cost_saved={routing['cost_saved']}")
 PY

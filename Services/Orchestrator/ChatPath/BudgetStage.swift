@@ -87,8 +87,7 @@ struct BudgetStage: ChatStage {
     /// the context window leaves, if less.
     static func maximumCost(of turn: ChatTurn) -> Double {
         guard let deployment = turn.primary else { return 0 }
-        let messages = turn.body.messages
-        let prompt = messages.reduce(0) { $0 + TokenCounter.estimate($1.content?.plainText ?? "") } + messages.count * TokenCounter.perMessageOverhead
+        let prompt = TokenCounter.estimatePrompt(turn.body.messages)
         let completion = min(turn.body.completionTokenLimit ?? deployment.defaultMaxTokens, max(1, turn.window - prompt))
         let prices = deployment.prices
         return (Double(prompt) * prices.input + Double(completion) * max(prices.output, prices.reasoning ?? 0)) / 1_000_000 * Double(max(1, turn.body.n ?? 1))

@@ -16,7 +16,7 @@ struct CacheStage: ChatStage {
         guard cache.bypassReason(turn.body, options: turn.options) == nil else { return nil }
         guard let key = await cache.key(
             for: turn.body, messages: turn.body.messages, rag: turn.options?.rag, tenant: turn.tenant,
-            modelThreshold: models.catalog.model(named: turn.request.model)?.cacheThreshold, context: context) else { return nil }
+            modelThreshold: models.catalog.model(named: turn.body.model)?.cacheThreshold, context: context) else { return nil }
         turn.cacheKey = key
         let outcome = await cache.lookup(key)
         turn.responseHeaders[HTTPField.Name("X-Conduit-Cache")!] = outcome.completion == nil ? "miss" : "hit"

@@ -16,8 +16,8 @@ struct ChatTurn: Sendable {
     /// The caller's request headers (a session may be named by a header).
     let requestHeaders: HTTPFields
     /// The deployment the request is expected to reach: its context window and tokenizer.
-    let primary: Deployment?
-    let counter: TokenCounter
+    var primary: Deployment?
+    var counter: TokenCounter
     let started: ContinuousClock.Instant
     /// The request's usage event as first made: model calls made for it (a rewrite, a summary)
     /// bill the same tenant and key under the same request id.
@@ -34,6 +34,8 @@ struct ChatTurn: Sendable {
     var nearestCached: Double?
     /// The sources retrieval put in the prompt (`RetrievalStage`).
     var rag: RetrievalAugmenter.Prepared?
+    /// The model a router chose, and why (`RoutingStage`).
+    var routing: RoutingInfo?
     /// What the request holds against its budgets (`BudgetStage`).
     var budgetHold: BudgetStage.Hold?
     /// Headers the stages add to the response.
@@ -62,11 +64,12 @@ struct ChatTurn: Sendable {
     /// half the window.
     var completionReserve: Int { min(body.completionTokenLimit ?? primary?.defaultMaxTokens ?? 1024, window / 2) }
 
-    /// The response's `conduit` object, when retrieval or a session was involved.
+    /// The response's `conduit` object, when retrieval, a session or a router was involved.
     func info(answer: String) -> ConduitResponseInfo? {
-        guard rag != nil || session != nil else { return nil }
+        guard rag != nil || session != nil || routing != nil else { return nil }
         var info = rag?.info(answer: answer) ?? ConduitResponseInfo()
         info.sessionID = session
+        info.routing = routing
         return info
     }
 }

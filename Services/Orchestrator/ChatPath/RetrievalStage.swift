@@ -14,7 +14,7 @@ struct RetrievalStage: ChatStage {
     func prepare(_ turn: inout ChatTurn, context: ConduitRequestContext) async throws -> StageAnswer? {
         guard let options = turn.options?.rag else { return nil }
         let prepared = try await augmenter.prepare(
-            turn.body.messages, options: options, requestModel: turn.request.model, tenant: turn.tenant, counter: turn.counter,
+            turn.body.messages, options: options, requestModel: turn.body.model, tenant: turn.tenant, counter: turn.counter,
             budget: .init(window: turn.window, completion: turn.completionReserve), context: context, billing: turn.billing)
         turn.rag = prepared
         turn.body.messages = prepared.messages

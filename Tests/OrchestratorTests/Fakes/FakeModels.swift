@@ -7,6 +7,7 @@ import Logging
 @testable import Orchestrator
 import Prometheus
 import Providers
+import Routing
 import SemanticCache
 import TestSupport
 
@@ -21,6 +22,13 @@ final class FakeModels: ChatModels {
     var requests: [ChatCompletionRequest] { received.withLock { $0 } }
 
     var availableModels: [CatalogModel] { catalog.models }
+    var availableRouters: [RouterModel] { catalog.routers }
+    /// Models whose circuits the test has opened.
+    let openCircuits = Locked<Set<String>>([])
+
+    func selectionCandidate(_ model: String) -> ModelSelector.Candidate {
+        .init(model: model, deployment: catalog.model(named: model)?.deployments.first, healthy: !openCircuits.withLock { $0.contains(model) })
+    }
 
     func primaryDeployment(for model: String) -> Deployment? { catalog.model(named: model)?.deployments.first }
 

@@ -26,6 +26,18 @@ enum Fakes {
                 base_url: http://127.0.0.1:9/v1
                 context_window: 4096
                 price_per_million: {input: 1000, output: 2000}
+          - name: quick
+            deployments:
+              - {id: quick-local, provider: openai, model: quick, base_url: "http://127.0.0.1:9/v1", context_window: 4096,
+                 price_per_million: {input: 1, output: 2}, quality: 0.6, latency_ms: 100}
+          - name: deep
+            deployments:
+              - {id: deep-local, provider: openai, model: deep, base_url: "http://127.0.0.1:9/v1", context_window: 4096,
+                 price_per_million: {input: 10, output: 40}, quality: 0.9, latency_ms: 800}
+        routers:
+          - name: auto
+            models: [quick, deep]
+            min_quality: {simple: 0.5, medium: 0.5, complex: 0.85}
         """)
 
     /// Routes built over `dependencies`, with the cache off unless `cache` is set.

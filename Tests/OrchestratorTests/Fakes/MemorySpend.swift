@@ -46,6 +46,12 @@ final class MemorySpend: SpendReservations {
         settlements.withLock { $0.append((id, costUSD)) }
     }
 
+    func state(of counter: BudgetCounters.Counter) async throws -> BudgetCounters.State? {
+        counters.withLock { counters in
+            counters[counter].map { BudgetCounters.State(spentUSD: $0.spent, reservedUSD: $0.holds.values.reduce(0, +), built: true) }
+        }
+    }
+
     func spent(_ counter: BudgetCounters.Counter) -> Double { counters.withLock { $0[counter]?.spent ?? 0 } }
     func held(_ counter: BudgetCounters.Counter) -> Double { counters.withLock { $0[counter]?.holds.values.reduce(0, +) ?? 0 } }
 }
