@@ -43,6 +43,7 @@ import SemanticCache
 /// | `CONDUIT_BUDGET_CACHE_TENANTS` | 10000 (tenants whose budgets are kept) |
 /// | `CONDUIT_BUDGET_UNAVAILABLE` | `refuse` (503 when budgets cannot be known); `allow` lets requests through |
 /// | `CONDUIT_BUDGET_HOLD_TTL_S` | 900 (a request's hold on its budgets, if never settled, expires after this) |
+/// | `CONDUIT_BUDGET_SETTLE_BACKLOG` | 1000 (holds settled after their response, at most this many at once; past it, before) |
 func buildApplication(configuration: ServiceConfiguration, logger: Logger) async throws -> some ApplicationProtocol {
     let environment = configuration.environment
     let catalogPath = environment.string("CONDUIT_MODEL_CATALOG", default: "deploy/models.yaml")
@@ -155,7 +156,8 @@ func buildRouter(
             RetrievalStage(augmenter: RetrievalAugmenter(services: dependencies.services, rewriter: rewriter)),
             BudgetStage(
                 directory: dependencies.budgets, counters: dependencies.spend,
-                holdTTL: .seconds(try environment.int("CONDUIT_BUDGET_HOLD_TTL_S", default: 900)), logger: logger),
+                holdTTL: .seconds(try environment.int("CONDUIT_BUDGET_HOLD_TTL_S", default: 900)),
+                backlog: SettleBacklog(limit: try environment.int("CONDUIT_BUDGET_SETTLE_BACKLOG", default: 1000), registry: registry), logger: logger),
         ],
         models: dependencies.models, usage: dependencies.usage, metrics: StageMetrics(registry: registry))
     let router = makeConduitRouter(configuration: configuration, registry: registry, readiness: dependencies.readiness)

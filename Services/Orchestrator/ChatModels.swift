@@ -28,8 +28,7 @@ extension ProviderRouter: ChatModels {
     var availableRouters: [RouterModel] { catalog.availableRouters(keys: client.keys) }
 
     func selectionCandidate(_ model: String) -> ModelSelector.Candidate {
-        let configured = catalog.model(named: model)?.deployments.filter { client.keys.isConfigured($0) } ?? []
-        let healthy = configured.first { !isCircuitOpen($0.id) }
-        return ModelSelector.Candidate(model: model, deployment: healthy ?? configured.first, healthy: healthy != nil)
+        let (deployment, healthy) = availability(of: model)
+        return ModelSelector.Candidate(model: model, deployment: deployment, healthy: healthy)
     }
 }

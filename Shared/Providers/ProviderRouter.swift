@@ -67,6 +67,15 @@ public final class ProviderRouter: Sendable {
         }
     }
 
+    /// Where a request for `model` itself (not its fallbacks) would go now: its first configured
+    /// deployment whose circuit is closed, else its first configured one (nil when none is), and
+    /// whether any has its circuit closed. Routers rate their candidates by it.
+    public func availability(of model: String) -> (deployment: Deployment?, healthy: Bool) {
+        let configured = catalog.model(named: model)?.deployments.filter { client.keys.isConfigured($0) } ?? []
+        let healthy = configured.first { !isCircuitOpen($0.id) }
+        return (healthy ?? configured.first, healthy != nil)
+    }
+
     /// Whether a deployment's breaker is open now (for tests and diagnostics).
     public func isCircuitOpen(_ deployment: String) -> Bool {
         breakers.withLockedValue { $0[deployment]?.isOpen ?? false }

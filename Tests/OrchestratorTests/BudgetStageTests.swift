@@ -5,6 +5,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
+import Prometheus
 @testable import Orchestrator
 import Testing
 import TestSupport
@@ -57,6 +58,8 @@ struct BudgetStageTests {
         #expect(abs(reservation.amount - Self.tenMaxTokensCost) < 1e-12)
         let event = try #require(harness.usage.recorded.last)
         #expect(reservation.id == event.eventID)
+        // Settled after the response went out.
+        #expect(try await harness.spend.settled(1))
         #expect(harness.spend.settlements.withLock { $0.map(\.cost) } == [event.costUSD ?? -1])
         #expect(abs(harness.spend.spent(Self.counter(month)) - 0.013) < 1e-12)
         #expect(harness.spend.held(Self.counter(month)) == 0)
@@ -96,6 +99,7 @@ struct BudgetStageTests {
             #expect(bob.status == .ok)
         }
         #expect(harness.spend.reservations.withLock { $0.map { $0.counters.map(\.budgetID) } } == [["tenant"]])
+        #expect(try await harness.spend.settled(1))
         #expect(abs(harness.spend.spent(Self.counter(tenant)) - 0.013) < 1e-12)
         #expect(harness.usage.recorded.map(\.user) == ["ada", "bob"])
     }
@@ -114,9 +118,9 @@ struct BudgetStageTests {
         }
         let events = harness.usage.recorded
         #expect(events.count == 3)
-        let settled = harness.spend.settlements.withLock { $0 }
-        #expect(settled.map(\.id) == events.map(\.eventID))
-        #expect(settled.map(\.cost) == [0, events[1].costUSD ?? -1, events[2].costUSD ?? -1])
+        #expect(try await harness.spend.settled(3))
+        let settled = Dictionary(uniqueKeysWithValues: harness.spend.settlements.withLock { $0 }.map { ($0.id, $0.cost) })
+        #expect(events.map { settled[$0.eventID] } == [0, events[1].costUSD ?? -1, events[2].costUSD ?? -1])
         #expect(events[1].costUSD == 0.013 && events[2].usageEstimated == true && (events[2].costUSD ?? 0) > 0)
         #expect(harness.spend.held(Self.counter(month)) == 0)
     }
@@ -142,5 +146,23 @@ struct BudgetStageTests {
         // 9 prompt tokens and the 4,087 the 4,096-token window leaves.
         let amount = try #require(harness.spend.reservations.withLock { $0 }.first?.amount)
         #expect(abs(amount - (9 * 0.001 + 4087 * 0.002)) < 1e-9)
+    }
+
+    @Test func settlesWaitAfterTheResponseUpToTheBacklogAndBeforeItPastThat() async throws {
+        let backlog = SettleBacklog(limit: 1, registry: PrometheusCollectorRegistry())
+        let release = AsyncStream<Void>.makeStream()
+        let order = Locked<[String]>([])
+        // The first waits in the background (the caller goes on at once) …
+        await backlog.run {
+            for await _ in release.stream { break }
+            order.withLock { $0.append("background") }
+        }
+        #expect(backlog.count == 1)
+        // … the second finds the backlog full and runs before the caller goes on.
+        await backlog.run { order.withLock { $0.append("inline") } }
+        #expect(order.withLock { $0 } == ["inline"])
+        release.continuation.yield()
+        #expect(try await eventually(within: .seconds(5)) { backlog.count == 0 })
+        #expect(order.withLock { $0 } == ["inline", "background"])
     }
 }

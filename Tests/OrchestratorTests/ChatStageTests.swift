@@ -90,7 +90,7 @@ struct ChatStageTests {
             #expect(text.contains("conduit_chat_stage_duration_seconds_count{" + series), "\(series): \(text)")
         }
         // A stage is named after its type.
-        #expect(BudgetStage(directory: FakeBudgets(), counters: MemorySpend(), logger: Logger(label: "t")).name == "budget")
+        #expect(BudgetStage(directory: FakeBudgets(), counters: MemorySpend(), backlog: SettleBacklog(limit: 1, registry: PrometheusCollectorRegistry()), logger: Logger(label: "t")).name == "budget")
         #expect(CacheStage.self != RetrievalStage.self && "\(SessionStage.self)".hasSuffix("Stage"))
     }
 

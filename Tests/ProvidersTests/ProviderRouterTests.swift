@@ -151,6 +151,9 @@ import Testing
         #expect(served.deployment.id == "healthy")
         #expect(failing.requests.count == 3)
         #expect(router.isCircuitOpen("failing"))
+        // A router (model: auto) rating this model finds it served by the healthy deployment.
+        let availability = router.availability(of: router.catalog.models[0].name)
+        #expect(availability.deployment?.id == "healthy" && availability.healthy)
 
         // While the circuit is open the failing deployment is not even tried.
         let (_, servedAgain) = try await router.complete(Self.request())

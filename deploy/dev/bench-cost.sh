@@ -112,6 +112,8 @@ wait "${warm[@]}"
 wrk -t1 -c"$half" -d"$DURATION" --timeout 30s --latency -s "$DIR/bench.lua" "$URL" >"$DIR/three.txt" & W1=$!
 wrk -t1 -c"$half" -d"$DURATION" --timeout 30s --latency -s "$DIR/free.lua" "$URL" >"$DIR/none.txt" & W2=$!
 wait $W1 $W2
+# The orchestrator's own account of the budget stage (reserve before the call, settle after).
+curl -s "http://127.0.0.1:$ORCHESTRATOR_PORT/metrics" | grep '^conduit_chat_stage_duration_seconds_bucket{stage="budget"' >"$DIR/stages.txt" || true
 
 say "classifying the labelled set…"
 "$BIN/bench-routing" "$ROOT/deploy/models.yaml" "$ROOT/deploy/routing/labelled-prompts.jsonl" >"$DIR/routing.txt"
@@ -139,6 +141,15 @@ def parse(name):
     if bad: sys.exit(f"bench-cost: {name}: {bad.group(1)} failed requests")
     return pct[50], pct[99], float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
 none, three = parse("none"), parse("three")
+
+def stage_quantiles(phase):
+    """p50 / p99 (ms, the bucket's upper bound) of the budget stage's phase, from its histogram."""
+    buckets = sorted((float(m.group(1)), float(m.group(2))) for m in re.finditer(
+        r'phase="%s"[^}]*le="([\d.e+-]+)"\} ([\d.]+)' % phase, open(f"{directory}/stages.txt").read()))
+    if not buckets: return "na", "na"
+    total = buckets[-1][1]
+    def at(q): return next((f"{le * 1000:g}" for le, n in buckets if n >= q * total), "inf")
+    return at(0.5), at(0.99)
 
 # 200 at once against a budget worth 50 answers (12 + 9 tokens: $0.0003 each).
 answer_cost = (12 * 10 + 9 * 20) / 1e6
@@ -182,6 +193,9 @@ while count() < 10_000:
     time.sleep(0.5)
 rate = 10_000 / (time.monotonic() - started)
 print(f"budgets: none p50={none[0]:.3f}ms p99={none[1]:.3f}ms {none[2]:.0f} req/s; three p50={three[0]:.3f}ms p99={three[1]:.3f}ms {three[2]:.0f} req/s", file=sys.stderr)
+for phase in ("prepare", "finish"):
+    p50, p99 = stage_quantiles(phase)
+    print(f"budget stage {phase} (orchestrator histogram, bucket bounds): p50<={p50}ms p99<={p99}ms", file=sys.stderr)
 print(f"200 concurrent against a budget worth 50: {served} served, {len(refused)} refused, spent ${view['spent_usd']:.6f} of ${view['limit_usd']:.6f}", file=sys.stderr)
 print(f"bench-cost: budget_added_p50_ms={three[0] - none[0]:.3f} budget_added_p99_ms={three[1] - none[1]:.3f} "
       f"ledger_events_per_s={rate:.0f} overspend_usd={overspend:.6f} max_request_usd={max_request:.6f} "

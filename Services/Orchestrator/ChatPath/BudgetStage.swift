@@ -4,6 +4,8 @@ import ConduitProtocol
 import Foundation
 import HTTPTypes
 import Logging
+import NIOConcurrencyHelpers
+import Prometheus
 import Providers
 
 /// Budgets before the model call: the request's maximum cost (its prompt, counted generously,
@@ -11,7 +13,8 @@ import Providers
 /// budget that applies, in one atomic step, or the request is refused with a 429 naming the
 /// budget and when it resets. The hold is settled to the real cost after the answer, and to
 /// what was spent when the request ends otherwise (0 on a failure); a hold nobody settles (a
-/// crashed orchestrator) expires after `holdTTL`.
+/// crashed orchestrator) expires after `holdTTL`. The settle runs after the response has gone
+/// (`SettleBacklog`): a hold settled a moment late only keeps its room a moment longer.
 ///
 /// It runs last, on the prompt as the model will see it (history and sources in): a cache hit,
 /// which costs nothing, is not refused.
@@ -19,6 +22,7 @@ struct BudgetStage: ChatStage {
     let directory: any BudgetDirectory
     let counters: any SpendReservations
     var holdTTL: Duration = .seconds(900)
+    let backlog: SettleBacklog
     var now: @Sendable () -> Date = { Date() }
     let logger: Logger
 
@@ -73,11 +77,15 @@ struct BudgetStage: ChatStage {
 
     private func settle(_ turn: ChatTurn, costUSD: Double) async {
         guard let hold = turn.budgetHold else { return }
-        do {
-            try await counters.settle(hold.id, costUSD: costUSD, on: hold.counters)
-        } catch {
-            // The hold expires on its own; the reconciler raises the counters to the ledger.
-            logger.warning("a budget hold could not be settled", metadata: [LogKey.error: "\(error)"])
+        let counters = self.counters
+        let logger = self.logger
+        await backlog.run {
+            do {
+                try await counters.settle(hold.id, costUSD: costUSD, on: hold.counters)
+            } catch {
+                // The hold expires on its own; the reconciler raises the counters to the ledger.
+                logger.warning("a budget hold could not be settled", metadata: [LogKey.error: "\(error)"])
+            }
         }
     }
 
@@ -104,5 +112,47 @@ struct BudgetStage: ChatStage {
             error.retryAfterSeconds = max(1, Int(end.timeIntervalSinceNow.rounded(.up)))
         }
         return error
+    }
+}
+
+/// Settles that run after their response: at most `limit` at once (`conduit_budget_settles_pending`
+/// shows how many); past it a request settles before its response goes out, so a slow Redis
+/// slows answers instead of piling up work. Settles still pending when the process stops are
+/// lost: their holds expire after the hold TTL, and the reconciler raises the counters to the
+/// ledger.
+final class SettleBacklog: Sendable {
+    let limit: Int
+    private let pending = NIOLockedValueBox(0)
+    private let gauge: Gauge
+
+    init(limit: Int, registry: PrometheusCollectorRegistry) {
+        self.limit = limit
+        gauge = registry.makeGauge(descriptor: .init(
+            namespace: "conduit", subsystem: "budget", metricName: "settles_pending",
+            helpText: "Budget holds whose settle runs after the response, not done yet (at most CONDUIT_BUDGET_SETTLE_BACKLOG)."))
+    }
+
+    var count: Int { pending.withLockedValue { $0 } }
+
+    /// `work` in the background when there is room, else now.
+    func run(_ work: @escaping @Sendable () async -> Void) async {
+        let admitted = pending.withLockedValue { pending -> Int? in
+            guard pending < limit else { return nil }
+            pending += 1
+            return pending
+        }
+        guard let depth = admitted else {
+            await work()
+            return
+        }
+        gauge.set(to: Double(depth))
+        Task {
+            await work()
+            let depth = pending.withLockedValue { pending -> Int in
+                pending -= 1
+                return pending
+            }
+            gauge.set(to: Double(depth))
+        }
     }
 }

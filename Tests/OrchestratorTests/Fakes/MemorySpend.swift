@@ -52,6 +52,11 @@ final class MemorySpend: SpendReservations {
         }
     }
 
+    /// Whether `count` settles have arrived within a few seconds (they run after the response).
+    func settled(_ count: Int) async throws -> Bool {
+        try await eventually(within: .seconds(5)) { settlements.withLock { $0.count } >= count }
+    }
+
     func spent(_ counter: BudgetCounters.Counter) -> Double { counters.withLock { $0[counter]?.spent ?? 0 } }
     func held(_ counter: BudgetCounters.Counter) -> Double { counters.withLock { $0[counter]?.holds.values.reduce(0, +) ?? 0 } }
 }
