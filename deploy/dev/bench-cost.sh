@@ -2,11 +2,13 @@
 # make bench-cost: what budget enforcement adds to a chat request, and the ledger consumer's
 # rate, on the stack as deployed (release builds of gateway, orchestrator and cost-service; the
 # test-profile servers on bench ports; an instant upstream that reports usage).
-#   - budget_added_p50_ms / _p99_ms: two wrk runs at once through the gateway, one connection
-#     each (CONNECTIONS=2): one tenant with three budgets that apply (tenant, key, model), one
-#     with none; added is the first's percentile minus the second's (reserve + settle in Redis,
-#     the definitions cached). On a two-core machine everything shares the cores, the ledger
-#     consumer included: more connections measure the queueing more than the budgets.
+#   - budget_added_p50_ms / _p99_ms: PAIRS (2000) pairs of requests through the gateway, one at
+#     a time on a kept-alive connection per tenant, alternating: one tenant with three budgets
+#     that apply (tenant, key, model), one with none; added is the first's percentile minus the
+#     second's (the reserve in Redis; the settle runs after the response; the definitions cached).
+#     One request in flight at a time, so that the figure is what a request pays, not how a
+#     saturated two-core machine queues. Before it, two wrk runs at once (one connection each,
+#     CONNECTIONS=2) show the throughput with and without budgets when the machine is saturated.
 #   - overspend_usd / max_request_usd: 200 concurrent requests against a budget worth 50.
 #   - ledger_events_per_s: 10,000 usage events produced at once to the cost-service's topic,
 #     until all are rows in the ledger.
@@ -19,6 +21,7 @@ STACK="$ROOT/deploy/dev/stack.sh"
 source "$ROOT/deploy/dev/bench-lib.sh"
 DIR="$ROOT/.stack/bench/cost"
 DURATION=${DURATION:-10s}
+PAIRS=${PAIRS:-2000}
 CONNECTIONS=${CONNECTIONS:-2}
 PG_PORT=55732 REDIS_PORT=56779 KAFKA_PORT=59492
 UPSTREAM_PORT=19090 GATEWAY_PORT=19080 ORCHESTRATOR_PORT=19081 COST_PORT=19084
@@ -105,7 +108,7 @@ done
 # that apply, one with none.
 half=$((CONNECTIONS / 2 > 0 ? CONNECTIONS / 2 : 1))
 URL="http://127.0.0.1:$GATEWAY_PORT/v1/chat/completions"
-say "measuring budget enforcement (2 × $half connections, $DURATION)…"
+say "saturating the gateway (2 × $half connections, $DURATION)…"
 warm=()
 for who in bench free; do wrk -t1 -c"$half" -d3s --timeout 30s -s "$DIR/$who.lua" "$URL" >/dev/null & warm+=($!); done
 wait "${warm[@]}"
@@ -119,9 +122,10 @@ say "classifying the labelled set…"
 "$BIN/bench-routing" "$ROOT/deploy/models.yaml" "$ROOT/deploy/routing/labelled-prompts.jsonl" >"$DIR/routing.txt"
 say "$(cat "$DIR/routing.txt")"
 
-python3 - "$DIR" "$TIGHT_KEY" "$GATEWAY_PORT" "$KAFKA_PORT" "$PG_PORT" "$USAGE_TOPIC" <<'PY'
-import concurrent.futures, json, re, subprocess, sys, time, urllib.request, uuid
-directory, key, gateway, kafka, pg, topic = sys.argv[1:7]
+say "measuring budget enforcement ($PAIRS pairs of requests, one at a time)…"
+python3 - "$DIR" "$TIGHT_KEY" "$GATEWAY_PORT" "$KAFKA_PORT" "$PG_PORT" "$USAGE_TOPIC" "$KEY" "$FREE_KEY" "$PAIRS" <<'PY'
+import concurrent.futures, http.client, json, re, subprocess, sys, time, urllib.request, uuid
+directory, key, gateway, kafka, pg, topic, budgeted_key, free_key, pairs = sys.argv[1:10]
 routing = dict(pair.split("=", 1) for pair in open(f"{directory}/routing.txt").read().split()[1:])
 base = f"http://127.0.0.1:{gateway}"
 def call(method, path, body=None):
@@ -140,7 +144,27 @@ def parse(name):
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
     if bad: sys.exit(f"bench-cost: {name}: {bad.group(1)} failed requests")
     return pct[50], pct[99], float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
-none, three = parse("none"), parse("three")
+saturated_none, saturated_three = parse("none"), parse("three")
+
+# One request at a time, alternating tenants (and which goes first), each on its own connection.
+chat = json.dumps({"model": "bench", "messages": [{"role": "user", "content": "Hello, who are you?"}], "max_tokens": 32})
+connections = {who: http.client.HTTPConnection("127.0.0.1", int(gateway), timeout=30) for who in ("three", "none")}
+secrets = {"three": budgeted_key, "none": free_key}
+latencies = {"three": [], "none": []}
+for index in range(int(pairs)):
+    for who in (("three", "none") if index % 2 == 0 else ("none", "three")):
+        started = time.perf_counter()
+        connections[who].request("POST", "/v1/chat/completions", body=chat,
+                                 headers={"Authorization": f"Bearer {secrets[who]}", "Content-Type": "application/json"})
+        response = connections[who].getresponse()
+        response.read()
+        latencies[who].append((time.perf_counter() - started) * 1000)
+        if response.status != 200: sys.exit(f"bench-cost: a paired request answered {response.status}")
+def percentile(values, p):
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * p))]
+none = (percentile(latencies["none"], 0.5), percentile(latencies["none"], 0.99))
+three = (percentile(latencies["three"], 0.5), percentile(latencies["three"], 0.99))
 
 def stage_quantiles(phase):
     """p50 / p99 (ms, the bucket's upper bound) of the budget stage's phase, from its histogram."""
@@ -192,7 +216,9 @@ while count() < 10_000:
     if time.monotonic() - started > 600: sys.exit("bench-cost: the ledger did not take 10,000 events in 10 minutes")
     time.sleep(0.5)
 rate = 10_000 / (time.monotonic() - started)
-print(f"budgets: none p50={none[0]:.3f}ms p99={none[1]:.3f}ms {none[2]:.0f} req/s; three p50={three[0]:.3f}ms p99={three[1]:.3f}ms {three[2]:.0f} req/s", file=sys.stderr)
+print(f"budgets, one request at a time: none p50={none[0]:.3f}ms p99={none[1]:.3f}ms; three p50={three[0]:.3f}ms p99={three[1]:.3f}ms", file=sys.stderr)
+print(f"budgets, saturated (wrk, 2 connections): none {saturated_none[2]:.0f} req/s p99={saturated_none[1]:.3f}ms; "
+      f"three {saturated_three[2]:.0f} req/s p99={saturated_three[1]:.3f}ms", file=sys.stderr)
 for phase in ("prepare", "finish"):
     p50, p99 = stage_quantiles(phase)
     print(f"budget stage {phase} (orchestrator histogram, bucket bounds): p50<={p50}ms p99<={p99}ms", file=sys.stderr)
