@@ -106,9 +106,7 @@ struct BudgetController: Sendable {
     }
 
     func requireAdmin(_ context: ConduitRequestContext) throws {
-        guard try context.caller().roles.contains("admin") else {
-            throw APIError(status: .forbidden, type: .permission, message: "Only a tenant admin changes budgets.", code: "insufficient_role")
-        }
+        try context.require(.manageBudgets, "Only a tenant admin changes budgets.")
     }
 
     static func validName(_ name: String?) throws -> String? {

@@ -21,7 +21,10 @@ import Redis
 /// |---|---|
 /// | `CONDUIT_ADMIN_KEY` | none (`make up` generates one); installed at start as the admin key of `CONDUIT_ADMIN_TENANT` |
 /// | `CONDUIT_ADMIN_TENANT` | `default` |
-/// | `CONDUIT_GATEWAY_RPM_PER_KEY` | 0 (no limit; requests per minute per API key, shared by every replica through Redis) |
+/// | `CONDUIT_GATEWAY_RPM_PER_KEY` | 0 (no limit; requests per minute per API key without its own `rpm_limit`, shared by every replica through Redis) |
+/// | `CONDUIT_GATEWAY_KEY_POLL_MS` | 500 (how often changed keys are read: a revoked key fails everywhere within it) |
+/// | `CONDUIT_GATEWAY_KEY_CACHE_S` | 30 (a key's lookup is cached this long at most) |
+/// | `CONDUIT_GATEWAY_UNKNOWN_KEY_LOOKUPS_PER_S` | 20 (keys no replica knew at the last poll that may ask Postgres, per second) |
 /// | `CONDUIT_GATEWAY_CHAT_TIMEOUT_S` | 900 (a chat exchange with the orchestrator, stream included; other routes 60 s) |
 /// | `CONDUIT_GATEWAY_INDEXING_TOPIC` | `conduit.indexing.requests` (where `/v1/documents` publishes) |
 /// | `CONDUIT_EMBEDDER_MAX_DOCUMENT_CHARS` | 1000000 (the embedder's limit, also refused here: 413 `document_too_large`) |
@@ -36,18 +39,23 @@ func buildApplication(configuration: ServiceConfiguration, logger: Logger) async
     guard Identifier.tenant.isValid(adminTenant) else {
         throw ConfigurationError(key: "CONDUIT_ADMIN_TENANT", expected: Identifier.tenant.rule)
     }
+    let keyStore = PostgresAPIKeyStore(postgres: postgres)
     let dependencies = GatewayDependencies(
-        keys: PostgresAPIKeyStore(postgres: postgres),
+        keys: keyStore, administration: keyStore, keyChanges: keyStore,
         indexing: KafkaIndexingQueue(
             producer: producer, topic: configuration.environment.string("CONDUIT_GATEWAY_INDEXING_TOPIC", default: KafkaTopic.indexingRequests)),
         services: ServiceClient(http: http, baseURLs: configuration.serviceURLs),
         limiter: RedisRateLimiter(redis: redis),
         readiness: [.postgres(postgres), .redis(redis), .kafka(producer)])
-    let router = try buildRouter(configuration: configuration, dependencies: dependencies, registry: registry)
+    let authenticator = try makeAuthenticator(configuration: configuration, store: dependencies.keys, registry: registry)
+    let router = try buildRouter(configuration: configuration, dependencies: dependencies, registry: registry, authenticator: authenticator)
+    let watcher = KeyWatcher(
+        changes: keyStore, authenticator: authenticator,
+        interval: .milliseconds(try configuration.environment.int("CONDUIT_GATEWAY_KEY_POLL_MS", default: 500)), registry: registry, logger: logger)
     return makeConduitApplication(
         router: router,
         configuration: configuration,
-        services: [postgres, redis, producer, http],
+        services: [postgres, redis, producer, http, watcher],
         logger: logger,
         beforeServerStarts: [
             { try await migrate(GatewayMigrations.gateway, on: postgres, logger: logger) },
@@ -65,18 +73,31 @@ func buildApplication(configuration: ServiceConfiguration, logger: Logger) async
 /// (Postgres, Kafka, the internal services over HTTP); the application tests give in-process fakes.
 struct GatewayDependencies: Sendable {
     var keys: any APIKeyStore
+    /// The admin API's store of tenants and keys; without it (the application tier) the
+    /// `/v1/tenants` and `/v1/keys` routes are not there.
+    var administration: (any KeyAdministration)? = nil
+    var keyChanges: (any KeyChanges)? = nil
     var indexing: any IndexingQueue
     var services: any ServiceForwarding
     var limiter: any RateLimiter
     var readiness: [ReadinessCheck] = []
 }
 
-func buildRouter(configuration: ServiceConfiguration, dependencies: GatewayDependencies, registry: PrometheusCollectorRegistry) throws -> Router<ConduitRequestContext> {
+func makeAuthenticator(configuration: ServiceConfiguration, store: any APIKeyStore, registry: PrometheusCollectorRegistry) throws -> APIKeyAuthenticator {
+    APIKeyAuthenticator(
+        store: store, cacheLifetime: .seconds(try configuration.environment.int("CONDUIT_GATEWAY_KEY_CACHE_S", default: 30)),
+        unknownLookupsPerSecond: try configuration.environment.int("CONDUIT_GATEWAY_UNKNOWN_KEY_LOOKUPS_PER_S", default: 20), registry: registry)
+}
+
+func buildRouter(
+    configuration: ServiceConfiguration, dependencies: GatewayDependencies, registry: PrometheusCollectorRegistry, authenticator: APIKeyAuthenticator? = nil
+) throws -> Router<ConduitRequestContext> {
+    let authenticator = try authenticator ?? makeAuthenticator(configuration: configuration, store: dependencies.keys, registry: registry)
     let router = makeConduitRouter(configuration: configuration, registry: registry, readiness: dependencies.readiness)
     // Every public route is in this group: authentication belongs to the routes, not to how a
     // path is spelled (`//v1/models` is the same route and needs the same key).
     let api = router.group()
-        .add(middleware: AuthenticationMiddleware(authenticator: APIKeyAuthenticator(store: dependencies.keys), keyring: try configuration.requireInternalKeys()))
+        .add(middleware: AuthenticationMiddleware(authenticator: authenticator, keyring: try configuration.requireInternalKeys()))
         .add(middleware: RateLimitMiddleware(
             limiter: dependencies.limiter, requestsPerMinute: try configuration.environment.int("CONDUIT_GATEWAY_RPM_PER_KEY", default: 0), registry: registry))
     ForwardingController(
@@ -87,5 +108,8 @@ func buildRouter(configuration: ServiceConfiguration, dependencies: GatewayDepen
         queue: dependencies.indexing,
         maxDocumentCharacters: try configuration.environment.int("CONDUIT_EMBEDDER_MAX_DOCUMENT_CHARS", default: 1_000_000)
     ).addRoutes(to: api)
+    if let administration = dependencies.administration {
+        KeysController(store: administration).addRoutes(to: api)
+    }
     return router
 }

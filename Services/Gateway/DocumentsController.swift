@@ -47,8 +47,14 @@ struct DocumentsController: Sendable {
     }
 
     func addRoutes(to router: some RouterMethods<ConduitRequestContext>) {
-        router.post("/v1/documents") { request, context in try await upsert(request, context) }
-        router.delete("/v1/documents/:collection/:doc_id") { _, context in try await delete(context) }
+        router.post("/v1/documents") { request, context in
+            try ForwardingController.allow(.writeDocuments, context)
+            return try await upsert(request, context)
+        }
+        router.delete("/v1/documents/:collection/:doc_id") { _, context in
+            try ForwardingController.allow(.writeDocuments, context)
+            return try await delete(context)
+        }
     }
 
     func upsert(_ request: Request, _ context: ConduitRequestContext) async throws -> Response {

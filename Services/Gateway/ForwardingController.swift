@@ -21,33 +21,58 @@ struct ForwardingController: Sendable {
 
     func addRoutes(to router: some RouterMethods<ConduitRequestContext>) {
         router.post("/v1/chat/completions") { request, context in
-            try await forward(request, context, to: .orchestrator, path: "/v1/chat/completions", timeout: chatTimeout)
+            try Self.allow(.infer, context)
+            return try await forward(request, context, to: .orchestrator, path: "/v1/chat/completions", timeout: chatTimeout)
         }
-        router.get("/v1/models") { request, context in try await forward(request, context, to: .orchestrator, method: "GET", path: "/v1/models") }
+        router.get("/v1/models") { request, context in
+            try Self.allow(.infer, context)
+            return try await forward(request, context, to: .orchestrator, method: "GET", path: "/v1/models")
+        }
         router.get("/v1/models/:model") { request, context in
-            try await forward(request, context, to: .orchestrator, method: "GET", path: "/v1/models/" + escapedPathSegment(try context.pathParameter("model")))
+            try Self.allow(.infer, context)
+            return try await forward(request, context, to: .orchestrator, method: "GET", path: "/v1/models/" + escapedPathSegment(try context.pathParameter("model")))
         }
-        router.post("/v1/embeddings") { request, context in try await forward(request, context, to: .embedder, path: "/v1/embeddings") }
-        router.post("/v1/search") { request, context in try await forward(request, context, to: .retriever, path: "/v1/search") }
-        router.get("/v1/sessions/:id") { request, context in
-            try await forward(request, context, to: .orchestrator, method: "GET", path: "/v1/sessions/" + escapedPathSegment(try context.pathParameter("id")))
+        router.post("/v1/embeddings") { request, context in
+            try Self.allow(.infer, context)
+            return try await forward(request, context, to: .embedder, path: "/v1/embeddings")
         }
-        router.delete("/v1/sessions/:id") { request, context in
-            try await forward(request, context, to: .orchestrator, method: "DELETE", path: "/v1/sessions/" + escapedPathSegment(try context.pathParameter("id")))
+        router.post("/v1/search") { request, context in
+            try Self.allow(.search, context)
+            return try await forward(request, context, to: .retriever, path: "/v1/search")
         }
-        router.delete("/v1/cache") { request, context in
-            try await forward(request, context, to: .orchestrator, method: "DELETE", path: "/v1/cache")
-        }
-        router.get("/v1/usage") { request, context in
-            try await forward(request, context, to: .costService, method: "GET", path: "/v1/usage" + Self.query(of: request))
-        }
-        router.post("/v1/budgets") { request, context in try await forward(request, context, to: .costService, path: "/v1/budgets") }
-        router.get("/v1/budgets") { request, context in try await forward(request, context, to: .costService, method: "GET", path: "/v1/budgets") }
-        for method in ["GET", "PATCH", "DELETE"] {
-            router.on("/v1/budgets/:id", method: .init(method)!) { request, context in
-                try await forward(request, context, to: .costService, method: method, path: "/v1/budgets/" + escapedPathSegment(try context.pathParameter("id")))
+        for method in ["GET", "DELETE"] {
+            router.on("/v1/sessions/:id", method: .init(method)!) { request, context in
+                try Self.allow(.writeDocuments, context)
+                return try await forward(request, context, to: .orchestrator, method: method, path: "/v1/sessions/" + escapedPathSegment(try context.pathParameter("id")))
             }
         }
+        router.delete("/v1/cache") { request, context in
+            try Self.allow(.writeDocuments, context)
+            return try await forward(request, context, to: .orchestrator, method: "DELETE", path: "/v1/cache")
+        }
+        router.get("/v1/usage") { request, context in
+            try Self.allow(.readUsage, context)
+            return try await forward(request, context, to: .costService, method: "GET", path: "/v1/usage" + Self.query(of: request))
+        }
+        router.post("/v1/budgets") { request, context in
+            try Self.allow(.manageBudgets, context)
+            return try await forward(request, context, to: .costService, path: "/v1/budgets")
+        }
+        router.get("/v1/budgets") { request, context in
+            try Self.allow(.readUsage, context)
+            return try await forward(request, context, to: .costService, method: "GET", path: "/v1/budgets")
+        }
+        for method in ["GET", "PATCH", "DELETE"] {
+            router.on("/v1/budgets/:id", method: .init(method)!) { request, context in
+                try Self.allow(method == "GET" ? .readUsage : .manageBudgets, context)
+                return try await forward(request, context, to: .costService, method: method, path: "/v1/budgets/" + escapedPathSegment(try context.pathParameter("id")))
+            }
+        }
+    }
+
+    /// The route's permission (see `Role`), or a 403 naming it.
+    static func allow(_ permission: Permission, _ context: ConduitRequestContext) throws {
+        try context.require(permission, "This key's role may not do this (it needs the '\(permission.rawValue)' permission).")
     }
 
     /// Request headers of the caller's that mean something to the services behind.
@@ -55,6 +80,7 @@ struct ForwardingController: Sendable {
     /// Response headers passed back to the caller.
     static let passedResponseHeaders = [
         "Content-Disposition", "X-Conduit-Deployment", "Retry-After", "X-Conduit-Cache", "X-Conduit-Cache-Similarity", "X-Conduit-Session-Id",
+        "X-Conduit-Route",
     ]
 
     /// `?` and the request's query string, as it came, when it has one.

@@ -31,6 +31,25 @@ enum GatewayMigrations {
             ALTER TABLE api_keys ADD COLUMN tags text[] NOT NULL DEFAULT '{}'
                 CHECK (array_to_string(tags, '') !~ '[,\\n\\r]' AND '' <> ALL (tags));
             """),
+        // Keys managed through the API: a name and a visible prefix, an expiry, a rate limit,
+        // free metadata; a rotated key's old hash stays valid until `previous_valid_until`.
+        // `updated_at` moves on every change, so that every replica drops what it cached of a
+        // key within a poll (revocation in under a second). The old single-role `admin` of the
+        // installed keys becomes `platform_admin`.
+        PostgresMigration(version: 4, name: "managed api keys", sql: """
+            ALTER TABLE api_keys ADD COLUMN name text;
+            ALTER TABLE api_keys ADD COLUMN prefix text;
+            ALTER TABLE api_keys ADD COLUMN expires_at timestamptz;
+            ALTER TABLE api_keys ADD COLUMN rpm_limit integer CHECK (rpm_limit IS NULL OR rpm_limit > 0);
+            ALTER TABLE api_keys ADD COLUMN metadata jsonb CHECK (metadata IS NULL OR jsonb_typeof(metadata) = 'object');
+            ALTER TABLE api_keys ADD COLUMN previous_hash bytea;
+            ALTER TABLE api_keys ADD COLUMN previous_valid_until timestamptz;
+            ALTER TABLE api_keys ADD COLUMN updated_at timestamptz NOT NULL DEFAULT now();
+            CREATE INDEX api_keys_previous_hash ON api_keys (previous_hash) WHERE previous_hash IS NOT NULL;
+            CREATE INDEX api_keys_updated ON api_keys (updated_at);
+            CREATE INDEX api_keys_tenant ON api_keys (tenant_id, created_at);
+            UPDATE api_keys SET roles = '{platform_admin}' WHERE id LIKE 'admin-%' AND roles = '{admin}';
+            """),
     ])
 
     static let audit = PostgresMigrator(schema: "audit", migrations: [

@@ -3,31 +3,147 @@ import Foundation
 import Postgres
 
 /// API keys in `gateway.api_keys` (hashes only), each belonging to a tenant in `gateway.tenants`.
-struct PostgresAPIKeyStore: APIKeyStore {
+struct PostgresAPIKeyStore: APIKeyStore, KeyAdministration, KeyChanges {
     let postgres: PostgresClient
 
-    func identity(forHash hash: Data) async throws -> CallerIdentity? {
+    func identity(forHash hash: Data) async throws -> KeyLookup? {
         let rows = try await postgres.query(
             """
-            SELECT id, tenant_id, array_to_string(roles, ','), chat_defaults::text, team, user_id, array_to_string(tags, ',')
-            FROM gateway.api_keys WHERE key_hash = $1 AND revoked_at IS NULL
+            SELECT id, tenant_id, array_to_string(roles, ','), chat_defaults::text, team, user_id, array_to_string(tags, ','), rpm_limit,
+                   CASE WHEN key_hash = $1 THEN expires_at ELSE least(expires_at, previous_valid_until) END
+            FROM gateway.api_keys
+            WHERE (key_hash = $1 OR (previous_hash = $1 AND previous_valid_until > now()))
+              AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())
             """, hash)
         return try rows.first.map { row in
-            CallerIdentity(tenant: try row.decode(at: 1), keyID: try row.decode(at: 0),
-                           roles: try row.decode(String.self, at: 2).split(separator: ",").map(String.init),
-                           team: try row.decode(String?.self, at: 4), user: try row.decode(String?.self, at: 5),
-                           chatDefaults: try row.decode(String?.self, at: 3),
-                           tags: try row.decode(String.self, at: 6).split(separator: ",").map(String.init))
+            KeyLookup(
+                identity: CallerIdentity(
+                    tenant: try row.decode(at: 1), keyID: try row.decode(at: 0),
+                    roles: try row.decode(String.self, at: 2).split(separator: ",").map(String.init),
+                    team: try row.decode(String?.self, at: 4), user: try row.decode(String?.self, at: 5),
+                    chatDefaults: try row.decode(String?.self, at: 3),
+                    tags: try row.decode(String.self, at: 6).split(separator: ",").map(String.init)),
+                rpmLimit: try row.decode(Int?.self, at: 7), validUntil: try row.decode(Date?.self, at: 8))
         }
     }
 
-    func installAdminKey(hash: Data, tenant: String) async throws {
+    func installAdminKey(hash: Data, prefix: String, tenant: String) async throws {
         try await postgres.withTransaction { session in
             try await session.query("INSERT INTO gateway.tenants (id, name) VALUES ($1, $1) ON CONFLICT DO NOTHING", tenant)
             try await session.query("""
-                INSERT INTO gateway.api_keys (id, tenant_id, key_hash, roles) VALUES ('admin-' || $1, $1, $2, '{admin}')
-                ON CONFLICT (id) DO UPDATE SET key_hash = excluded.key_hash, revoked_at = NULL
-                """, tenant, hash)
+                INSERT INTO gateway.api_keys (id, tenant_id, key_hash, roles, name, prefix) VALUES ('admin-' || $1, $1, $2, '{platform_admin}', 'admin', $3)
+                ON CONFLICT (id) DO UPDATE SET key_hash = excluded.key_hash, prefix = excluded.prefix, revoked_at = NULL,
+                    previous_hash = NULL, previous_valid_until = NULL, updated_at = now()
+                """, tenant, hash, prefix)
         }
+    }
+
+    // MARK: tenants
+
+    func createTenant(id: String, name: String) async throws -> Tenant? {
+        try await postgres.query(
+            "INSERT INTO gateway.tenants (id, name) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING id, name, created_at", id, name
+        ).first.map(Self.tenant)
+    }
+
+    func tenant(_ id: String) async throws -> Tenant? {
+        try await postgres.query("SELECT id, name, created_at FROM gateway.tenants WHERE id = $1", id).first.map(Self.tenant)
+    }
+
+    func tenants() async throws -> [Tenant] {
+        try await postgres.query("SELECT id, name, created_at FROM gateway.tenants ORDER BY created_at, id LIMIT 10000").map(Self.tenant)
+    }
+
+    // MARK: keys
+
+    static let columns = """
+        id, tenant_id, array_to_string(roles, ','), name, prefix, team, user_id, array_to_string(tags, ','), expires_at, rpm_limit,
+        metadata::text, created_at, revoked_at, previous_valid_until
+        """
+
+    func createKey(_ key: ManagedKey, hash: Data) async throws {
+        try await postgres.query("""
+            INSERT INTO gateway.api_keys (id, tenant_id, key_hash, roles, name, prefix, team, user_id, tags, expires_at, rpm_limit, metadata, created_at)
+            VALUES ($1, $2, $3, ARRAY[$4], $5, $6, $7, $8, string_to_array($9, ','), $10, $11, $12::jsonb, $13)
+            """, key.id, key.tenant, hash, key.role.rawValue, key.name, key.prefix, key.team, key.user, key.tags.joined(separator: ","),
+            key.expiresAt, key.rpmLimit, key.metadata, key.createdAt)
+    }
+
+    func keys(tenant: String?, after: String?, limit: Int) async throws -> [ManagedKey] {
+        try await postgres.query("""
+            SELECT \(Self.columns) FROM gateway.api_keys
+            WHERE ($1::text IS NULL OR tenant_id = $1) AND id > $2 ORDER BY id LIMIT $3
+            """, tenant, after ?? "", limit).map(Self.key)
+    }
+
+    func key(_ id: String) async throws -> ManagedKey? {
+        try await postgres.query("SELECT \(Self.columns) FROM gateway.api_keys WHERE id = $1", id).first.map(Self.key)
+    }
+
+    func updateKey(_ key: ManagedKey) async throws -> ManagedKey? {
+        try await postgres.query("""
+            UPDATE gateway.api_keys SET roles = ARRAY[$2], name = $3, team = $4, user_id = $5, tags = string_to_array($6, ','),
+                expires_at = $7, rpm_limit = $8, metadata = $9::jsonb, updated_at = now()
+            WHERE id = $1 AND revoked_at IS NULL RETURNING \(Self.columns)
+            """, key.id, key.role.rawValue, key.name, key.team, key.user, key.tags.joined(separator: ","), key.expiresAt, key.rpmLimit, key.metadata
+        ).first.map(Self.key)
+    }
+
+    func revokeKey(_ id: String) async throws -> ManagedKey? {
+        try await postgres.query("""
+            UPDATE gateway.api_keys SET revoked_at = coalesce(revoked_at, now()), updated_at = now() WHERE id = $1 RETURNING \(Self.columns)
+            """, id).first.map(Self.key)
+    }
+
+    func rotateKey(_ id: String, hash: Data, prefix: String, graceUntil: Date) async throws -> ManagedKey? {
+        try await postgres.query("""
+            UPDATE gateway.api_keys SET previous_hash = key_hash, previous_valid_until = $4, key_hash = $2, prefix = $3, updated_at = now()
+            WHERE id = $1 AND revoked_at IS NULL RETURNING \(Self.columns)
+            """, id, hash, prefix, graceUntil).first.map(Self.key)
+    }
+
+    // MARK: changes
+
+    func activeHashes() async throws -> [Data] {
+        let rows = try await postgres.query("""
+            SELECT key_hash FROM gateway.api_keys WHERE revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())
+            UNION ALL
+            SELECT previous_hash FROM gateway.api_keys
+            WHERE previous_valid_until > now() AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())
+            """)
+        return try rows.map { try $0.decode(Data.self, at: 0) }
+    }
+
+    func changes(since: Date) async throws -> (changes: [(hash: Data, active: Bool)], now: Date) {
+        let rows = try await postgres.query("""
+            SELECT key_hash, previous_hash, revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now()),
+                   coalesce(previous_valid_until > now(), false), now()
+            FROM gateway.api_keys WHERE updated_at >= $1
+            UNION ALL SELECT NULL::bytea, NULL::bytea, false, false, now()
+            """, since)
+        var changes: [(hash: Data, active: Bool)] = []
+        var now = since
+        for row in rows {
+            now = try row.decode(Date.self, at: 4)
+            let active: Bool = try row.decode(at: 2)
+            let graced: Bool = try row.decode(at: 3)
+            if let current = try row.decode(Data?.self, at: 0) { changes.append((current, active)) }
+            if let previous = try row.decode(Data?.self, at: 1) { changes.append((previous, active && graced)) }
+        }
+        return (changes, now)
+    }
+
+    static func tenant(_ row: PostgresRow) throws -> Tenant {
+        Tenant(id: try row.decode(at: 0), name: try row.decode(at: 1), createdAt: try row.decode(at: 2))
+    }
+
+    static func key(_ row: PostgresRow) throws -> ManagedKey {
+        let roles = try row.decode(String.self, at: 2).split(separator: ",").compactMap { Role(rawValue: String($0)) }
+        return ManagedKey(
+            id: try row.decode(at: 0), tenant: try row.decode(at: 1), role: roles.first ?? .viewer, name: try row.decode(at: 3),
+            prefix: try row.decode(at: 4), team: try row.decode(at: 5), user: try row.decode(at: 6),
+            tags: try row.decode(String.self, at: 7).split(separator: ",").map(String.init), expiresAt: try row.decode(at: 8),
+            rpmLimit: try row.decode(at: 9), metadata: try row.decode(at: 10), createdAt: try row.decode(at: 11),
+            revokedAt: try row.decode(at: 12), previousValidUntil: try row.decode(at: 13))
     }
 }

@@ -5,7 +5,8 @@ import Hummingbird
 import Logging
 import Prometheus
 
-/// Requests per minute per API key (`CONDUIT_GATEWAY_RPM_PER_KEY`; 0, the default, is no limit),
+/// Requests per minute per API key (the key's `rpm_limit`, else `CONDUIT_GATEWAY_RPM_PER_KEY`; 0,
+/// the default, is no limit),
 /// counted by the `RateLimiter` every replica shares. Every answer carries OpenAI's
 /// `x-ratelimit-limit-requests`, `x-ratelimit-remaining-requests` and
 /// `x-ratelimit-reset-requests`; past the limit the answer is 429 `rate_limit_error` with
@@ -26,10 +27,12 @@ struct RateLimitMiddleware: RouterMiddleware {
     }
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        guard requestsPerMinute > 0, let identity = context.identity else { return try await next(request, context) }
+        guard let identity = context.identity, case let limit = identity.requestsPerMinute ?? requestsPerMinute, limit > 0 else {
+            return try await next(request, context)
+        }
         let decision: RateDecision
         do {
-            decision = try await limiter.acquire("rl:\(identity.keyID):rpm", limit: requestsPerMinute, period: .seconds(60), cost: 1)
+            decision = try await limiter.acquire("rl:\(identity.keyID):rpm", limit: limit, period: .seconds(60), cost: 1)
         } catch {
             unavailable.increment()
             context.logger.warning("rate limiter unreachable; request not limited", metadata: [LogKey.error: "\(error)"])

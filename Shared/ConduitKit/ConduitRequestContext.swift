@@ -39,6 +39,8 @@ public struct CallerIdentity: Sendable, Equatable {
     public var chatDefaults: String?
     /// The key's tags (cost attribution; tag budgets apply to them).
     public var tags: [String]
+    /// The key's own requests-per-minute limit, enforced by the gateway (not signed onwards).
+    public var requestsPerMinute: Int?
 
     public init(tenant: String, keyID: String, roles: [String], team: String? = nil, user: String? = nil, chatDefaults: String? = nil,
                 tags: [String] = []) {

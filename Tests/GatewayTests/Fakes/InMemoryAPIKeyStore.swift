@@ -15,15 +15,20 @@ final class InMemoryAPIKeyStore: APIKeyStore {
     var lookupCount: Int { lookups.withLock { $0 } }
     var hashes: Set<Data> { Set(keys.withLock { $0.keys }) }
 
-    func identity(forHash hash: Data) async throws -> CallerIdentity? {
+    func identity(forHash hash: Data) async throws -> KeyLookup? {
         lookups.withLock { $0 += 1 }
-        return keys.withLock { $0[hash] }
+        return keys.withLock { $0[hash] }.map { KeyLookup(identity: $0) }
     }
 
-    func installAdminKey(hash: Data, tenant: String) async throws {
+    func installAdminKey(hash: Data, prefix: String, tenant: String) async throws {
+        install(hash: hash, identity: CallerIdentity(tenant: tenant, keyID: "admin-" + tenant, roles: ["platform_admin"]))
+    }
+
+    /// A key of `identity`'s (replacing any other key with its id).
+    func install(hash: Data, identity: CallerIdentity) {
         keys.withLock { keys in
-            keys = keys.filter { $0.value.keyID != "admin-" + tenant }
-            keys[hash] = CallerIdentity(tenant: tenant, keyID: "admin-" + tenant, roles: ["admin"])
+            keys = keys.filter { $0.value.keyID != identity.keyID }
+            keys[hash] = identity
         }
     }
 }

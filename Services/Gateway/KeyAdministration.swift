@@ -1,0 +1,58 @@
+import ConduitKit
+import ConduitProtocol
+import Foundation
+
+/// A key as the admin API shows it: never its secret (only its visible prefix) nor its hash.
+struct ManagedKey: Sendable, Equatable {
+    var id: String
+    var tenant: String
+    var role: Role
+    var name: String?
+    /// The first characters of the key, to recognise it (`cdt-AbCd1234`); nil for keys made in SQL.
+    var prefix: String?
+    var team: String?
+    var user: String?
+    var tags: [String]
+    var expiresAt: Date?
+    var rpmLimit: Int?
+    /// A JSON object, as text.
+    var metadata: String?
+    var createdAt: Date
+    var revokedAt: Date?
+    /// After a rotation: until when the previous secret still works.
+    var previousValidUntil: Date?
+}
+
+struct Tenant: Sendable, Equatable {
+    var id: String
+    var name: String
+    var createdAt: Date
+}
+
+/// The admin API's store of tenants and keys: `PostgresAPIKeyStore`. (The application tier runs
+/// without it; the API is tested over Postgres in GatewayStoreTests.)
+protocol KeyAdministration: Sendable {
+    /// Nil when a tenant with this id exists.
+    func createTenant(id: String, name: String) async throws -> Tenant?
+    func tenant(_ id: String) async throws -> Tenant?
+    func tenants() async throws -> [Tenant]
+    func createKey(_ key: ManagedKey, hash: Data) async throws
+    /// A tenant's keys (every tenant's when nil), oldest first, revoked ones included.
+    func keys(tenant: String?, after: String?, limit: Int) async throws -> [ManagedKey]
+    func key(_ id: String) async throws -> ManagedKey?
+    /// Writes the mutable fields (name, role, team, user, tags, expiry, rate limit, metadata) of
+    /// a key that is not revoked.
+    func updateKey(_ key: ManagedKey) async throws -> ManagedKey?
+    func revokeKey(_ id: String) async throws -> ManagedKey?
+    /// A new secret for a key that is not revoked; the old one keeps working until `graceUntil`.
+    func rotateKey(_ id: String, hash: Data, prefix: String, graceUntil: Date) async throws -> ManagedKey?
+}
+
+/// What the watcher reads to keep every replica's view of the keys current.
+protocol KeyChanges: Sendable {
+    /// Every hash that may authenticate now (current and, within their grace, previous secrets).
+    func activeHashes() async throws -> [Data]
+    /// The keys changed at or after `since` (by the database's clock): their hashes, whether each
+    /// may authenticate now, and the database's time of the query.
+    func changes(since: Date) async throws -> (changes: [(hash: Data, active: Bool)], now: Date)
+}

@@ -1,0 +1,324 @@
+import ConduitKit
+import ConduitProtocol
+import Foundation
+import HTTPTypes
+import Hummingbird
+
+/// The admin API for tenants and keys (`manageTenants`: platform admins; `manageKeys`: tenant
+/// admins, in their own tenant):
+/// `POST/GET /v1/tenants`; `POST/GET /v1/keys`, `GET/PATCH/DELETE /v1/keys/{id}`,
+/// `POST /v1/keys/{id}/rotate`. A new or rotated key's secret is in that answer only; the store
+/// keeps its SHA-256 and a visible prefix. Another tenant's key is a 404, as if it did not exist.
+struct KeysController: Sendable {
+    let store: any KeyAdministration
+    /// The longest grace a rotation may give the old secret.
+    var maxGrace: TimeInterval = 7 * 86_400
+
+    struct KeyView: Encodable {
+        var object = "api_key"
+        var id: String
+        var tenant: String
+        var role: String
+        var name: String?
+        var prefix: String?
+        var team: String?
+        var user: String?
+        var tags: [String]
+        var expiresAt: Date?
+        var rpmLimit: Int?
+        var metadata: JSONValue?
+        var createdAt: Date
+        var revokedAt: Date?
+        var previousValidUntil: Date?
+        /// Only in the answer that made the secret.
+        var key: String?
+
+        init(_ key: ManagedKey, secret: String? = nil) {
+            id = key.id
+            tenant = key.tenant
+            role = key.role.rawValue
+            name = key.name
+            prefix = key.prefix
+            team = key.team
+            user = key.user
+            tags = key.tags
+            expiresAt = key.expiresAt
+            rpmLimit = key.rpmLimit
+            metadata = key.metadata.flatMap { JSONValue.parse(Data($0.utf8)) }
+            createdAt = key.createdAt
+            revokedAt = key.revokedAt
+            previousValidUntil = key.previousValidUntil
+            self.key = secret
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case object, id, tenant, role, name, prefix, team, user, tags, metadata, key
+            case expiresAt = "expires_at"
+            case rpmLimit = "rpm_limit"
+            case createdAt = "created_at"
+            case revokedAt = "revoked_at"
+            case previousValidUntil = "previous_valid_until"
+        }
+    }
+
+    struct TenantView: Encodable {
+        var object = "tenant"
+        var id: String
+        var name: String
+        var createdAt: Date
+
+        init(_ tenant: Tenant) {
+            id = tenant.id
+            name = tenant.name
+            createdAt = tenant.createdAt
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case object, id, name
+            case createdAt = "created_at"
+        }
+    }
+
+    struct List<Item: Encodable>: Encodable {
+        var object = "list"
+        var data: [Item]
+        var nextCursor: String?
+
+        enum CodingKeys: String, CodingKey {
+            case object, data
+            case nextCursor = "next_cursor"
+        }
+    }
+
+    func addRoutes(to router: some RouterMethods<ConduitRequestContext>) {
+        router.post("/v1/tenants") { request, context in try await createTenant(request, context) }
+        router.get("/v1/tenants") { _, context in
+            try context.require(.manageTenants, "Only a platform admin lists tenants.")
+            return try Self.json(List(data: try await store.tenants().map(TenantView.init)))
+        }
+        router.post("/v1/keys") { request, context in try await createKey(request, context) }
+        router.get("/v1/keys") { request, context in try await listKeys(request, context) }
+        router.get("/v1/keys/:id") { _, context in try Self.json(KeyView(try await ownKey(context))) }
+        router.patch("/v1/keys/:id") { request, context in try await updateKey(request, context) }
+        router.delete("/v1/keys/:id") { _, context in
+            let key = try await ownKey(context)
+            guard let revoked = try await store.revokeKey(key.id) else { throw Self.noKey(key.id) }
+            return try Self.json(KeyView(revoked))
+        }
+        router.post("/v1/keys/:id/rotate") { request, context in try await rotateKey(request, context) }
+    }
+
+    func createTenant(_ request: Request, _ context: ConduitRequestContext) async throws -> Response {
+        try context.require(.manageTenants, "Only a platform admin creates tenants.")
+        let body = try await Self.object(request, context)
+        guard let name = body["name"]?.stringValue, !name.isEmpty, name.utf8.count <= 200 else {
+            throw APIError.invalidRequest("'name' is required: 1 to 200 bytes.", param: "name")
+        }
+        let id = try body["id"].map { value -> String in
+            guard let id = value.stringValue, Identifier.tenant.isValid(id) else {
+                throw APIError.invalidRequest("'id' must be \(Identifier.tenant.rule).", param: "id")
+            }
+            return id
+        } ?? Self.slug(name)
+        guard Identifier.tenant.isValid(id) else {
+            throw APIError.invalidRequest("A tenant id cannot be made from this name; give an 'id' (\(Identifier.tenant.rule)).", param: "id")
+        }
+        guard let tenant = try await store.createTenant(id: id, name: name) else {
+            throw APIError(status: .conflict, type: .invalidRequest, message: "A tenant '\(id)' exists.", param: "id", code: "tenant_exists")
+        }
+        return try Self.json(TenantView(tenant), status: .created)
+    }
+
+    func createKey(_ request: Request, _ context: ConduitRequestContext) async throws -> Response {
+        let caller = try context.require(.manageKeys, "Only a tenant admin manages keys.")
+        let body = try await Self.object(request, context)
+        try Self.refuseUnsupported(body)
+        let tenant = try await targetTenant(body["tenant"], caller: caller)
+        guard let roleName = body["role"]?.stringValue, let role = Role(rawValue: roleName) else {
+            throw APIError.invalidRequest("'role' is required: one of \(Role.allCases.map(\.rawValue).joined(separator: ", ")).", param: "role")
+        }
+        guard role != .platformAdmin || caller.can(.manageTenants) else {
+            throw APIError(status: .forbidden, type: .permission, message: "Only a platform admin makes platform_admin keys.", param: "role", code: "insufficient_role")
+        }
+        let secret = APIKeyAuthenticator.generateKey()
+        var key = ManagedKey(
+            id: "key_" + Self.randomHex(12), tenant: tenant, role: role, name: nil, prefix: APIKeyAuthenticator.prefix(of: secret),
+            team: nil, user: nil, tags: [], expiresAt: nil, rpmLimit: nil, metadata: nil, createdAt: Date(), revokedAt: nil, previousValidUntil: nil)
+        try Self.apply(body, to: &key)
+        try await store.createKey(key, hash: APIKeyAuthenticator.hash(secret))
+        return try Self.json(KeyView(key, secret: secret), status: .created)
+    }
+
+    func listKeys(_ request: Request, _ context: ConduitRequestContext) async throws -> Response {
+        let caller = try context.require(.manageKeys, "Only a tenant admin manages keys.")
+        let query = request.uri.queryParameters
+        var tenant: String? = caller.tenant
+        if let named = query["tenant"].map(String.init) {
+            tenant = try await targetTenant(.string(named), caller: caller)
+        } else if caller.can(.manageTenants), query["all"] == "true" {
+            tenant = nil
+        }
+        let limit = min(max(Int(query["limit"].map(String.init) ?? "") ?? 100, 1), 1000)
+        let page = try await store.keys(tenant: tenant, after: query["cursor"].map(String.init), limit: limit + 1)
+        return try Self.json(List(data: page.prefix(limit).map { KeyView($0) }, nextCursor: page.count > limit ? page[limit - 1].id : nil))
+    }
+
+    func updateKey(_ request: Request, _ context: ConduitRequestContext) async throws -> Response {
+        var key = try await ownKey(context)
+        let caller = try context.caller()
+        let body = try await Self.object(request, context)
+        try Self.refuseUnsupported(body)
+        for field in ["tenant", "id", "key", "prefix"] where body[field] != nil {
+            throw APIError.invalidRequest("'\(field)' of a key cannot change.", param: field)
+        }
+        if let value = body["role"] {
+            guard let name = value.stringValue, let role = Role(rawValue: name) else {
+                throw APIError.invalidRequest("'role' must be one of \(Role.allCases.map(\.rawValue).joined(separator: ", ")).", param: "role")
+            }
+            guard role != .platformAdmin || caller.can(.manageTenants) else {
+                throw APIError(status: .forbidden, type: .permission, message: "Only a platform admin makes platform_admin keys.", param: "role", code: "insufficient_role")
+            }
+            key.role = role
+        }
+        try Self.apply(body, to: &key)
+        guard let updated = try await store.updateKey(key) else {
+            throw APIError(status: .conflict, type: .invalidRequest, message: "The key '\(key.id)' is revoked.", code: "key_revoked")
+        }
+        return try Self.json(KeyView(updated))
+    }
+
+    func rotateKey(_ request: Request, _ context: ConduitRequestContext) async throws -> Response {
+        let key = try await ownKey(context)
+        let buffer = try await request.body.collect(upTo: context.maxUploadSize)
+        var grace: TimeInterval = 0
+        if buffer.readableBytes > 0 {
+            guard let body = JSONValue.parse(Data(buffer.readableBytesView)), case .object = body else {
+                throw APIError.invalidRequest("The body must be a JSON object.")
+            }
+            if let value = body["grace_seconds"] {
+                guard case .number(let seconds) = value, seconds >= 0, seconds <= maxGrace else {
+                    throw APIError.invalidRequest("'grace_seconds' must be 0 to \(Int(maxGrace)).", param: "grace_seconds")
+                }
+                grace = seconds
+            }
+        }
+        let secret = APIKeyAuthenticator.generateKey()
+        guard let rotated = try await store.rotateKey(
+            key.id, hash: APIKeyAuthenticator.hash(secret), prefix: APIKeyAuthenticator.prefix(of: secret), graceUntil: Date().addingTimeInterval(grace)) else {
+            throw APIError(status: .conflict, type: .invalidRequest, message: "The key '\(key.id)' is revoked.", code: "key_revoked")
+        }
+        return try Self.json(KeyView(rotated, secret: secret))
+    }
+
+    /// The key named in the path, when the caller may manage it: its own tenant's, or any for a
+    /// platform admin. Anything else is a 404.
+    private func ownKey(_ context: ConduitRequestContext) async throws -> ManagedKey {
+        let caller = try context.require(.manageKeys, "Only a tenant admin manages keys.")
+        let id = try context.pathParameter("id")
+        guard let key = try await store.key(id), key.tenant == caller.tenant || caller.can(.manageTenants) else { throw Self.noKey(id) }
+        return key
+    }
+
+    /// The tenant a request names: a tenant admin may name only their own.
+    private func targetTenant(_ value: JSONValue?, caller: CallerIdentity) async throws -> String {
+        guard let value else { return caller.tenant }
+        guard let tenant = value.stringValue, Identifier.tenant.isValid(tenant) else {
+            throw APIError.invalidRequest("'tenant' must be \(Identifier.tenant.rule).", param: "tenant")
+        }
+        if tenant == caller.tenant { return tenant }
+        guard caller.can(.manageTenants) else {
+            throw APIError(status: .forbidden, type: .permission, message: "A tenant admin manages keys of their own tenant only.", param: "tenant", code: "insufficient_role")
+        }
+        guard try await store.tenant(tenant) != nil else { throw APIError.notFound("No tenant '\(tenant)'.") }
+        return tenant
+    }
+
+    /// The fields a key's creator or admin may set.
+    static func apply(_ body: [String: JSONValue], to key: inout ManagedKey) throws {
+        func text(_ field: String, max: Int = 200) throws -> String?? {
+            guard let value = body[field] else { return .none }
+            if case .null = value { return .some(nil) }
+            guard let string = value.stringValue, !string.isEmpty, string.utf8.count <= max, !string.contains(where: \.isNewline) else {
+                throw APIError.invalidRequest("'\(field)' must be a string of 1 to \(max) bytes on one line, or null.", param: field)
+            }
+            return .some(string)
+        }
+        if let name = try text("name") { key.name = name }
+        if let team = try text("team") { key.team = team }
+        if let user = try text("user") { key.user = user }
+        if let value = body["tags"] {
+            guard case .array(let items) = value, items.count <= 50,
+                  case let tags = items.compactMap(\.stringValue), tags.count == items.count,
+                  tags.allSatisfy({ !$0.isEmpty && $0.utf8.count <= 100 && !$0.contains(",") && !$0.contains(where: \.isNewline) }) else {
+                throw APIError.invalidRequest("'tags' must be at most 50 strings of 1 to 100 bytes, without commas.", param: "tags")
+            }
+            key.tags = tags
+        }
+        if let value = body["expires_at"] {
+            if case .null = value {
+                key.expiresAt = nil
+            } else {
+                guard let text = value.stringValue, let date = ISO8601DateFormatter().date(from: text) else {
+                    throw APIError.invalidRequest("'expires_at' must be an ISO 8601 time (2027-01-01T00:00:00Z) or null.", param: "expires_at")
+                }
+                key.expiresAt = date
+            }
+        }
+        if let value = body["rpm_limit"] {
+            if case .null = value {
+                key.rpmLimit = nil
+            } else {
+                guard case .number(let number) = value, number >= 1, number <= 10_000_000, number.rounded() == number else {
+                    throw APIError.invalidRequest("'rpm_limit' must be a whole number of requests per minute, 1 or more, or null.", param: "rpm_limit")
+                }
+                key.rpmLimit = Int(number)
+            }
+        }
+        if let value = body["metadata"] {
+            switch value {
+            case .null: key.metadata = nil
+            case .object:
+                let data = try JSONEncoder().encode(value)
+                guard data.count <= 16_384 else { throw APIError.invalidRequest("'metadata' is at most 16 KiB of JSON.", param: "metadata") }
+                key.metadata = String(decoding: data, as: UTF8.self)
+            default: throw APIError.invalidRequest("'metadata' must be a JSON object or null.", param: "metadata")
+            }
+        }
+    }
+
+    /// Limits the rest of the governance work will enforce; refused rather than stored unenforced.
+    static func refuseUnsupported(_ body: [String: JSONValue]) throws {
+        for field in ["models", "tpm_limit", "max_concurrent"] where body[field] != nil {
+            throw APIError.invalidRequest("'\(field)' is not enforced yet, so it cannot be set.", param: field, code: "unsupported_parameter")
+        }
+    }
+
+    static func object(_ request: Request, _ context: ConduitRequestContext) async throws -> [String: JSONValue] {
+        let value = try await request.decodeJSON(JSONValue.self, context: context)
+        guard case .object(let object) = value else { throw APIError.invalidRequest("The body must be a JSON object.") }
+        return object
+    }
+
+    static func slug(_ name: String) -> String {
+        var slug = ""
+        for scalar in name.lowercased().unicodeScalars {
+            switch scalar {
+            case "a"..."z", "0"..."9": slug.unicodeScalars.append(scalar)
+            default: if !slug.isEmpty, slug.last != "-" { slug += "-" }
+            }
+        }
+        while slug.hasSuffix("-") { slug.removeLast() }
+        return String(slug.prefix(Identifier.tenant.maxLength))
+    }
+
+    static func randomHex(_ bytes: Int) -> String {
+        var generator = SystemRandomNumberGenerator()
+        return (0..<bytes).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &generator)) }.joined()
+    }
+
+    static func noKey(_ id: String) -> APIError { APIError.notFound("No key '\(id)'.") }
+
+    static func json(_ value: some Encodable, status: HTTPResponse.Status = .ok) throws -> Response {
+        try jsonResponse(value, status: status, encoder: EventCoding.encoder())
+    }
+}

@@ -1,0 +1,54 @@
+import ConduitProtocol
+import HTTPTypes
+
+/// The roles a key (or, later, a token) carries, and what each may do. A key has one role; the
+/// signed identity carries it to the internal services, which check what they own.
+///
+/// | permission | platform_admin | admin | developer | viewer | service |
+/// |---|---|---|---|---|---|
+/// | `manageTenants` (create tenants, act in any tenant) | ✓ | | | | |
+/// | `manageKeys` (keys of the tenant) | ✓ | ✓ | | | |
+/// | `manageBudgets` | ✓ | ✓ | | | |
+/// | `infer` (chat, embeddings, models) | ✓ | ✓ | ✓ | | ✓ |
+/// | `writeDocuments` (index, delete documents; sessions, cache purge) | ✓ | ✓ | ✓ | | |
+/// | `search` | ✓ | ✓ | ✓ | ✓ | |
+/// | `readUsage` (usage, budgets) | ✓ | ✓ | ✓ | ✓ | |
+public enum Role: String, Sendable, CaseIterable, Codable {
+    case platformAdmin = "platform_admin"
+    case admin, developer, viewer, service
+
+    public func allows(_ permission: Permission) -> Bool {
+        switch (self, permission) {
+        case (.platformAdmin, _): true
+        case (.admin, .manageTenants): false
+        case (.admin, _): true
+        case (.developer, .infer), (.developer, .writeDocuments), (.developer, .search), (.developer, .readUsage): true
+        case (.viewer, .search), (.viewer, .readUsage): true
+        case (.service, .infer): true
+        default: false
+        }
+    }
+}
+
+public enum Permission: String, Sendable, CaseIterable {
+    case manageTenants, manageKeys, manageBudgets, infer, writeDocuments, search, readUsage
+}
+
+extension CallerIdentity {
+    /// Whether any of the caller's roles allows `permission`. Unknown role names allow nothing.
+    public func can(_ permission: Permission) -> Bool {
+        roles.contains { Role(rawValue: $0)?.allows(permission) ?? false }
+    }
+}
+
+extension ConduitRequestContext {
+    /// The caller, when one of its roles allows `permission`; a 403 `insufficient_role` otherwise.
+    @discardableResult
+    public func require(_ permission: Permission, _ message: @autoclosure () -> String) throws -> CallerIdentity {
+        let caller = try caller()
+        guard caller.can(permission) else {
+            throw APIError(status: .forbidden, type: .permission, message: message(), code: "insufficient_role")
+        }
+        return caller
+    }
+}
