@@ -391,7 +391,7 @@ cmd_up() {
     say "  redis             redis://127.0.0.1:$REDIS_PORT"
     say "  kafka             127.0.0.1:$KAFKA_PORT"
     say "  local model       http://127.0.0.1:$LLAMA_PORT/v1 (llama-server, SmolLM2-135M-Instruct)"
-    say "admin API key (tenant 'default', also in $STACK_DIR/admin-key):"
+    say "platform-admin API key (tenant 'default'; make more with POST /v1/keys; also in $STACK_DIR/admin-key):"
     say "  $(cat "$STACK_DIR/admin-key")"
     say "logs: make logs · status: make status · stop: make down"
 }
