@@ -22,6 +22,8 @@ import Redis
 /// | `CONDUIT_ADMIN_KEY` | none (`make up` generates one); installed at start as the admin key of `CONDUIT_ADMIN_TENANT` |
 /// | `CONDUIT_ADMIN_TENANT` | `default` |
 /// | `CONDUIT_GATEWAY_RPM_PER_KEY` | 0 (no limit; requests per minute per API key without its own `rpm_limit`, shared by every replica through Redis) |
+/// | `CONDUIT_GATEWAY_AUDIT_TOPIC`, `_AUDIT_DLQ_TOPIC`, `_AUDIT_GROUP` | `conduit.audit`, `conduit.audit.dlq`, `conduit-gateway-audit` |
+/// | `CONDUIT_GATEWAY_AUDIT_BACKLOG` | 10000 (audit events being sent at once; past it they are dropped and counted) |
 /// | `CONDUIT_GATEWAY_KEY_POLL_MS` | 500 (how often changed keys are read: a revoked key fails everywhere within it) |
 /// | `CONDUIT_GATEWAY_KEY_CACHE_S` | 30 (a key's lookup is cached this long at most) |
 /// | `CONDUIT_GATEWAY_UNKNOWN_KEY_LOOKUPS_PER_S` | 20 (keys no replica knew at the last poll that may ask Postgres, per second) |
@@ -40,22 +42,42 @@ func buildApplication(configuration: ServiceConfiguration, logger: Logger) async
         throw ConfigurationError(key: "CONDUIT_ADMIN_TENANT", expected: Identifier.tenant.rule)
     }
     let keyStore = PostgresAPIKeyStore(postgres: postgres)
+    let environment = configuration.environment
+    let auditLog = AuditLog(postgres: postgres)
     let dependencies = GatewayDependencies(
-        keys: keyStore, administration: keyStore, keyChanges: keyStore,
+        keys: keyStore,
         indexing: KafkaIndexingQueue(
-            producer: producer, topic: configuration.environment.string("CONDUIT_GATEWAY_INDEXING_TOPIC", default: KafkaTopic.indexingRequests)),
+            producer: producer, topic: environment.string("CONDUIT_GATEWAY_INDEXING_TOPIC", default: KafkaTopic.indexingRequests)),
         services: ServiceClient(http: http, baseURLs: configuration.serviceURLs),
         limiter: RedisRateLimiter(redis: redis),
-        readiness: [.postgres(postgres), .redis(redis), .kafka(producer)])
+        readiness: [.postgres(postgres), .redis(redis), .kafka(producer)],
+        audit: KafkaAuditPublisher(
+            producer: producer, topic: environment.string("CONDUIT_GATEWAY_AUDIT_TOPIC", default: KafkaTopic.audit),
+            limit: try environment.int("CONDUIT_GATEWAY_AUDIT_BACKLOG", default: 10_000), registry: registry, logger: logger),
+        administration: keyStore, auditLog: auditLog)
     let authenticator = try makeAuthenticator(configuration: configuration, store: dependencies.keys, registry: registry)
     let router = try buildRouter(configuration: configuration, dependencies: dependencies, registry: registry, authenticator: authenticator)
     let watcher = KeyWatcher(
         changes: keyStore, authenticator: authenticator,
         interval: .milliseconds(try configuration.environment.int("CONDUIT_GATEWAY_KEY_POLL_MS", default: 500)), registry: registry, logger: logger)
+    let auditConsumer = KafkaConsumer(
+        configuration: .init(
+            kafka: try configuration.kafka, groupID: environment.string("CONDUIT_GATEWAY_AUDIT_GROUP", default: "conduit-gateway-audit"),
+            topics: [environment.string("CONDUIT_GATEWAY_AUDIT_TOPIC", default: KafkaTopic.audit)],
+            maxPollIntervalMilliseconds: try configuration.kafkaMaxPollIntervalMilliseconds, bufferBytes: try configuration.kafkaConsumerBufferBytes),
+        logger: logger)
+    let sink = AuditSink(
+        consumer: auditConsumer, dlq: DeadLetterQueue(producer: producer, topic: environment.string("CONDUIT_GATEWAY_AUDIT_DLQ_TOPIC", default: KafkaTopic.auditDLQ)),
+        log: auditLog, registry: registry, logger: logger)
+    // The key watcher and the audit sink start once the schemas exist.
+    let migrated = StartGate()
     return makeConduitApplication(
         router: router,
         configuration: configuration,
-        services: [postgres, redis, producer, http, watcher],
+        services: [
+            postgres, redis, producer, http, GatedService(watcher, after: migrated), GatedService(auditConsumer, after: migrated),
+            GatedService(sink, after: migrated),
+        ],
         logger: logger,
         beforeServerStarts: [
             { try await migrate(GatewayMigrations.gateway, on: postgres, logger: logger) },
@@ -65,6 +87,7 @@ func buildApplication(configuration: ServiceConfiguration, logger: Logger) async
                 try await APIKeyAuthenticator(store: dependencies.keys).installAdminKey(adminKey, tenant: adminTenant)
                 logger.info("admin key installed", metadata: ["tenant": "\(adminTenant)"])
             },
+            { migrated.open() },
         ]
     )
 }
@@ -73,14 +96,17 @@ func buildApplication(configuration: ServiceConfiguration, logger: Logger) async
 /// (Postgres, Kafka, the internal services over HTTP); the application tests give in-process fakes.
 struct GatewayDependencies: Sendable {
     var keys: any APIKeyStore
-    /// The admin API's store of tenants and keys; without it (the application tier) the
-    /// `/v1/tenants` and `/v1/keys` routes are not there.
-    var administration: (any KeyAdministration)? = nil
-    var keyChanges: (any KeyChanges)? = nil
     var indexing: any IndexingQueue
     var services: any ServiceForwarding
     var limiter: any RateLimiter
     var readiness: [ReadinessCheck] = []
+    /// Where admin actions, authentication failures and refusals are reported.
+    var audit: (any AuditRecorder)? = nil
+    /// The admin API's store of tenants and keys; without it (the application tier) the
+    /// `/v1/tenants` and `/v1/keys` routes are not there.
+    var administration: (any KeyAdministration)? = nil
+    /// The audit trail's reader (`/v1/audit`); the application tier runs without it.
+    var auditLog: AuditLog? = nil
 }
 
 func makeAuthenticator(configuration: ServiceConfiguration, store: any APIKeyStore, registry: PrometheusCollectorRegistry) throws -> APIKeyAuthenticator {
@@ -97,9 +123,10 @@ func buildRouter(
     // Every public route is in this group: authentication belongs to the routes, not to how a
     // path is spelled (`//v1/models` is the same route and needs the same key).
     let api = router.group()
-        .add(middleware: AuthenticationMiddleware(authenticator: authenticator, keyring: try configuration.requireInternalKeys()))
+        .add(middleware: AuthenticationMiddleware(authenticator: authenticator, keyring: try configuration.requireInternalKeys(), audit: dependencies.audit))
         .add(middleware: RateLimitMiddleware(
             limiter: dependencies.limiter, requestsPerMinute: try configuration.environment.int("CONDUIT_GATEWAY_RPM_PER_KEY", default: 0), registry: registry))
+    if let audit = dependencies.audit { api.add(middleware: AuditMiddleware(audit: audit)) }
     ForwardingController(
         services: dependencies.services,
         chatTimeout: .seconds(try configuration.environment.int("CONDUIT_GATEWAY_CHAT_TIMEOUT_S", default: 900))
@@ -110,6 +137,9 @@ func buildRouter(
     ).addRoutes(to: api)
     if let administration = dependencies.administration {
         KeysController(store: administration).addRoutes(to: api)
+    }
+    if let auditLog = dependencies.auditLog {
+        AuditController(log: auditLog).addRoutes(to: api)
     }
     return router
 }

@@ -11,8 +11,20 @@ struct AuthenticationMiddleware: RouterMiddleware {
     typealias Context = ConduitRequestContext
     let authenticator: APIKeyAuthenticator
     let keyring: InternalKeyring
+    var audit: (any AuditRecorder)?
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        do {
+            return try await authenticate(request, context: context, next: next)
+        } catch let error as APIError where error.status == .unauthorized {
+            audit?.record(AuditEvent(
+                requestID: context.requestID, tenant: nil, keyID: nil, action: "auth.failed", resource: "\(request.method.rawValue) \(request.uri.path)",
+                outcome: "denied", status: 401, timestamp: Date(), sourceAddress: context.sourceAddress))
+            throw error
+        }
+    }
+
+    private func authenticate(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         guard let header = request.headers[.authorization], header.lowercased().hasPrefix("bearer "),
               case let key = header.dropFirst("bearer ".count).trimmingCharacters(in: .whitespaces), !key.isEmpty else {
             throw APIError.unauthorized("You didn't provide an API key. Send it as 'Authorization: Bearer <key>'.")

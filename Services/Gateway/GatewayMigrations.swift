@@ -67,5 +67,20 @@ enum GatewayMigrations {
             );
             CREATE INDEX events_tenant_time ON events (tenant_id, occurred_at);
             """),
+        // A hash chain per tenant: each row carries the hash of the tenant's previous row and its
+        // own (SHA-256 over that and its fields), so an edited, removed or inserted row breaks
+        // the chain from there on. Rows are never updated or deleted: a trigger refuses it.
+        PostgresMigration(version: 2, name: "audit chain", sql: """
+            ALTER TABLE events ADD COLUMN seq bigserial;
+            ALTER TABLE events ADD COLUMN source_address text;
+            ALTER TABLE events ADD COLUMN prev_hash bytea;
+            ALTER TABLE events ADD COLUMN row_hash bytea;
+            CREATE UNIQUE INDEX events_seq ON events (seq);
+            CREATE INDEX events_tenant_seq ON events (tenant_id, seq);
+            CREATE FUNCTION refuse_change() RETURNS trigger LANGUAGE plpgsql AS $$
+                BEGIN RAISE EXCEPTION 'audit.events is append-only'; END $$;
+            CREATE TRIGGER events_append_only BEFORE UPDATE OR DELETE ON events FOR EACH ROW EXECUTE FUNCTION refuse_change();
+            CREATE TRIGGER events_no_truncate BEFORE TRUNCATE ON events EXECUTE FUNCTION refuse_change();
+            """),
     ])
 }

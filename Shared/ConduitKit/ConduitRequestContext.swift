@@ -15,9 +15,12 @@ public struct ConduitRequestContext: RequestContext {
     public var identity: CallerIdentity?
     /// The signed form of `identity` (`X-Conduit-Identity`), passed on unchanged to the next hop.
     public var identityToken: String?
+    /// The peer's IP address, when the connection has one (the audit trail's source).
+    public var sourceAddress: String?
 
     public init(source: Source) {
         coreContext = .init(source: source)
+        sourceAddress = source.channel.remoteAddress?.ipAddress
         requestID = ""
         // RequestContextMiddleware sets the real one first thing; no random draw here.
         trace = TraceContext(traceID: "", spanID: "", sampled: false)

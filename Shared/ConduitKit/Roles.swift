@@ -13,6 +13,7 @@ import HTTPTypes
 /// | `writeDocuments` (index, delete documents; sessions, cache purge) | ✓ | ✓ | ✓ | | |
 /// | `search` | ✓ | ✓ | ✓ | ✓ | |
 /// | `readUsage` (usage, budgets) | ✓ | ✓ | ✓ | ✓ | |
+/// | `readAudit` (the tenant's audit trail) | ✓ | ✓ | | ✓ | |
 public enum Role: String, Sendable, CaseIterable, Codable {
     case platformAdmin = "platform_admin"
     case admin, developer, viewer, service
@@ -23,7 +24,7 @@ public enum Role: String, Sendable, CaseIterable, Codable {
         case (.admin, .manageTenants): false
         case (.admin, _): true
         case (.developer, .infer), (.developer, .writeDocuments), (.developer, .search), (.developer, .readUsage): true
-        case (.viewer, .search), (.viewer, .readUsage): true
+        case (.viewer, .search), (.viewer, .readUsage), (.viewer, .readAudit): true
         case (.service, .infer): true
         default: false
         }
@@ -31,7 +32,7 @@ public enum Role: String, Sendable, CaseIterable, Codable {
 }
 
 public enum Permission: String, Sendable, CaseIterable {
-    case manageTenants, manageKeys, manageBudgets, infer, writeDocuments, search, readUsage
+    case manageTenants, manageKeys, manageBudgets, infer, writeDocuments, search, readUsage, readAudit
 }
 
 extension CallerIdentity {

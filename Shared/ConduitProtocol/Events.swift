@@ -296,8 +296,11 @@ public struct AuditEvent: Codable, Sendable, Hashable {
     public var outcome: String
     public var status: Int?
     public var timestamp: Date
+    /// The caller's address, as the gateway saw it.
+    public var sourceAddress: String?
 
-    public init(requestID: String, tenant: String?, keyID: String?, action: String, resource: String?, outcome: String, status: Int?, timestamp: Date) {
+    public init(requestID: String, tenant: String?, keyID: String?, action: String, resource: String?, outcome: String, status: Int?, timestamp: Date,
+                sourceAddress: String? = nil) {
         self.schemaVersion = Self.currentSchemaVersion
         self.requestID = requestID
         self.tenant = tenant
@@ -307,6 +310,7 @@ public struct AuditEvent: Codable, Sendable, Hashable {
         self.outcome = outcome
         self.status = status
         self.timestamp = timestamp
+        self.sourceAddress = sourceAddress
     }
 
     enum CodingKeys: String, CodingKey {
@@ -314,6 +318,7 @@ public struct AuditEvent: Codable, Sendable, Hashable {
         case schemaVersion = "schema_version"
         case requestID = "request_id"
         case keyID = "key_id"
+        case sourceAddress = "source_address"
     }
 }
 

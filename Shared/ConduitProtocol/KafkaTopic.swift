@@ -7,5 +7,6 @@ public enum KafkaTopic {
     /// Usage events the cost-service cannot record (malformed, unknown schema), with the reason.
     public static let usageDLQ = "conduit.usage.dlq"
     public static let audit = "conduit.audit"
+    public static let auditDLQ = "conduit.audit.dlq"
     public static let alerts = "conduit.alerts"
 }

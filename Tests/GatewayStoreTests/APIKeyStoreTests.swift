@@ -20,6 +20,7 @@ struct APIKeyStoreTests {
         // Nothing listens there: a forwarded request proves it got past authentication.
         values["CONDUIT_RETRIEVER_URL"] = "http://127.0.0.1:9"
         values["CONDUIT_INTERNAL_KEY"] = TestIdentity.key
+        values["CONDUIT_GATEWAY_AUDIT_GROUP"] = TestEnvironment.uniqueName("gateway-audit")
         let configuration = try ServiceConfiguration(service: .gateway, environment: ConduitEnvironment(values))
         return try await buildApplication(configuration: configuration, logger: Logger(label: "gateway-test"))
     }
@@ -67,6 +68,7 @@ extension APIKeyStoreTests {
         values["CONDUIT_ADMIN_TENANT"] = tenant
         values["CONDUIT_ORCHESTRATOR_URL"] = orchestrator.baseURL
         values["CONDUIT_INTERNAL_KEY"] = TestIdentity.key
+        values["CONDUIT_GATEWAY_AUDIT_GROUP"] = TestEnvironment.uniqueName("gateway-audit")
         let configuration = try ServiceConfiguration(service: .gateway, environment: ConduitEnvironment(values))
         let forged = TestIdentity.headers(tenant: "someone-else", requestID: "req-forged")
         try await buildApplication(configuration: configuration, logger: Logger(label: "gateway-test")).test(.router) { client in

@@ -20,6 +20,7 @@ struct KafkaIndexingQueueTests {
         values["CONDUIT_ADMIN_KEY"] = key
         values["CONDUIT_ADMIN_TENANT"] = tenant
         values["CONDUIT_GATEWAY_INDEXING_TOPIC"] = topic
+        values["CONDUIT_GATEWAY_AUDIT_GROUP"] = TestEnvironment.uniqueName("gateway-audit")
         values["CONDUIT_INTERNAL_KEY"] = TestIdentity.key
         let configuration = try ServiceConfiguration(service: .gateway, environment: ConduitEnvironment(values))
         return try await buildApplication(configuration: configuration, logger: Logger(label: "gateway-test"))

@@ -28,6 +28,7 @@ struct KeysAPITests {
         values["CONDUIT_RETRIEVER_URL"] = "http://127.0.0.1:9"
         values["CONDUIT_INTERNAL_KEY"] = TestIdentity.key
         values["CONDUIT_GATEWAY_UNKNOWN_KEY_LOOKUPS_PER_S"] = "5"
+        values["CONDUIT_GATEWAY_AUDIT_GROUP"] = TestEnvironment.uniqueName("gateway-audit")
         let configuration = try ServiceConfiguration(service: .gateway, environment: ConduitEnvironment(values))
         return try await buildApplication(configuration: configuration, logger: Logger(label: "gateway-test"))
     }

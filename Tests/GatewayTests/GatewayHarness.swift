@@ -12,6 +12,7 @@ struct GatewayHarness {
     var indexing = RecordingIndexingQueue()
     var services = FakeServices()
     var limiter: any RateLimiter = CountingRateLimiter()
+    var audit = RecordingAudit()
     var environment: [String: String] = [:]
     let key = APIKeyAuthenticator.generateKey()
     let tenant = "acme"
@@ -22,7 +23,7 @@ struct GatewayHarness {
         try await APIKeyAuthenticator(store: keys).installAdminKey(key, tenant: tenant)
         let configuration = try ServiceConfiguration(service: .gateway, environment: ConduitEnvironment(TestIdentity.environment.merging(environment) { $1 }))
         let router = try buildRouter(
-            configuration: configuration, dependencies: GatewayDependencies(keys: keys, indexing: indexing, services: services, limiter: limiter),
+            configuration: configuration, dependencies: GatewayDependencies(keys: keys, indexing: indexing, services: services, limiter: limiter, audit: audit),
             registry: registry)
         return Application(router: router)
     }

@@ -39,6 +39,7 @@ struct ServiceProcessTests {
             environment["CONDUIT_METRICS_EXPORTER_GROUP"] = TestEnvironment.uniqueName("metrics-exporter")
             environment["CONDUIT_RETRIEVER_GROUP"] = TestEnvironment.uniqueName("retriever")
             environment["CONDUIT_EMBEDDER_GROUP"] = TestEnvironment.uniqueName("embedder")
+            environment["CONDUIT_GATEWAY_AUDIT_GROUP"] = TestEnvironment.uniqueName("gateway-audit")
             if service == "orchestrator" {
                 // Most tests run no cost-service: there, budgets are not what is tested, and nothing
                 // answers (port 9) rather than a stack that may run on the default ports. The tests of
