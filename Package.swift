@@ -31,7 +31,9 @@ let kafka: [Target.Dependency] = ["Kafka", "ConduitKafka"]
 let http: [Target.Dependency] = ["HTTP", "ConduitHTTP"]
 
 let services = [
-    service("Gateway", product: "gateway", dependencies: postgres + redis + kafka + http + [.product(name: "Crypto", package: "swift-crypto")]),
+    service("Gateway", product: "gateway", dependencies: postgres + redis + kafka + http + [
+        .product(name: "Crypto", package: "swift-crypto"), .product(name: "JWTKit", package: "jwt-kit"),
+    ]),
     service("Orchestrator", product: "orchestrator", dependencies: redis + kafka + http + [
         "Providers", "SemanticCache", "Budgets", "Routing", .product(name: "Crypto", package: "swift-crypto"),
     ]),
@@ -62,8 +64,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
-        .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
+        .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "5.0.1"),
+        .package(url: "https://github.com/vapor/jwt-kit.git", from: "5.7.1"),
     ],
     targets: services.map(\.1) + [
         // Wire types: Foundation only, no I/O.
@@ -192,10 +195,13 @@ let package = Package(
         .testTarget(name: "TextEmbeddingTests", dependencies: ["TextEmbedding", "TestSupport"], path: "Tests/TextEmbeddingTests",
                     resources: [.copy("Fixtures")]),
         // The application tier: the gateway's routes over in-process fakes; no server.
-        serviceTests("GatewayTests", of: "Gateway", [.product(name: "Prometheus", package: "swift-prometheus")]),
+        serviceTests("GatewayTests", of: "Gateway", [
+            .product(name: "Prometheus", package: "swift-prometheus"), .product(name: "JWTKit", package: "jwt-kit"),
+        ]),
         // The gateway's real stores and clients against the test stack's servers.
         serviceTests("GatewayStoreTests", of: "Gateway", [
             "Kafka", "Redis", "ConduitRedis", .product(name: "Logging", package: "swift-log"), .product(name: "Prometheus", package: "swift-prometheus"),
+            .product(name: "JWTKit", package: "jwt-kit"),
         ]),
         .testTarget(name: "RetrieverTests", dependencies: [
             "Retriever", "ConduitKit", "ConduitProtocol", "TestSupport", "Kafka", "Postgres", "SearchEngine", "ConduitPostgres",

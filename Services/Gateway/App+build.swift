@@ -1,4 +1,5 @@
 import ConduitHTTP
+import Foundation
 import ConduitKafka
 import ConduitKit
 import ConduitPostgres
@@ -22,6 +23,11 @@ import Redis
 /// | `CONDUIT_ADMIN_KEY` | none (`make up` generates one); installed at start as the admin key of `CONDUIT_ADMIN_TENANT` |
 /// | `CONDUIT_ADMIN_TENANT` | `default` |
 /// | `CONDUIT_GATEWAY_RPM_PER_KEY` | 0 (no limit; requests per minute per API key without its own `rpm_limit`, shared by every replica through Redis) |
+/// | `CONDUIT_JWT_ISSUER`, `_AUDIENCE` | none (JWTs refused); both required to accept bearer JWTs |
+/// | `CONDUIT_JWT_JWKS_URL` or `_JWKS_FILE` | the issuer's keys; the URL is fetched again on an unknown `kid` (at most every `CONDUIT_JWT_JWKS_MIN_REFRESH_S`, 30) and every `CONDUIT_JWT_JWKS_REFRESH_S` (300) |
+/// | `CONDUIT_JWT_LEEWAY_S` | 60 (clock skew allowed on `exp` and `nbf`) |
+/// | `CONDUIT_JWT_TENANT_CLAIM` / `CONDUIT_JWT_TENANT` | `tenant` / none (one tenant for every token) |
+/// | `CONDUIT_JWT_ROLES_CLAIM`, `_DEFAULT_ROLE`, `_TEAM_CLAIM`, `_USER_CLAIM` | `roles`, `viewer`, `team`, `sub` |
 /// | `CONDUIT_GATEWAY_AUDIT_TOPIC`, `_AUDIT_DLQ_TOPIC`, `_AUDIT_GROUP` | `conduit.audit`, `conduit.audit.dlq`, `conduit-gateway-audit` |
 /// | `CONDUIT_GATEWAY_AUDIT_BACKLOG` | 10000 (audit events being sent at once; past it they are dropped and counted) |
 /// | `CONDUIT_GATEWAY_KEY_POLL_MS` | 500 (how often changed keys are read: a revoked key fails everywhere within it) |
@@ -54,7 +60,8 @@ func buildApplication(configuration: ServiceConfiguration, logger: Logger) async
         audit: KafkaAuditPublisher(
             producer: producer, topic: environment.string("CONDUIT_GATEWAY_AUDIT_TOPIC", default: KafkaTopic.audit),
             limit: try environment.int("CONDUIT_GATEWAY_AUDIT_BACKLOG", default: 10_000), registry: registry, logger: logger),
-        administration: keyStore, auditLog: auditLog)
+        administration: keyStore, auditLog: auditLog,
+        jwt: try makeJWTVerifier(environment, http: http))
     let authenticator = try makeAuthenticator(configuration: configuration, store: dependencies.keys, registry: registry)
     let router = try buildRouter(configuration: configuration, dependencies: dependencies, registry: registry, authenticator: authenticator)
     let watcher = KeyWatcher(
@@ -107,6 +114,46 @@ struct GatewayDependencies: Sendable {
     var administration: (any KeyAdministration)? = nil
     /// The audit trail's reader (`/v1/audit`); the application tier runs without it.
     var auditLog: AuditLog? = nil
+    /// Bearer JWTs (`CONDUIT_JWT_*`); nil when no issuer is configured.
+    var jwt: JWTVerifier? = nil
+}
+
+/// The JWT verifier `CONDUIT_JWT_*` describe, or nil without `CONDUIT_JWT_ISSUER`.
+func makeJWTVerifier(_ environment: ConduitEnvironment, http: HTTPClient) throws -> JWTVerifier? {
+    guard let issuer = environment.optionalString("CONDUIT_JWT_ISSUER") else { return nil }
+    guard let audience = environment.optionalString("CONDUIT_JWT_AUDIENCE") else {
+        throw ConfigurationError(key: "CONDUIT_JWT_AUDIENCE", expected: "the audience tokens must name (required with CONDUIT_JWT_ISSUER)")
+    }
+    let defaultRoleName = environment.string("CONDUIT_JWT_DEFAULT_ROLE", default: Role.viewer.rawValue)
+    guard let defaultRole = Role(rawValue: defaultRoleName), defaultRole != .platformAdmin else {
+        throw ConfigurationError(key: "CONDUIT_JWT_DEFAULT_ROLE", expected: "admin, developer, viewer or service")
+    }
+    let fixedTenant = environment.optionalString("CONDUIT_JWT_TENANT")
+    if let fixedTenant, !Identifier.tenant.isValid(fixedTenant) {
+        throw ConfigurationError(key: "CONDUIT_JWT_TENANT", expected: Identifier.tenant.rule)
+    }
+    let configuration = JWTVerifier.Configuration(
+        issuer: issuer, audience: audience, leeway: Double(try environment.int("CONDUIT_JWT_LEEWAY_S", default: 60)),
+        tenantClaim: environment.string("CONDUIT_JWT_TENANT_CLAIM", default: "tenant"), fixedTenant: fixedTenant,
+        rolesClaim: environment.string("CONDUIT_JWT_ROLES_CLAIM", default: "roles"), defaultRole: defaultRole,
+        teamClaim: environment.string("CONDUIT_JWT_TEAM_CLAIM", default: "team"), userClaim: environment.string("CONDUIT_JWT_USER_CLAIM", default: "sub"),
+        minRefresh: .seconds(try environment.int("CONDUIT_JWT_JWKS_MIN_REFRESH_S", default: 30)),
+        refresh: .seconds(try environment.int("CONDUIT_JWT_JWKS_REFRESH_S", default: 300)))
+    if let url = environment.optionalString("CONDUIT_JWT_JWKS_URL") {
+        return JWTVerifier(configuration: configuration) {
+            let response = try await http.execute(HTTP.HTTPRequest(url: url, timeout: .seconds(10)))
+            let body = try await response.body.collect(upTo: 1 << 20)
+            guard response.status == 200 else { throw ConfigurationError(key: "CONDUIT_JWT_JWKS_URL", expected: "a JWKS (it answered \(response.status))") }
+            return body
+        }
+    }
+    guard let file = environment.optionalString("CONDUIT_JWT_JWKS_FILE") else {
+        throw ConfigurationError(key: "CONDUIT_JWT_JWKS_URL", expected: "the issuer's JWKS URL (or CONDUIT_JWT_JWKS_FILE), required with CONDUIT_JWT_ISSUER")
+    }
+    return JWTVerifier(configuration: configuration) {
+        guard let data = FileManager.default.contents(atPath: file) else { throw ConfigurationError(key: "CONDUIT_JWT_JWKS_FILE", expected: "a readable JWKS file") }
+        return Array(data)
+    }
 }
 
 func makeAuthenticator(configuration: ServiceConfiguration, store: any APIKeyStore, registry: PrometheusCollectorRegistry) throws -> APIKeyAuthenticator {
@@ -123,7 +170,8 @@ func buildRouter(
     // Every public route is in this group: authentication belongs to the routes, not to how a
     // path is spelled (`//v1/models` is the same route and needs the same key).
     let api = router.group()
-        .add(middleware: AuthenticationMiddleware(authenticator: authenticator, keyring: try configuration.requireInternalKeys(), audit: dependencies.audit))
+        .add(middleware: AuthenticationMiddleware(
+            authenticator: authenticator, keyring: try configuration.requireInternalKeys(), audit: dependencies.audit, jwt: dependencies.jwt))
         .add(middleware: RateLimitMiddleware(
             limiter: dependencies.limiter, requestsPerMinute: try configuration.environment.int("CONDUIT_GATEWAY_RPM_PER_KEY", default: 0), registry: registry))
     if let audit = dependencies.audit { api.add(middleware: AuditMiddleware(audit: audit)) }

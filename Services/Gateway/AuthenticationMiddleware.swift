@@ -12,6 +12,8 @@ struct AuthenticationMiddleware: RouterMiddleware {
     let authenticator: APIKeyAuthenticator
     let keyring: InternalKeyring
     var audit: (any AuditRecorder)?
+    /// Bearer JWTs, when an issuer is configured.
+    var jwt: JWTVerifier?
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         do {
@@ -29,9 +31,16 @@ struct AuthenticationMiddleware: RouterMiddleware {
               case let key = header.dropFirst("bearer ".count).trimmingCharacters(in: .whitespaces), !key.isEmpty else {
             throw APIError.unauthorized("You didn't provide an API key. Send it as 'Authorization: Bearer <key>'.")
         }
-        guard let identity = try await authenticator.identity(forKey: key) else {
-            // Never echo the key: a prefix is enough for a person to tell keys apart.
-            throw APIError.unauthorized("Incorrect API key provided: \(key.prefix(7))…")
+        let identity: CallerIdentity
+        if JWTVerifier.looksLikeJWT(key) {
+            guard let jwt else { throw APIError.unauthorized("Bearer JWTs are not accepted here: no issuer is configured (CONDUIT_JWT_ISSUER).") }
+            identity = try await jwt.identity(for: key)
+        } else {
+            guard let known = try await authenticator.identity(forKey: key) else {
+                // Never echo the key: a prefix is enough for a person to tell keys apart.
+                throw APIError.unauthorized("Incorrect API key provided: \(key.prefix(7))…")
+            }
+            identity = known
         }
         var context = context
         context.identity = identity
