@@ -167,6 +167,7 @@ func buildRouter(
 ) throws -> Router<ConduitRequestContext> {
     let authenticator = try authenticator ?? makeAuthenticator(configuration: configuration, store: dependencies.keys, registry: registry)
     let router = makeConduitRouter(configuration: configuration, registry: registry, readiness: dependencies.readiness)
+    OpenAPIDocument.addRoute(to: router)
     // Every public route is in this group: authentication belongs to the routes, not to how a
     // path is spelled (`//v1/models` is the same route and needs the same key).
     let api = router.group()

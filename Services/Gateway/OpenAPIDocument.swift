@@ -1,0 +1,135 @@
+import ConduitKit
+import ConduitProtocol
+import Foundation
+import HTTPTypes
+import Hummingbird
+
+/// `GET /openapi.json` (no key): the gateway's public contract, OpenAPI 3.1. Every public route
+/// is listed here with its request body, its answers and the error envelope; a test compares the
+/// list with the router's routes, so a route added without its entry fails the build's tests.
+enum OpenAPIDocument {
+    /// One operation: method, path (OpenAPI `{param}` form), what it does, and its body's schema.
+    struct Operation {
+        var method: String
+        var path: String
+        var summary: String
+        var tag: String
+        var body: JSONValue?
+        var success: Int = 200
+        var response: JSONValue = ["type": "object"]
+        var query: [String] = []
+        var public_ = false
+    }
+
+    static let object: JSONValue = ["type": "object"]
+    static let list: JSONValue = ["type": "object", "required": ["data"], "properties": ["object": ["type": "string"], "data": ["type": "array", "items": ["type": "object"]]]]
+
+    static let operations: [Operation] = [
+        .init(method: "post", path: "/v1/chat/completions", summary: "Create a chat completion (OpenAI's API; `stream: true` for server-sent events).", tag: "inference",
+              body: ["type": "object", "required": ["model", "messages"],
+                     "properties": ["model": ["type": "string"], "messages": ["type": "array", "items": ["type": "object"]], "stream": ["type": "boolean"],
+                                    "max_tokens": ["type": "integer"], "temperature": ["type": "number"], "conduit": ["type": "object"]]]),
+        .init(method: "get", path: "/v1/models", summary: "The models (and routers) that can be served now.", tag: "inference", response: list),
+        .init(method: "get", path: "/v1/models/{model}", summary: "One model.", tag: "inference"),
+        .init(method: "post", path: "/v1/embeddings", summary: "Embed text (OpenAI's API).", tag: "inference",
+              body: ["type": "object", "required": ["model", "input"], "properties": ["model": ["type": "string"], "input": [:]]]),
+        .init(method: "post", path: "/v1/search", summary: "Hybrid search over a collection of the caller's tenant.", tag: "retrieval",
+              body: ["type": "object", "required": ["collection"], "properties": ["collection": ["type": "string"], "query": ["type": "string"], "top_k": ["type": "integer"]]]),
+        .init(method: "post", path: "/v1/documents", summary: "Index documents (one, or `documents`: up to 1,000).", tag: "retrieval", body: object, success: 202),
+        .init(method: "delete", path: "/v1/documents/{collection}/{doc_id}", summary: "Delete a document from its collection.", tag: "retrieval", success: 202),
+        .init(method: "get", path: "/v1/sessions/{id}", summary: "A conversation kept in memory.", tag: "sessions"),
+        .init(method: "delete", path: "/v1/sessions/{id}", summary: "Forget a conversation.", tag: "sessions"),
+        .init(method: "delete", path: "/v1/cache", summary: "Purge the tenant's semantic cache.", tag: "sessions"),
+        .init(method: "get", path: "/v1/usage", summary: "Usage and cost, grouped (`group_by`), as JSON or CSV.", tag: "cost", response: list,
+              query: ["from", "to", "group_by", "format"]),
+        .init(method: "post", path: "/v1/budgets", summary: "Create a budget.", tag: "cost",
+              body: ["type": "object", "required": ["scope", "period", "limit_usd"],
+                     "properties": ["scope": ["type": "object"], "period": ["type": "string", "enum": ["day", "week", "month", "total"]], "limit_usd": ["type": "number"],
+                                    "model": ["type": "string"], "name": ["type": "string"], "alert_thresholds": ["type": "array", "items": ["type": "number"]],
+                                    "webhook_url": ["type": "string"]]], success: 201),
+        .init(method: "get", path: "/v1/budgets", summary: "The tenant's budgets with their spend.", tag: "cost", response: list),
+        .init(method: "get", path: "/v1/budgets/{id}", summary: "One budget, with its forecast.", tag: "cost"),
+        .init(method: "patch", path: "/v1/budgets/{id}", summary: "Change a budget's name, limit, thresholds or webhook.", tag: "cost", body: object),
+        .init(method: "delete", path: "/v1/budgets/{id}", summary: "Delete a budget.", tag: "cost"),
+        .init(method: "post", path: "/v1/tenants", summary: "Create a tenant (platform admins).", tag: "admin",
+              body: ["type": "object", "required": ["name"], "properties": ["name": ["type": "string"], "id": ["type": "string"]]], success: 201),
+        .init(method: "get", path: "/v1/tenants", summary: "Every tenant (platform admins).", tag: "admin", response: list),
+        .init(method: "post", path: "/v1/keys", summary: "Create an API key; its secret is in this answer only.", tag: "admin",
+              body: ["type": "object", "required": ["role"],
+                     "properties": ["tenant": ["type": "string"], "role": ["type": "string", "enum": .array(Role.allCases.map { .string($0.rawValue) })],
+                                    "name": ["type": "string"], "team": ["type": "string"], "user": ["type": "string"], "tags": ["type": "array", "items": ["type": "string"]],
+                                    "expires_at": ["type": "string", "format": "date-time"], "rpm_limit": ["type": "integer"], "metadata": ["type": "object"]]],
+              success: 201),
+        .init(method: "get", path: "/v1/keys", summary: "The tenant's keys (never their secrets).", tag: "admin", response: list, query: ["tenant", "all", "cursor", "limit"]),
+        .init(method: "get", path: "/v1/keys/{id}", summary: "One key.", tag: "admin"),
+        .init(method: "patch", path: "/v1/keys/{id}", summary: "Change a key's role, name, team, user, tags, expiry, rate limit or metadata.", tag: "admin", body: object),
+        .init(method: "delete", path: "/v1/keys/{id}", summary: "Revoke a key: it fails on every gateway within a second.", tag: "admin"),
+        .init(method: "post", path: "/v1/keys/{id}/rotate", summary: "A new secret; the old one works for `grace_seconds`.", tag: "admin",
+              body: ["type": "object", "properties": ["grace_seconds": ["type": "integer", "minimum": 0]]]),
+        .init(method: "get", path: "/v1/audit", summary: "The tenant's audit trail, newest first.", tag: "admin", response: list,
+              query: ["tenant", "action", "from", "to", "cursor", "limit"]),
+        .init(method: "get", path: "/v1/audit/verify", summary: "Walk the tenant's audit hash chain.", tag: "admin", query: ["tenant"]),
+        .init(method: "get", path: "/openapi.json", summary: "This document.", tag: "meta", public_: true),
+    ]
+
+    static let errorEnvelope: JSONValue = [
+        "type": "object", "required": ["error"],
+        "properties": ["error": ["type": "object", "required": ["message", "type"],
+                                 "properties": ["message": ["type": "string"], "type": ["type": "string"], "param": ["type": ["string", "null"]], "code": ["type": ["string", "null"]]]]],
+    ]
+
+    static func document() -> JSONValue {
+        var paths: [String: JSONValue] = [:]
+        for operation in operations {
+            var entry: [String: JSONValue] = [
+                "summary": .string(operation.summary), "tags": [.string(operation.tag)],
+                "operationId": .string(operation.method + operation.path.replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "{", with: "").replacingOccurrences(of: "}", with: "")),
+            ]
+            var parameters: [JSONValue] = operation.path.split(separator: "/").filter { $0.hasPrefix("{") }.map { part in
+                ["name": .string(String(part.dropFirst().dropLast())), "in": "path", "required": true, "schema": ["type": "string"]]
+            }
+            parameters += operation.query.map { ["name": .string($0), "in": "query", "required": false, "schema": ["type": "string"]] }
+            if !parameters.isEmpty { entry["parameters"] = .array(parameters) }
+            if let body = operation.body {
+                entry["requestBody"] = ["required": true, "content": ["application/json": ["schema": body]]]
+            }
+            var responses: [String: JSONValue] = [
+                String(operation.success): ["description": "Success.", "content": ["application/json": ["schema": operation.response]]],
+            ]
+            if !operation.public_ {
+                for (status, meaning) in [("400", "The request is malformed; `param` names the field."), ("401", "No key, or not a valid one."),
+                                          ("403", "The key's role may not do this."), ("404", "No such resource in the caller's tenant."),
+                                          ("429", "A rate limit or budget: see `Retry-After`.")] {
+                    responses[status] = ["description": .string(meaning), "content": ["application/json": ["schema": ["$ref": "#/components/schemas/Error"]]]]
+                }
+                entry["security"] = [["bearer": []]]
+            }
+            entry["responses"] = .object(responses)
+            var path = paths[operation.path]?.objectValue ?? [:]
+            path[operation.method] = .object(entry)
+            paths[operation.path] = .object(path)
+        }
+        return [
+            "openapi": "3.1.0",
+            "info": ["title": "Conduit gateway", "version": "1", "description": "The OpenAI-compatible API and Conduit's own: retrieval, sessions, cost, keys, audit."],
+            "servers": [["url": "/"]],
+            "paths": .object(paths),
+            "components": [
+                "schemas": ["Error": errorEnvelope],
+                "securitySchemes": ["bearer": ["type": "http", "scheme": "bearer", "description": "An API key (`cdt-…`) or the identity provider's JWT."]],
+            ],
+        ]
+    }
+
+    static let encoded: [UInt8] = {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return Array((try? encoder.encode(document())) ?? Data("{}".utf8))
+    }()
+
+    static func addRoute(to router: some RouterMethods<ConduitRequestContext>) {
+        router.get("/openapi.json") { _, _ in
+            Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: encoded)))
+        }
+    }
+}

@@ -1,0 +1,53 @@
+import ConduitKit
+import ConduitProtocol
+import Foundation
+@testable import Gateway
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import Logging
+import Postgres
+import Prometheus
+import Testing
+import TestSupport
+
+/// `/openapi.json` is the contract: every public route the gateway serves is in it, and nothing
+/// it lists is missing from the router.
+@Suite(.timeLimit(.minutes(1)))
+struct OpenAPITests {
+    /// The router with every route mounted (the admin and audit stores are never called here).
+    static func router() throws -> Router<ConduitRequestContext> {
+        let postgres = PostgresClient(configuration: .init(port: 9), logger: Logger(label: "unused"))
+        let harness = GatewayHarness()
+        let configuration = try ServiceConfiguration(service: .gateway, environment: ConduitEnvironment(TestIdentity.environment))
+        return try buildRouter(
+            configuration: configuration,
+            dependencies: GatewayDependencies(
+                keys: harness.keys, indexing: harness.indexing, services: harness.services, limiter: harness.limiter, audit: harness.audit,
+                administration: PostgresAPIKeyStore(postgres: postgres), auditLog: AuditLog(postgres: postgres)),
+            registry: PrometheusCollectorRegistry())
+    }
+
+    @Test func everyPublicRouteIsInTheDocumentAndEveryOperationIsRouted() throws {
+        let routed = Set(try Self.router().routes.map { "\($0.method.rawValue) \($0.path)" }.filter { $0.contains(" /v1/") || $0.hasSuffix(" /openapi.json") })
+        // The router prints its parameters as OpenAPI does: `/v1/keys/{id}`.
+        let documented = Set(OpenAPIDocument.operations.map { $0.method.uppercased() + " " + $0.path })
+        #expect(routed.subtracting(documented).isEmpty, "routed, not documented: \(routed.subtracting(documented).sorted())")
+        #expect(documented.subtracting(routed).isEmpty, "documented, not routed: \(documented.subtracting(routed).sorted())")
+        #expect(routed.count >= 27)
+    }
+
+    @Test func theDocumentIsServedWithoutAKey() async throws {
+        let app = Application(router: try Self.router())
+        try await app.test(.router) { client in
+            let response = try await client.execute(uri: "/openapi.json", method: .get)
+            #expect(response.status == .ok)
+            let document = JSONValue.parse(Array(response.body.readableBytesView))
+            #expect(document?["openapi"] == "3.1.0")
+            #expect(document?["paths"]?["/v1/keys/{id}/rotate"]?["post"]?["requestBody"] != nil)
+            #expect(document?["paths"]?["/v1/chat/completions"]?["post"]?["responses"]?["401"]?["content"] != nil)
+            #expect(document?["paths"]?["/v1/budgets/{id}"]?["patch"]?["parameters"]?[0]?["name"] == "id")
+            #expect(document?["components"]?["schemas"]?["Error"]?["required"]?[0] == "error")
+        }
+    }
+}
