@@ -3,7 +3,7 @@ import ConduitProtocol
 import Foundation
 
 /// A key as the admin API shows it: never its secret (only its visible prefix) nor its hash.
-struct ManagedKey: Sendable, Equatable {
+struct ManagedKey: Sendable, Equatable, Encodable {
     var id: String
     var tenant: String
     var role: Role
@@ -21,6 +21,34 @@ struct ManagedKey: Sendable, Equatable {
     var revokedAt: Date?
     /// After a rotation: until when the previous secret still works.
     var previousValidUntil: Date?
+
+    enum CodingKeys: String, CodingKey {
+        case id, tenant, role, name, prefix, team, user, tags, metadata
+        case expiresAt = "expires_at"
+        case rpmLimit = "rpm_limit"
+        case createdAt = "created_at"
+        case revokedAt = "revoked_at"
+        case previousValidUntil = "previous_valid_until"
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(id, forKey: .id)
+        try container.encode(tenant, forKey: .tenant)
+        try container.encode(role, forKey: .role)
+        try container.encode(name, forKey: .name)
+        try container.encode(prefix, forKey: .prefix)
+        try container.encode(team, forKey: .team)
+        try container.encode(user, forKey: .user)
+        try container.encode(tags, forKey: .tags)
+        try container.encode(expiresAt, forKey: .expiresAt)
+        try container.encode(rpmLimit, forKey: .rpmLimit)
+        // Stored as JSON text; shown as the object it is.
+        try container.encode(metadata.flatMap { JSONValue.parse(Data($0.utf8)) }, forKey: .metadata)
+        try container.encode(createdAt, forKey: .createdAt)
+        try container.encode(revokedAt, forKey: .revokedAt)
+        try container.encode(previousValidUntil, forKey: .previousValidUntil)
+    }
 }
 
 struct Tenant: Sendable, Equatable {

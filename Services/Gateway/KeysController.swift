@@ -14,50 +14,25 @@ struct KeysController: Sendable {
     /// The longest grace a rotation may give the old secret.
     var maxGrace: TimeInterval = 7 * 86_400
 
+    /// A key as the API shows it, and its secret in the answer that made it.
     struct KeyView: Encodable {
-        var object = "api_key"
-        var id: String
-        var tenant: String
-        var role: String
-        var name: String?
-        var prefix: String?
-        var team: String?
-        var user: String?
-        var tags: [String]
-        var expiresAt: Date?
-        var rpmLimit: Int?
-        var metadata: JSONValue?
-        var createdAt: Date
-        var revokedAt: Date?
-        var previousValidUntil: Date?
-        /// Only in the answer that made the secret.
-        var key: String?
+        var key: ManagedKey
+        var secret: String?
 
         init(_ key: ManagedKey, secret: String? = nil) {
-            id = key.id
-            tenant = key.tenant
-            role = key.role.rawValue
-            name = key.name
-            prefix = key.prefix
-            team = key.team
-            user = key.user
-            tags = key.tags
-            expiresAt = key.expiresAt
-            rpmLimit = key.rpmLimit
-            metadata = key.metadata.flatMap { JSONValue.parse(Data($0.utf8)) }
-            createdAt = key.createdAt
-            revokedAt = key.revokedAt
-            previousValidUntil = key.previousValidUntil
-            self.key = secret
+            self.key = key
+            self.secret = secret
         }
 
-        enum CodingKeys: String, CodingKey {
-            case object, id, tenant, role, name, prefix, team, user, tags, metadata, key
-            case expiresAt = "expires_at"
-            case rpmLimit = "rpm_limit"
-            case createdAt = "created_at"
-            case revokedAt = "revoked_at"
-            case previousValidUntil = "previous_valid_until"
+        enum Extra: String, CodingKey {
+            case object, key
+        }
+
+        func encode(to encoder: any Encoder) throws {
+            try key.encode(to: encoder)
+            var extra = encoder.container(keyedBy: Extra.self)
+            try extra.encode("api_key", forKey: .object)
+            try extra.encodeIfPresent(secret, forKey: .key)
         }
     }
 

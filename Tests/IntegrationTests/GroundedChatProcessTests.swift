@@ -199,8 +199,8 @@ struct GroundedChatProcessTests {
         defer { postgresTask.cancel() }
         let defaultsKey = "cdt-test-\(UUID().uuidString)"
         try await postgres.query("""
-            INSERT INTO gateway.api_keys (id, tenant_id, key_hash, chat_defaults)
-            VALUES ($1, $2, sha256(convert_to($3, 'UTF8')), '{"rag":{"collection":"kb"}}')
+            INSERT INTO gateway.api_keys (id, tenant_id, key_hash, roles, chat_defaults)
+            VALUES ($1, $2, sha256(convert_to($3, 'UTF8')), '{developer}', '{"rag":{"collection":"kb"}}')
             """, TestEnvironment.uniqueName("key"), tenant, defaultsKey)
         let byDefault = try await Self.chat(gateway, key: defaultsKey, [("user", "How long is the warranty on the Zephyr X2 headphones?")])
         #expect(byDefault.json?["conduit"]?["citations"]?[0]?["document_id"]?.stringValue == "zephyr", "\(byDefault.body)")
