@@ -71,6 +71,7 @@ final class APIKeyAuthenticator: Sendable {
         }
         guard var identity = lookup?.identity else { return nil }
         identity.requestsPerMinute = lookup?.rpmLimit
+        identity.maxConcurrent = lookup?.maxConcurrent
         return identity
     }
 

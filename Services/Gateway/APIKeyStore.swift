@@ -16,6 +16,8 @@ struct KeyLookup: Sendable, Equatable {
     var identity: CallerIdentity
     /// The key's own requests-per-minute limit, when it has one.
     var rpmLimit: Int?
+    /// The key's own limit of requests in flight, when it has one.
+    var maxConcurrent: Int?
     /// When the key (or the rotated-out secret used) stops working.
     var validUntil: Date?
 }

@@ -30,6 +30,7 @@ import Redis
 /// | `CONDUIT_JWT_ROLES_CLAIM`, `_DEFAULT_ROLE`, `_TEAM_CLAIM`, `_USER_CLAIM` | `roles`, `viewer`, `team`, `sub` |
 /// | `CONDUIT_GATEWAY_AUDIT_TOPIC`, `_AUDIT_DLQ_TOPIC`, `_AUDIT_GROUP` | `conduit.audit`, `conduit.audit.dlq`, `conduit-gateway-audit` |
 /// | `CONDUIT_GATEWAY_AUDIT_BACKLOG` | 10000 (audit events being sent at once; past it they are dropped and counted) |
+/// | `CONDUIT_GATEWAY_MAX_CONCURRENT_PER_KEY` | 0 (no limit; requests in flight per API key without its own `max_concurrent`, shared through Redis) |
 /// | `CONDUIT_GATEWAY_KEY_POLL_MS` | 500 (how often changed keys are read: a revoked key fails everywhere within it) |
 /// | `CONDUIT_GATEWAY_KEY_CACHE_S` | 30 (a key's lookup is cached this long at most) |
 /// | `CONDUIT_GATEWAY_UNKNOWN_KEY_LOOKUPS_PER_S` | 20 (keys no replica knew at the last poll that may ask Postgres, per second) |
@@ -61,7 +62,7 @@ func buildApplication(configuration: ServiceConfiguration, logger: Logger) async
             producer: producer, topic: environment.string("CONDUIT_GATEWAY_AUDIT_TOPIC", default: KafkaTopic.audit),
             limit: try environment.int("CONDUIT_GATEWAY_AUDIT_BACKLOG", default: 10_000), registry: registry, logger: logger),
         administration: keyStore, auditLog: auditLog,
-        jwt: try makeJWTVerifier(environment, http: http))
+        jwt: try makeJWTVerifier(environment, http: http), concurrency: RedisConcurrencyLimiter(redis: redis))
     let authenticator = try makeAuthenticator(configuration: configuration, store: dependencies.keys, registry: registry)
     let router = try buildRouter(configuration: configuration, dependencies: dependencies, registry: registry, authenticator: authenticator)
     let watcher = KeyWatcher(
@@ -116,6 +117,8 @@ struct GatewayDependencies: Sendable {
     var auditLog: AuditLog? = nil
     /// Bearer JWTs (`CONDUIT_JWT_*`); nil when no issuer is configured.
     var jwt: JWTVerifier? = nil
+    /// Requests in flight per key; without it, none are limited.
+    var concurrency: (any ConcurrencyLimiter)? = nil
 }
 
 /// The JWT verifier `CONDUIT_JWT_*` describe, or nil without `CONDUIT_JWT_ISSUER`.
@@ -175,6 +178,12 @@ func buildRouter(
             authenticator: authenticator, keyring: try configuration.requireInternalKeys(), audit: dependencies.audit, jwt: dependencies.jwt))
         .add(middleware: RateLimitMiddleware(
             limiter: dependencies.limiter, requestsPerMinute: try configuration.environment.int("CONDUIT_GATEWAY_RPM_PER_KEY", default: 0), registry: registry))
+    if let concurrency = dependencies.concurrency {
+        let chatTimeout = try configuration.environment.int("CONDUIT_GATEWAY_CHAT_TIMEOUT_S", default: 900)
+        api.add(middleware: ConcurrencyMiddleware(
+            limiter: concurrency, defaultLimit: try configuration.environment.int("CONDUIT_GATEWAY_MAX_CONCURRENT_PER_KEY", default: 0),
+            ttl: .seconds(chatTimeout + 60), registry: registry))
+    }
     if let audit = dependencies.audit { api.add(middleware: AuditMiddleware(audit: audit)) }
     ForwardingController(
         services: dependencies.services,

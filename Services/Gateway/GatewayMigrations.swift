@@ -50,6 +50,9 @@ enum GatewayMigrations {
             CREATE INDEX api_keys_tenant ON api_keys (tenant_id, created_at);
             UPDATE api_keys SET roles = '{platform_admin}' WHERE id LIKE 'admin-%' AND roles = '{admin}';
             """),
+        PostgresMigration(version: 5, name: "api key concurrency limit", sql: """
+            ALTER TABLE api_keys ADD COLUMN max_concurrent integer CHECK (max_concurrent IS NULL OR max_concurrent > 0);
+            """),
     ])
 
     static let audit = PostgresMigrator(schema: "audit", migrations: [

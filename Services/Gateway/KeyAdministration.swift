@@ -15,6 +15,7 @@ struct ManagedKey: Sendable, Equatable, Encodable {
     var tags: [String]
     var expiresAt: Date?
     var rpmLimit: Int?
+    var maxConcurrent: Int?
     /// A JSON object, as text.
     var metadata: String?
     var createdAt: Date
@@ -26,6 +27,7 @@ struct ManagedKey: Sendable, Equatable, Encodable {
         case id, tenant, role, name, prefix, team, user, tags, metadata
         case expiresAt = "expires_at"
         case rpmLimit = "rpm_limit"
+        case maxConcurrent = "max_concurrent"
         case createdAt = "created_at"
         case revokedAt = "revoked_at"
         case previousValidUntil = "previous_valid_until"
@@ -43,6 +45,7 @@ struct ManagedKey: Sendable, Equatable, Encodable {
         try container.encode(tags, forKey: .tags)
         try container.encode(expiresAt, forKey: .expiresAt)
         try container.encode(rpmLimit, forKey: .rpmLimit)
+        try container.encode(maxConcurrent, forKey: .maxConcurrent)
         // Stored as JSON text; shown as the object it is.
         try container.encode(metadata.flatMap { JSONValue.parse(Data($0.utf8)) }, forKey: .metadata)
         try container.encode(createdAt, forKey: .createdAt)

@@ -118,7 +118,7 @@ struct KeysController: Sendable {
         let secret = APIKeyAuthenticator.generateKey()
         var key = ManagedKey(
             id: "key_" + Self.randomHex(12), tenant: tenant, role: role, name: nil, prefix: APIKeyAuthenticator.prefix(of: secret),
-            team: nil, user: nil, tags: [], expiresAt: nil, rpmLimit: nil, metadata: nil, createdAt: Date(), revokedAt: nil, previousValidUntil: nil)
+            team: nil, user: nil, tags: [], expiresAt: nil, rpmLimit: nil, maxConcurrent: nil, metadata: nil, createdAt: Date(), revokedAt: nil, previousValidUntil: nil)
         try Self.apply(body, to: &key)
         try await store.createKey(key, hash: APIKeyAuthenticator.hash(secret))
         return try Self.json(KeyView(key, secret: secret), status: .created)
@@ -249,6 +249,16 @@ struct KeysController: Sendable {
                 key.rpmLimit = Int(number)
             }
         }
+        if let value = body["max_concurrent"] {
+            if case .null = value {
+                key.maxConcurrent = nil
+            } else {
+                guard case .number(let number) = value, number >= 1, number <= 100_000, number.rounded() == number else {
+                    throw APIError.invalidRequest("'max_concurrent' must be a whole number of requests in flight, 1 or more, or null.", param: "max_concurrent")
+                }
+                key.maxConcurrent = Int(number)
+            }
+        }
         if let value = body["metadata"] {
             switch value {
             case .null: key.metadata = nil
@@ -263,7 +273,7 @@ struct KeysController: Sendable {
 
     /// Limits the rest of the governance work will enforce; refused rather than stored unenforced.
     static func refuseUnsupported(_ body: [String: JSONValue]) throws {
-        for field in ["models", "tpm_limit", "max_concurrent"] where body[field] != nil {
+        for field in ["models", "tpm_limit"] where body[field] != nil {
             throw APIError.invalidRequest("'\(field)' is not enforced yet, so it cannot be set.", param: field, code: "unsupported_parameter")
         }
     }

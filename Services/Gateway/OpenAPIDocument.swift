@@ -58,7 +58,7 @@ enum OpenAPIDocument {
               body: ["type": "object", "required": ["role"],
                      "properties": ["tenant": ["type": "string"], "role": ["type": "string", "enum": .array(Role.allCases.map { .string($0.rawValue) })],
                                     "name": ["type": "string"], "team": ["type": "string"], "user": ["type": "string"], "tags": ["type": "array", "items": ["type": "string"]],
-                                    "expires_at": ["type": "string", "format": "date-time"], "rpm_limit": ["type": "integer"], "metadata": ["type": "object"]]],
+                                    "expires_at": ["type": "string", "format": "date-time"], "rpm_limit": ["type": "integer"], "max_concurrent": ["type": "integer"], "metadata": ["type": "object"]]],
               success: 201),
         .init(method: "get", path: "/v1/keys", summary: "The tenant's keys (never their secrets).", tag: "admin", response: list, query: ["tenant", "all", "cursor", "limit"]),
         .init(method: "get", path: "/v1/keys/{id}", summary: "One key.", tag: "admin"),

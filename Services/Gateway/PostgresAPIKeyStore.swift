@@ -10,7 +10,7 @@ struct PostgresAPIKeyStore: APIKeyStore, KeyAdministration, KeyChanges {
         let rows = try await postgres.query(
             """
             SELECT id, tenant_id, array_to_string(roles, ','), chat_defaults::text, team, user_id, array_to_string(tags, ','), rpm_limit,
-                   CASE WHEN key_hash = $1 THEN expires_at ELSE least(expires_at, previous_valid_until) END
+                   CASE WHEN key_hash = $1 THEN expires_at ELSE least(expires_at, previous_valid_until) END, max_concurrent
             FROM gateway.api_keys
             WHERE (key_hash = $1 OR (previous_hash = $1 AND previous_valid_until > now()))
               AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())
@@ -23,7 +23,7 @@ struct PostgresAPIKeyStore: APIKeyStore, KeyAdministration, KeyChanges {
                     team: try row.decode(String?.self, at: 4), user: try row.decode(String?.self, at: 5),
                     chatDefaults: try row.decode(String?.self, at: 3),
                     tags: try row.decode(String.self, at: 6).split(separator: ",").map(String.init)),
-                rpmLimit: try row.decode(Int?.self, at: 7), validUntil: try row.decode(Date?.self, at: 8))
+                rpmLimit: try row.decode(Int?.self, at: 7), maxConcurrent: try row.decode(Int?.self, at: 9), validUntil: try row.decode(Date?.self, at: 8))
         }
     }
 
@@ -58,15 +58,16 @@ struct PostgresAPIKeyStore: APIKeyStore, KeyAdministration, KeyChanges {
 
     static let columns = """
         id, tenant_id, array_to_string(roles, ','), name, prefix, team, user_id, array_to_string(tags, ','), expires_at, rpm_limit,
-        metadata::text, created_at, revoked_at, previous_valid_until
+        metadata::text, created_at, revoked_at, previous_valid_until, max_concurrent
         """
 
     func createKey(_ key: ManagedKey, hash: Data) async throws {
         try await postgres.query("""
-            INSERT INTO gateway.api_keys (id, tenant_id, key_hash, roles, name, prefix, team, user_id, tags, expires_at, rpm_limit, metadata, created_at)
-            VALUES ($1, $2, $3, ARRAY[$4], $5, $6, $7, $8, string_to_array($9, ','), $10, $11, $12::jsonb, $13)
+            INSERT INTO gateway.api_keys (id, tenant_id, key_hash, roles, name, prefix, team, user_id, tags, expires_at, rpm_limit, metadata, created_at,
+                                          max_concurrent)
+            VALUES ($1, $2, $3, ARRAY[$4], $5, $6, $7, $8, string_to_array($9, ','), $10, $11, $12::jsonb, $13, $14)
             """, key.id, key.tenant, hash, key.role.rawValue, key.name, key.prefix, key.team, key.user, key.tags.joined(separator: ","),
-            key.expiresAt, key.rpmLimit, key.metadata, key.createdAt)
+            key.expiresAt, key.rpmLimit, key.metadata, key.createdAt, key.maxConcurrent)
     }
 
     func keys(tenant: String?, after: String?, limit: Int) async throws -> [ManagedKey] {
@@ -83,9 +84,10 @@ struct PostgresAPIKeyStore: APIKeyStore, KeyAdministration, KeyChanges {
     func updateKey(_ key: ManagedKey) async throws -> ManagedKey? {
         try await postgres.query("""
             UPDATE gateway.api_keys SET roles = ARRAY[$2], name = $3, team = $4, user_id = $5, tags = string_to_array($6, ','),
-                expires_at = $7, rpm_limit = $8, metadata = $9::jsonb, updated_at = now()
+                expires_at = $7, rpm_limit = $8, metadata = $9::jsonb, max_concurrent = $10, updated_at = now()
             WHERE id = $1 AND revoked_at IS NULL RETURNING \(Self.columns)
-            """, key.id, key.role.rawValue, key.name, key.team, key.user, key.tags.joined(separator: ","), key.expiresAt, key.rpmLimit, key.metadata
+            """, key.id, key.role.rawValue, key.name, key.team, key.user, key.tags.joined(separator: ","), key.expiresAt, key.rpmLimit, key.metadata,
+            key.maxConcurrent
         ).first.map(Self.key)
     }
 
@@ -143,7 +145,7 @@ struct PostgresAPIKeyStore: APIKeyStore, KeyAdministration, KeyChanges {
             id: try row.decode(at: 0), tenant: try row.decode(at: 1), role: roles.first ?? .viewer, name: try row.decode(at: 3),
             prefix: try row.decode(at: 4), team: try row.decode(at: 5), user: try row.decode(at: 6),
             tags: try row.decode(String.self, at: 7).split(separator: ",").map(String.init), expiresAt: try row.decode(at: 8),
-            rpmLimit: try row.decode(at: 9), metadata: try row.decode(at: 10), createdAt: try row.decode(at: 11),
+            rpmLimit: try row.decode(at: 9), maxConcurrent: try row.decode(at: 14), metadata: try row.decode(at: 10), createdAt: try row.decode(at: 11),
             revokedAt: try row.decode(at: 12), previousValidUntil: try row.decode(at: 13))
     }
 }

@@ -44,6 +44,8 @@ public struct CallerIdentity: Sendable, Equatable {
     public var tags: [String]
     /// The key's own requests-per-minute limit, enforced by the gateway (not signed onwards).
     public var requestsPerMinute: Int?
+    /// The key's own limit of requests in flight at once, enforced by the gateway (not signed onwards).
+    public var maxConcurrent: Int?
 
     public init(tenant: String, keyID: String, roles: [String], team: String? = nil, user: String? = nil, chatDefaults: String? = nil,
                 tags: [String] = []) {

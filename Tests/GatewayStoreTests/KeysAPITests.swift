@@ -65,14 +65,14 @@ struct KeysAPITests {
             #expect(try await Self.call(client, .post, "/v1/tenants", key: adminKey, #"{"name":"Other Co","id":"\#(other)"}"#).status == .conflict)
 
             // A tenant admin of the new tenant, made by the platform admin.
-            let admin = try await makeKey(client, #"{"tenant":"\#(other)","role":"admin","name":"ops","team":"ml","tags":["a","b"],"rpm_limit":600,"metadata":{"owner":"ada"}}"#)
+            let admin = try await makeKey(client, #"{"tenant":"\#(other)","role":"admin","name":"ops","team":"ml","tags":["a","b"],"rpm_limit":600,"max_concurrent":4,"metadata":{"owner":"ada"}}"#)
             #expect(admin.answer.status == .created)
             #expect(admin.key.hasPrefix("cdt-") && admin.answer.json?["prefix"]?.stringValue == String(admin.key.prefix(12)))
             #expect(admin.answer.json?["tenant"]?.stringValue == other && admin.answer.json?["team"] == "ml")
             #expect(admin.answer.json?["metadata"]?["owner"] == "ada")
             #expect(try await Self.works(client, admin.key))
             let read = try await Self.call(client, .get, "/v1/keys/\(admin.id)", key: admin.key)
-            #expect(read.status == .ok && read.json?["key"] == nil && read.json?["rpm_limit"] == 600)
+            #expect(read.status == .ok && read.json?["key"] == nil && read.json?["rpm_limit"] == 600 && read.json?["max_concurrent"] == 4)
 
             // It manages its own tenant only, and no platform admins.
             #expect(try await makeKey(client, #"{"tenant":"\#(tenant)","role":"viewer"}"#, by: admin.key).answer.status == .forbidden)

@@ -50,3 +50,21 @@ struct RedisRateLimiterTests {
         #expect(laterWait <= firstWait - .milliseconds(950))
     }
 }
+
+/// The concurrency script against the test stack's Redis.
+@Suite(.timeLimit(.minutes(1)))
+struct RedisConcurrencyLimiterTests {
+    @Test func placesAreTakenUpToTheLimitGivenBackAndExpire() async throws {
+        let redis = RedisClient(configuration: try ServiceConfiguration(service: .gateway).redis, logger: Logger(label: "test"))
+        let limiter = RedisConcurrencyLimiter(redis: redis)
+        let slot = "rl:" + TestEnvironment.uniqueName("conc") + ":conc"
+        #expect(try await limiter.enter(slot, id: "a", limit: 2, ttl: .seconds(60)) == (true, 1))
+        #expect(try await limiter.enter(slot, id: "b", limit: 2, ttl: .milliseconds(300)) == (true, 2))
+        #expect(try await limiter.enter(slot, id: "c", limit: 2, ttl: .seconds(60)) == (false, 2))
+        try await limiter.leave(slot, id: "a")
+        #expect(try await limiter.enter(slot, id: "c", limit: 2, ttl: .seconds(60)) == (true, 2))
+        // "b" was never given back (its replica died): its place frees itself.
+        try await Task.sleep(for: .milliseconds(400))
+        #expect(try await limiter.enter(slot, id: "d", limit: 2, ttl: .seconds(60)) == (true, 2))
+    }
+}

@@ -138,7 +138,7 @@ struct ServiceProcessTests {
         let postgres = PostgresClient(configuration: .init(port: TestEnvironment.postgresPort), logger: Logger(label: "check"))
         defer { postgres.shutdown() }
         let versions = try await postgres.query("SELECT version FROM gateway.schema_migrations ORDER BY 1").map { try $0.decode(Int.self, at: 0) }
-        #expect(versions == [1, 2, 3, 4])
+        #expect(versions == [1, 2, 3, 4, 5])
         let columns = try await postgres.query("SELECT column_name FROM information_schema.columns WHERE table_schema = 'gateway' AND table_name = 'api_keys' AND column_name = 'chat_defaults'")
         #expect(columns.count == 1)
         let tables = try await postgres.query("SELECT table_name FROM information_schema.tables WHERE table_schema = 'gateway' ORDER BY 1")

@@ -17,7 +17,7 @@ final class InMemoryAPIKeyStore: APIKeyStore {
 
     func identity(forHash hash: Data) async throws -> KeyLookup? {
         lookups.withLock { $0 += 1 }
-        return keys.withLock { $0[hash] }.map { KeyLookup(identity: $0) }
+        return keys.withLock { $0[hash] }.map { KeyLookup(identity: $0, rpmLimit: $0.requestsPerMinute, maxConcurrent: $0.maxConcurrent) }
     }
 
     func installAdminKey(hash: Data, prefix: String, tenant: String) async throws {
