@@ -59,12 +59,14 @@ struct RedisConcurrencyLimiterTests {
         let limiter = RedisConcurrencyLimiter(redis: redis)
         let slot = "rl:" + TestEnvironment.uniqueName("conc") + ":conc"
         #expect(try await limiter.enter(slot, id: "a", limit: 2, ttl: .seconds(60)) == (true, 1))
-        #expect(try await limiter.enter(slot, id: "b", limit: 2, ttl: .milliseconds(300)) == (true, 2))
+        #expect(try await limiter.enter(slot, id: "b", limit: 2, ttl: .seconds(60)) == (true, 2))
         #expect(try await limiter.enter(slot, id: "c", limit: 2, ttl: .seconds(60)) == (false, 2))
         try await limiter.leave(slot, id: "a")
         #expect(try await limiter.enter(slot, id: "c", limit: 2, ttl: .seconds(60)) == (true, 2))
-        // "b" was never given back (its replica died): its place frees itself.
+        // A place never given back (its replica died) frees itself after its TTL.
+        let lost = "rl:" + TestEnvironment.uniqueName("conc") + ":conc"
+        #expect(try await limiter.enter(lost, id: "x", limit: 1, ttl: .milliseconds(300)) == (true, 1))
         try await Task.sleep(for: .milliseconds(400))
-        #expect(try await limiter.enter(slot, id: "d", limit: 2, ttl: .seconds(60)) == (true, 2))
+        #expect(try await limiter.enter(lost, id: "y", limit: 1, ttl: .seconds(60)) == (true, 1))
     }
 }

@@ -102,10 +102,15 @@ struct BudgetProcessTests {
 
         let budget = try await gateway.get("/v1/budgets/\(id)")
         #expect(budget.status == 401, "the gateway needs the key")
-        let status = try await gateway.http.execute(HTTPRequest(url: gateway.base + "/v1/budgets/\(id)", headers: auth))
-        let view = try #require(JSONValue.parse(try await status.body.collect(upTo: 1 << 20)))
-        let spent = try #require(view["spent_usd"]?.doubleValue)
-        #expect(view["reserved_usd"] == 0)
+        // Holds are settled after their responses: within moments nothing is held any more.
+        var view: JSONValue?
+        let settled = try await eventually(within: .seconds(10)) {
+            let status = try await gateway.http.execute(HTTPRequest(url: gateway.base + "/v1/budgets/\(id)", headers: auth))
+            view = JSONValue.parse(try await status.body.collect(upTo: 1 << 20))
+            return view?["reserved_usd"] == 0
+        }
+        #expect(settled, "\(String(describing: view))")
+        let spent = try #require(view?["spent_usd"]?.doubleValue)
         #expect(spent <= limit + Self.maximumCost, "spent \(spent) of \(limit)")
         #expect(abs(spent - Double(served.count) * Self.answerCost) < 1e-9)
         print(String(format: "budget-process: served=%d refused=%d spent_usd=%.6f limit_usd=%.6f overspend_usd=%.6f max_request_usd=%.6f",
@@ -153,8 +158,9 @@ struct BudgetProcessTests {
         let published = try? await withTimeout(.seconds(20)) {
             try await TestEnvironment.readMessages(alertsTopic, count: 1).compactMap { try? EventCoding.decoder().decode(AlertEvent.self, from: Data($0.value)) }
         }
-        if let alert = published?.first {
-            #expect(alert.budgetID == id && crossed.contains(alert.threshold ?? -1) && alert.window == window && alert.tenant == tenant)
+        // (Its first alert may be another test's budget's: every cost-service reconciles every budget.)
+        if let alert = published?.first(where: { $0.budgetID == id }) {
+            #expect(crossed.contains(alert.threshold ?? -1) && alert.window == window && alert.tenant == tenant)
         }
 
         // Raising the limit makes room again, on the next request.
