@@ -141,15 +141,20 @@ struct KeysAPITests {
             // The watcher has loaded the keys once the admin key's own answer comes back quickly.
             #expect(try await Self.works(client, adminKey))
             try await Task.sleep(for: .seconds(1))
+            let started = ContinuousClock.now
             for _ in 0..<100 { #expect(try await !Self.works(client, APIKeyAuthenticator.generateKey())) }
+            let elapsed = ContinuousClock.now - started
+            // At most the budget's burst (5) and 5 a second after it, however slow the machine.
+            let allowed = 5 + Int((Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18) * 5) + 1
             let metrics = try await client.execute(uri: "/metrics", method: .get)
             let text = String(buffer: metrics.body)
             func count(_ result: String) -> Int {
                 text.split(separator: "\n").first { $0.hasPrefix(#"gateway_api_key_store_lookups_total{result="\#(result)"}"#) }
                     .flatMap { Int($0.split(separator: " ").last ?? "") } ?? 0
             }
-            #expect(count("refused") >= 80, "\(count("refused")) refused")
-            #expect(count("unknown") <= 20, "\(count("unknown")) asked the store")
+            #expect(count("unknown") <= allowed, "\(count("unknown")) asked the store in \(elapsed), at most \(allowed) allowed")
+            #expect(count("refused") >= 100 - allowed, "\(count("refused")) refused")
+            #expect(allowed < 60, "the flood took \(elapsed): too slow to show the bound")
         }
     }
 }
