@@ -51,25 +51,20 @@ struct AuditSink: Service {
 struct AuditController: Sendable {
     let log: AuditLog
 
+    /// A row as the event it records (its own field names), with its place and hash in the chain.
     struct EntryView: Encodable {
-        var object = "audit_event"
-        var seq: Int64
-        var requestID: String
-        var tenant: String?
-        var keyID: String?
-        var action: String
-        var resource: String?
-        var outcome: String
-        var status: Int?
-        var timestamp: Date
-        var sourceAddress: String?
-        var hash: String?
+        var row: AuditLog.Row
 
-        enum CodingKeys: String, CodingKey {
-            case object, seq, tenant, action, resource, outcome, status, timestamp, hash
-            case requestID = "request_id"
-            case keyID = "key_id"
-            case sourceAddress = "source_address"
+        enum Extra: String, CodingKey {
+            case object, seq, hash
+        }
+
+        func encode(to encoder: any Encoder) throws {
+            try row.event.encode(to: encoder)
+            var extra = encoder.container(keyedBy: Extra.self)
+            try extra.encode("audit_event", forKey: .object)
+            try extra.encode(row.seq, forKey: .seq)
+            try extra.encodeIfPresent(row.hash.map { $0.map { String(format: "%02x", $0) }.joined() }, forKey: .hash)
         }
     }
 
@@ -90,12 +85,8 @@ struct AuditController: Sendable {
             let limit = min(max(Int(query["limit"].map(String.init) ?? "") ?? 100, 1), 1000)
             let rows = try await log.rows(tenant: tenant, action: query["action"].map(String.init), from: try time("from"), to: try time("to"),
                                           before: before, limit: limit + 1)
-            let page = rows.prefix(limit).map { row in
-                EntryView(seq: row.seq, requestID: row.event.requestID, tenant: row.event.tenant, keyID: row.event.keyID, action: row.event.action,
-                          resource: row.event.resource, outcome: row.event.outcome, status: row.event.status, timestamp: row.event.timestamp,
-                          sourceAddress: row.event.sourceAddress, hash: row.hash.map { $0.map { String(format: "%02x", $0) }.joined() })
-            }
-            return try KeysController.json(KeysController.List(data: Array(page), nextCursor: rows.count > limit ? String(page.last!.seq) : nil))
+            let page = rows.prefix(limit).map(EntryView.init)
+            return try KeysController.json(KeysController.List(data: Array(page), nextCursor: rows.count > limit ? String(page.last!.row.seq) : nil))
         }
         router.get("/v1/audit/verify") { request, context in
             let tenant = try Self.tenant(request.uri.queryParameters["tenant"].map(String.init), context: context, allowAll: false) ?? ""

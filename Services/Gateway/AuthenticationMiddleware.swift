@@ -16,31 +16,15 @@ struct AuthenticationMiddleware: RouterMiddleware {
     var jwt: JWTVerifier?
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        let identity: CallerIdentity
         do {
-            return try await authenticate(request, context: context, next: next)
+            identity = try await authenticate(request)
         } catch let error as APIError where error.status == .unauthorized {
+            // Only this gateway's own refusals are authentication failures (not a 401 from behind).
             audit?.record(AuditEvent(
                 requestID: context.requestID, tenant: nil, keyID: nil, action: "auth.failed", resource: "\(request.method.rawValue) \(request.uri.path)",
                 outcome: "denied", status: 401, timestamp: Date(), sourceAddress: context.sourceAddress))
             throw error
-        }
-    }
-
-    private func authenticate(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        guard let header = request.headers[.authorization], header.lowercased().hasPrefix("bearer "),
-              case let key = header.dropFirst("bearer ".count).trimmingCharacters(in: .whitespaces), !key.isEmpty else {
-            throw APIError.unauthorized("You didn't provide an API key. Send it as 'Authorization: Bearer <key>'.")
-        }
-        let identity: CallerIdentity
-        if JWTVerifier.looksLikeJWT(key) {
-            guard let jwt else { throw APIError.unauthorized("Bearer JWTs are not accepted here: no issuer is configured (CONDUIT_JWT_ISSUER).") }
-            identity = try await jwt.identity(for: key)
-        } else {
-            guard let known = try await authenticator.identity(forKey: key) else {
-                // Never echo the key: a prefix is enough for a person to tell keys apart.
-                throw APIError.unauthorized("Incorrect API key provided: \(key.prefix(7))…")
-            }
-            identity = known
         }
         var context = context
         context.identity = identity
@@ -51,5 +35,22 @@ struct AuthenticationMiddleware: RouterMiddleware {
             throw APIError(status: .internalServerError, type: .server, message: "The caller's identity could not be signed.", code: "identity_error")
         }
         return try await next(request, context)
+    }
+
+    /// The caller the bearer names: an API key's, or a JWT's; a 401 otherwise.
+    private func authenticate(_ request: Request) async throws -> CallerIdentity {
+        guard let header = request.headers[.authorization], header.lowercased().hasPrefix("bearer "),
+              case let key = header.dropFirst("bearer ".count).trimmingCharacters(in: .whitespaces), !key.isEmpty else {
+            throw APIError.unauthorized("You didn't provide an API key. Send it as 'Authorization: Bearer <key>'.")
+        }
+        if JWTVerifier.looksLikeJWT(key) {
+            guard let jwt else { throw APIError.unauthorized("Bearer JWTs are not accepted here: no issuer is configured (CONDUIT_JWT_ISSUER).") }
+            return try await jwt.identity(for: key)
+        }
+        guard let known = try await authenticator.identity(forKey: key) else {
+            // Never echo the key: a prefix is enough for a person to tell keys apart.
+            throw APIError.unauthorized("Incorrect API key provided: \(key.prefix(7))…")
+        }
+        return known
     }
 }

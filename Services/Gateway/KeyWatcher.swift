@@ -36,8 +36,8 @@ struct KeyWatcher: Service {
                 }
             } catch {
                 failures.increment()
-                // Before the first load the schema may still be migrating; keys are then looked up one by one.
-                logger.log(level: since == nil ? .debug : .warning, "api key changes could not be read", metadata: [LogKey.error: "\(error)"])
+                // Until a load succeeds, keys are looked up one by one.
+                logger.warning("api key changes could not be read", metadata: [LogKey.error: "\(error)"])
             }
             try? await Task.sleep(for: interval)
         }
