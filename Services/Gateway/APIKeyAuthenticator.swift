@@ -51,7 +51,7 @@ final class APIKeyAuthenticator: Sendable {
     func identity(forKey key: String) async throws -> CallerIdentity? {
         let hash = Self.hash(key)
         let now = ContinuousClock.now
-        if let entry = cache.withLock({ $0[hash] }), entry.expires > now { return entry.lookup?.identity }
+        if let entry = cache.withLock({ $0[hash] }), entry.expires > now { return entry.lookup?.caller }
         let isKnown = known.withLock { known in known.map { $0.contains(Self.short(hash)) } ?? true }
         if !isKnown {
             guard unknownBudget.withLock({ $0.take(now: now) }) else {
@@ -69,10 +69,7 @@ final class APIKeyAuthenticator: Sendable {
             if cache.count > Self.maxCachedKeys { cache.removeAll() }
             cache[hash] = Entry(lookup: lookup, expires: expires)
         }
-        guard var identity = lookup?.identity else { return nil }
-        identity.requestsPerMinute = lookup?.rpmLimit
-        identity.maxConcurrent = lookup?.maxConcurrent
-        return identity
+        return lookup?.caller
     }
 
     /// Every hash that may authenticate now (the watcher's first load).

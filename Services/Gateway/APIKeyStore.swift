@@ -14,10 +14,15 @@ protocol APIKeyStore: Sendable {
 /// A key's caller, and what the gateway enforces for it.
 struct KeyLookup: Sendable, Equatable {
     var identity: CallerIdentity
-    /// The key's own requests-per-minute limit, when it has one.
-    var rpmLimit: Int?
-    /// The key's own limit of requests in flight, when it has one.
-    var maxConcurrent: Int?
+    /// The key's and its tenant's limits, and the models the key may use.
+    var limits = CallerLimits()
     /// When the key (or the rotated-out secret used) stops working.
     var validUntil: Date?
+
+    /// The identity with the limits it is held to.
+    var caller: CallerIdentity {
+        var caller = identity
+        caller.limits = limits
+        return caller
+    }
 }

@@ -22,7 +22,7 @@ import Redis
 /// |---|---|
 /// | `CONDUIT_ADMIN_KEY` | none (`make up` generates one); installed at start as the admin key of `CONDUIT_ADMIN_TENANT` |
 /// | `CONDUIT_ADMIN_TENANT` | `default` |
-/// | `CONDUIT_GATEWAY_RPM_PER_KEY` | 0 (no limit; requests per minute per API key without its own `rpm_limit`, shared by every replica through Redis) |
+/// | `CONDUIT_GATEWAY_RPM_PER_KEY`, `_TPM_PER_KEY`, `_RPM_PER_TENANT`, `_TPM_PER_TENANT`, `_MODEL_LIMITS`, … | no limits; see `RateLimitMiddleware` |
 /// | `CONDUIT_JWT_ISSUER`, `_AUDIENCE` | none (JWTs refused); both required to accept bearer JWTs |
 /// | `CONDUIT_JWT_JWKS_URL` or `_JWKS_FILE` | the issuer's keys; the URL is fetched again on an unknown `kid` (at most every `CONDUIT_JWT_JWKS_MIN_REFRESH_S`, 30) and every `CONDUIT_JWT_JWKS_REFRESH_S` (300) |
 /// | `CONDUIT_JWT_LEEWAY_S` | 60 (clock skew allowed on `exp` and `nbf`) |
@@ -30,7 +30,7 @@ import Redis
 /// | `CONDUIT_JWT_ROLES_CLAIM`, `_DEFAULT_ROLE`, `_TEAM_CLAIM`, `_USER_CLAIM` | `roles`, `viewer`, `team`, `sub` |
 /// | `CONDUIT_GATEWAY_AUDIT_TOPIC`, `_AUDIT_DLQ_TOPIC`, `_AUDIT_GROUP` | `conduit.audit`, `conduit.audit.dlq`, `conduit-gateway-audit` |
 /// | `CONDUIT_GATEWAY_AUDIT_BACKLOG` | 10000 (audit events being sent at once; past it they are dropped and counted) |
-/// | `CONDUIT_GATEWAY_MAX_CONCURRENT_PER_KEY` | 0 (no limit; requests in flight per API key without its own `max_concurrent`, shared through Redis) |
+/// | `CONDUIT_GATEWAY_MAX_CONCURRENT_PER_KEY`, `_PER_TENANT` | 0 (no limit; requests in flight per API key / tenant without its own `max_concurrent`, shared through Redis) |
 /// | `CONDUIT_GATEWAY_KEY_POLL_MS` | 500 (how often changed keys are read: a revoked key fails everywhere within it) |
 /// | `CONDUIT_GATEWAY_KEY_CACHE_S` | 30 (a key's lookup is cached this long at most) |
 /// | `CONDUIT_GATEWAY_UNKNOWN_KEY_LOOKUPS_PER_S` | 20 (keys no replica knew at the last poll that may ask Postgres, per second) |
@@ -177,11 +177,14 @@ func buildRouter(
         .add(middleware: AuthenticationMiddleware(
             authenticator: authenticator, keyring: try configuration.requireInternalKeys(), audit: dependencies.audit, jwt: dependencies.jwt))
         .add(middleware: RateLimitMiddleware(
-            limiter: dependencies.limiter, requestsPerMinute: try configuration.environment.int("CONDUIT_GATEWAY_RPM_PER_KEY", default: 0), registry: registry))
+            limiter: dependencies.limiter, policy: try RateLimitMiddleware.Policy(configuration.environment),
+            fallback: LocalRateLimiter(capacity: try configuration.environment.int("CONDUIT_GATEWAY_RATE_LIMIT_LOCAL_BUCKETS", default: 100_000)),
+            maxSettles: try configuration.environment.int("CONDUIT_GATEWAY_RATE_LIMIT_SETTLES", default: 10_000), registry: registry))
     if let concurrency = dependencies.concurrency {
         let chatTimeout = try configuration.environment.int("CONDUIT_GATEWAY_CHAT_TIMEOUT_S", default: 900)
         api.add(middleware: ConcurrencyMiddleware(
             limiter: concurrency, defaultLimit: try configuration.environment.int("CONDUIT_GATEWAY_MAX_CONCURRENT_PER_KEY", default: 0),
+            tenantDefault: try configuration.environment.int("CONDUIT_GATEWAY_MAX_CONCURRENT_PER_TENANT", default: 0),
             ttl: .seconds(chatTimeout + 60), registry: registry))
     }
     if let audit = dependencies.audit { api.add(middleware: AuditMiddleware(audit: audit)) }

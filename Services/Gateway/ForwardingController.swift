@@ -76,11 +76,11 @@ struct ForwardingController: Sendable {
     }
 
     /// Request headers of the caller's that mean something to the services behind.
-    static let passedRequestHeaders = ["X-Conduit-Session-Id", "X-Conduit-Session", "Accept"]
+    static let passedRequestHeaders = ["X-Conduit-Session-Id", "X-Conduit-Session", "Accept", ConduitHeader.reportUsage]
     /// Response headers passed back to the caller.
     static let passedResponseHeaders = [
         "Content-Disposition", "X-Conduit-Deployment", "Retry-After", "X-Conduit-Cache", "X-Conduit-Cache-Similarity", "X-Conduit-Session-Id",
-        "X-Conduit-Route",
+        "X-Conduit-Route", ConduitHeader.usageTokens,
     ]
 
     /// `?` and the request's query string, as it came, when it has one.

@@ -53,6 +53,20 @@ enum GatewayMigrations {
         PostgresMigration(version: 5, name: "api key concurrency limit", sql: """
             ALTER TABLE api_keys ADD COLUMN max_concurrent integer CHECK (max_concurrent IS NULL OR max_concurrent > 0);
             """),
+        // Tokens per minute and the models a key may use; a tenant's own limits, and limits per
+        // model on either (`{"gpt-4o": {"rpm_limit": 10, "tpm_limit": 20000}}`). A tenant's
+        // `updated_at` moves its keys' cached lookups out like a key's own change.
+        PostgresMigration(version: 6, name: "token, tenant and model limits", sql: """
+            ALTER TABLE api_keys ADD COLUMN tpm_limit integer CHECK (tpm_limit IS NULL OR tpm_limit > 0);
+            ALTER TABLE api_keys ADD COLUMN models text[];
+            ALTER TABLE api_keys ADD COLUMN model_limits jsonb CHECK (model_limits IS NULL OR jsonb_typeof(model_limits) = 'object');
+            ALTER TABLE tenants ADD COLUMN rpm_limit integer CHECK (rpm_limit IS NULL OR rpm_limit > 0);
+            ALTER TABLE tenants ADD COLUMN tpm_limit integer CHECK (tpm_limit IS NULL OR tpm_limit > 0);
+            ALTER TABLE tenants ADD COLUMN max_concurrent integer CHECK (max_concurrent IS NULL OR max_concurrent > 0);
+            ALTER TABLE tenants ADD COLUMN model_limits jsonb CHECK (model_limits IS NULL OR jsonb_typeof(model_limits) = 'object');
+            ALTER TABLE tenants ADD COLUMN updated_at timestamptz NOT NULL DEFAULT now();
+            CREATE INDEX tenants_updated ON tenants (updated_at);
+            """),
     ])
 
     static let audit = PostgresMigrator(schema: "audit", migrations: [

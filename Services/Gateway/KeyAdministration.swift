@@ -14,8 +14,11 @@ struct ManagedKey: Sendable, Equatable, Encodable {
     var user: String?
     var tags: [String]
     var expiresAt: Date?
-    var rpmLimit: Int?
-    var maxConcurrent: Int?
+    var limits = RateLimits()
+    /// The models (and routers) the key may ask for; nil is every model.
+    var models: [String]?
+    /// Limits of this key's traffic to one model.
+    var modelLimits: [String: RateLimits] = [:]
     /// A JSON object, as text.
     var metadata: String?
     var createdAt: Date
@@ -27,7 +30,10 @@ struct ManagedKey: Sendable, Equatable, Encodable {
         case id, tenant, role, name, prefix, team, user, tags, metadata
         case expiresAt = "expires_at"
         case rpmLimit = "rpm_limit"
+        case tpmLimit = "tpm_limit"
         case maxConcurrent = "max_concurrent"
+        case models
+        case modelLimits = "model_limits"
         case createdAt = "created_at"
         case revokedAt = "revoked_at"
         case previousValidUntil = "previous_valid_until"
@@ -44,8 +50,11 @@ struct ManagedKey: Sendable, Equatable, Encodable {
         try container.encode(user, forKey: .user)
         try container.encode(tags, forKey: .tags)
         try container.encode(expiresAt, forKey: .expiresAt)
-        try container.encode(rpmLimit, forKey: .rpmLimit)
-        try container.encode(maxConcurrent, forKey: .maxConcurrent)
+        try container.encode(limits.rpm, forKey: .rpmLimit)
+        try container.encode(limits.tpm, forKey: .tpmLimit)
+        try container.encode(limits.maxConcurrent, forKey: .maxConcurrent)
+        try container.encode(models, forKey: .models)
+        try container.encode(modelLimits, forKey: .modelLimits)
         // Stored as JSON text; shown as the object it is.
         try container.encode(metadata.flatMap { JSONValue.parse(Data($0.utf8)) }, forKey: .metadata)
         try container.encode(createdAt, forKey: .createdAt)
@@ -58,6 +67,10 @@ struct Tenant: Sendable, Equatable {
     var id: String
     var name: String
     var createdAt: Date
+    /// The tenant's limits: every key of the tenant together.
+    var limits = RateLimits()
+    /// Limits of the tenant's traffic to one model.
+    var modelLimits: [String: RateLimits] = [:]
 }
 
 /// The admin API's store of tenants and keys: `PostgresAPIKeyStore`. (The application tier runs
@@ -67,6 +80,8 @@ protocol KeyAdministration: Sendable {
     func createTenant(id: String, name: String) async throws -> Tenant?
     func tenant(_ id: String) async throws -> Tenant?
     func tenants() async throws -> [Tenant]
+    /// Writes a tenant's name and limits; nil when there is no such tenant.
+    func updateTenant(_ tenant: Tenant) async throws -> Tenant?
     func createKey(_ key: ManagedKey, hash: Data) async throws
     /// A tenant's keys (every tenant's when nil), oldest first, revoked ones included.
     func keys(tenant: String?, after: String?, limit: Int) async throws -> [ManagedKey]

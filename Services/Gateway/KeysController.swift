@@ -37,20 +37,29 @@ struct KeysController: Sendable {
     }
 
     struct TenantView: Encodable {
-        var object = "tenant"
-        var id: String
-        var name: String
-        var createdAt: Date
+        var tenant: Tenant
 
-        init(_ tenant: Tenant) {
-            id = tenant.id
-            name = tenant.name
-            createdAt = tenant.createdAt
-        }
+        init(_ tenant: Tenant) { self.tenant = tenant }
 
         enum CodingKeys: String, CodingKey {
             case object, id, name
             case createdAt = "created_at"
+            case rpmLimit = "rpm_limit"
+            case tpmLimit = "tpm_limit"
+            case maxConcurrent = "max_concurrent"
+            case modelLimits = "model_limits"
+        }
+
+        func encode(to encoder: any Encoder) throws {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode("tenant", forKey: .object)
+            try container.encode(tenant.id, forKey: .id)
+            try container.encode(tenant.name, forKey: .name)
+            try container.encode(tenant.createdAt, forKey: .createdAt)
+            try container.encode(tenant.limits.rpm, forKey: .rpmLimit)
+            try container.encode(tenant.limits.tpm, forKey: .tpmLimit)
+            try container.encode(tenant.limits.maxConcurrent, forKey: .maxConcurrent)
+            try container.encode(tenant.modelLimits, forKey: .modelLimits)
         }
     }
 
@@ -71,6 +80,16 @@ struct KeysController: Sendable {
             try context.require(.manageTenants, "Only a platform admin lists tenants.")
             return try Self.json(List(data: try await store.tenants().map(TenantView.init)))
         }
+        router.get("/v1/tenants/:id") { _, context in
+            // A tenant admin reads their own tenant (its limits); a platform admin any.
+            let caller = try context.require(.manageKeys, "Only a tenant admin reads a tenant.")
+            let id = try context.pathParameter("id")
+            guard id == caller.tenant || caller.can(.manageTenants), let tenant = try await store.tenant(id) else {
+                throw APIError.notFound("No tenant '\(id)'.")
+            }
+            return try Self.json(TenantView(tenant))
+        }
+        router.patch("/v1/tenants/:id") { request, context in try await updateTenant(request, context) }
         router.post("/v1/keys") { request, context in try await createKey(request, context) }
         router.get("/v1/keys") { request, context in try await listKeys(request, context) }
         router.get("/v1/keys/:id") { _, context in try Self.json(KeyView(try await ownKey(context))) }
@@ -98,16 +117,42 @@ struct KeysController: Sendable {
         guard Identifier.tenant.isValid(id) else {
             throw APIError.invalidRequest("A tenant id cannot be made from this name; give an 'id' (\(Identifier.tenant.rule)).", param: "id")
         }
-        guard let tenant = try await store.createTenant(id: id, name: name) else {
+        var wanted = Tenant(id: id, name: name, createdAt: Date())
+        try Self.applyLimits(body, to: &wanted.limits, models: &wanted.modelLimits)
+        guard var tenant = try await store.createTenant(id: id, name: name) else {
             throw APIError(status: .conflict, type: .invalidRequest, message: "A tenant '\(id)' exists.", param: "id", code: "tenant_exists")
         }
+        if wanted.limits != tenant.limits || wanted.modelLimits != tenant.modelLimits {
+            tenant.limits = wanted.limits
+            tenant.modelLimits = wanted.modelLimits
+            tenant = try await store.updateTenant(tenant) ?? tenant
+        }
         return try Self.json(TenantView(tenant), status: .created)
+    }
+
+    /// `PATCH /v1/tenants/{id}`: a platform admin renames a tenant or sets its limits.
+    func updateTenant(_ request: Request, _ context: ConduitRequestContext) async throws -> Response {
+        try context.require(.manageTenants, "Only a platform admin changes a tenant.")
+        let id = try context.pathParameter("id")
+        guard var tenant = try await store.tenant(id) else { throw APIError.notFound("No tenant '\(id)'.") }
+        let body = try await Self.object(request, context)
+        for field in ["id", "created_at"] where body[field] != nil {
+            throw APIError.invalidRequest("'\(field)' of a tenant cannot change.", param: field)
+        }
+        if let value = body["name"] {
+            guard let name = value.stringValue, !name.isEmpty, name.utf8.count <= 200 else {
+                throw APIError.invalidRequest("'name' must be 1 to 200 bytes.", param: "name")
+            }
+            tenant.name = name
+        }
+        try Self.applyLimits(body, to: &tenant.limits, models: &tenant.modelLimits)
+        guard let updated = try await store.updateTenant(tenant) else { throw APIError.notFound("No tenant '\(id)'.") }
+        return try Self.json(TenantView(updated))
     }
 
     func createKey(_ request: Request, _ context: ConduitRequestContext) async throws -> Response {
         let caller = try context.require(.manageKeys, "Only a tenant admin manages keys.")
         let body = try await Self.object(request, context)
-        try Self.refuseUnsupported(body)
         let tenant = try await targetTenant(body["tenant"], caller: caller)
         guard let roleName = body["role"]?.stringValue, let role = Role(rawValue: roleName) else {
             throw APIError.invalidRequest("'role' is required: one of \(Role.allCases.map(\.rawValue).joined(separator: ", ")).", param: "role")
@@ -118,7 +163,7 @@ struct KeysController: Sendable {
         let secret = APIKeyAuthenticator.generateKey()
         var key = ManagedKey(
             id: "key_" + Self.randomHex(12), tenant: tenant, role: role, name: nil, prefix: APIKeyAuthenticator.prefix(of: secret),
-            team: nil, user: nil, tags: [], expiresAt: nil, rpmLimit: nil, maxConcurrent: nil, metadata: nil, createdAt: Date(), revokedAt: nil, previousValidUntil: nil)
+            team: nil, user: nil, tags: [], expiresAt: nil, metadata: nil, createdAt: Date(), revokedAt: nil, previousValidUntil: nil)
         try Self.apply(body, to: &key)
         try await store.createKey(key, hash: APIKeyAuthenticator.hash(secret))
         return try Self.json(KeyView(key, secret: secret), status: .created)
@@ -142,7 +187,6 @@ struct KeysController: Sendable {
         var key = try await ownKey(context)
         let caller = try context.caller()
         let body = try await Self.object(request, context)
-        try Self.refuseUnsupported(body)
         for field in ["tenant", "id", "key", "prefix"] where body[field] != nil {
             throw APIError.invalidRequest("'\(field)' of a key cannot change.", param: field)
         }
@@ -239,24 +283,18 @@ struct KeysController: Sendable {
                 key.expiresAt = date
             }
         }
-        if let value = body["rpm_limit"] {
-            if case .null = value {
-                key.rpmLimit = nil
-            } else {
-                guard case .number(let number) = value, number >= 1, number <= 10_000_000, number.rounded() == number else {
-                    throw APIError.invalidRequest("'rpm_limit' must be a whole number of requests per minute, 1 or more, or null.", param: "rpm_limit")
+        try applyLimits(body, to: &key.limits, models: &key.modelLimits)
+        if let value = body["models"] {
+            switch value {
+            case .null: key.models = nil
+            case .array(let items):
+                let models = items.compactMap(\.stringValue)
+                guard models.count == items.count, models.count <= 1000, models.allSatisfy(isModelName) else {
+                    throw APIError.invalidRequest("'models' must be a list of at most 1000 model names (1 to 200 bytes, no commas), or null for every model.", param: "models")
                 }
-                key.rpmLimit = Int(number)
-            }
-        }
-        if let value = body["max_concurrent"] {
-            if case .null = value {
-                key.maxConcurrent = nil
-            } else {
-                guard case .number(let number) = value, number >= 1, number <= 100_000, number.rounded() == number else {
-                    throw APIError.invalidRequest("'max_concurrent' must be a whole number of requests in flight, 1 or more, or null.", param: "max_concurrent")
-                }
-                key.maxConcurrent = Int(number)
+                key.models = Array(Set(models)).sorted()
+            default:
+                throw APIError.invalidRequest("'models' must be a list of model names, or null for every model.", param: "models")
             }
         }
         if let value = body["metadata"] {
@@ -271,11 +309,43 @@ struct KeysController: Sendable {
         }
     }
 
-    /// Limits the rest of the governance work will enforce; refused rather than stored unenforced.
-    static func refuseUnsupported(_ body: [String: JSONValue]) throws {
-        for field in ["models", "tpm_limit"] where body[field] != nil {
-            throw APIError.invalidRequest("'\(field)' is not enforced yet, so it cannot be set.", param: field, code: "unsupported_parameter")
+    /// `rpm_limit`, `tpm_limit`, `max_concurrent` (each a whole number or null) and `model_limits`
+    /// (model → `rpm_limit` / `tpm_limit`, or null) of a key or a tenant.
+    static func applyLimits(_ body: [String: JSONValue], to limits: inout RateLimits, models: inout [String: RateLimits]) throws {
+        func whole(_ value: JSONValue?, _ field: String, max: Double, _ what: String) throws -> Int?? {
+            guard let value else { return .none }
+            if case .null = value { return .some(nil) }
+            guard case .number(let number) = value, number >= 1, number <= max, number.rounded() == number else {
+                throw APIError.invalidRequest("'\(field)' must be a whole number of \(what), 1 to \(Int(max)), or null.", param: field)
+            }
+            return .some(Int(number))
         }
+        if let rpm = try whole(body["rpm_limit"], "rpm_limit", max: 10_000_000, "requests per minute") { limits.rpm = rpm }
+        if let tpm = try whole(body["tpm_limit"], "tpm_limit", max: 1_000_000_000, "tokens per minute") { limits.tpm = tpm }
+        if let concurrent = try whole(body["max_concurrent"], "max_concurrent", max: 100_000, "requests in flight") { limits.maxConcurrent = concurrent }
+        guard let value = body["model_limits"] else { return }
+        if case .null = value {
+            models = [:]
+            return
+        }
+        guard case .object(let entries) = value, entries.count <= 1000 else {
+            throw APIError.invalidRequest("'model_limits' must be an object of at most 1000 models, each {\"rpm_limit\", \"tpm_limit\"}, or null.", param: "model_limits")
+        }
+        var parsed: [String: RateLimits] = [:]
+        for (model, entry) in entries {
+            guard isModelName(model), case .object(let fields) = entry, Set(fields.keys).isSubset(of: ["rpm_limit", "tpm_limit"]) else {
+                throw APIError.invalidRequest("'model_limits' must map a model name to {\"rpm_limit\", \"tpm_limit\"} (\(model.prefix(200)) does not).", param: "model_limits")
+            }
+            var limits = RateLimits()
+            var none: [String: RateLimits] = [:]
+            try applyLimits(fields, to: &limits, models: &none)
+            if !limits.isEmpty { parsed[model] = limits }
+        }
+        models = parsed
+    }
+
+    static func isModelName(_ name: String) -> Bool {
+        !name.isEmpty && name.utf8.count <= 200 && !name.contains(",") && !name.contains(where: { $0.isNewline || $0.isWhitespace })
     }
 
     static func object(_ request: Request, _ context: ConduitRequestContext) async throws -> [String: JSONValue] {

@@ -24,6 +24,13 @@ enum OpenAPIDocument {
     static let object: JSONValue = ["type": "object"]
     static let list: JSONValue = ["type": "object", "required": ["data"], "properties": ["object": ["type": "string"], "data": ["type": "array", "items": ["type": "object"]]]]
 
+    static let limitFields: [String: JSONValue] = [
+        "rpm_limit": ["type": ["integer", "null"], "minimum": 1], "tpm_limit": ["type": ["integer", "null"], "minimum": 1],
+        "max_concurrent": ["type": ["integer", "null"], "minimum": 1],
+        "model_limits": ["type": ["object", "null"], "additionalProperties": [
+            "type": "object", "properties": ["rpm_limit": ["type": ["integer", "null"]], "tpm_limit": ["type": ["integer", "null"]]]]],
+    ]
+
     static let operations: [Operation] = [
         .init(method: "post", path: "/v1/chat/completions", summary: "Create a chat completion (OpenAI's API; `stream: true` for server-sent events).", tag: "inference",
               body: ["type": "object", "required": ["model", "messages"],
@@ -52,17 +59,24 @@ enum OpenAPIDocument {
         .init(method: "patch", path: "/v1/budgets/{id}", summary: "Change a budget's name, limit, thresholds or webhook.", tag: "cost", body: object),
         .init(method: "delete", path: "/v1/budgets/{id}", summary: "Delete a budget.", tag: "cost"),
         .init(method: "post", path: "/v1/tenants", summary: "Create a tenant (platform admins).", tag: "admin",
-              body: ["type": "object", "required": ["name"], "properties": ["name": ["type": "string"], "id": ["type": "string"]]], success: 201),
+              body: ["type": "object", "required": ["name"], "properties": .object(["name": ["type": "string"], "id": ["type": "string"]].merging(limitFields) { $1 })],
+              success: 201),
         .init(method: "get", path: "/v1/tenants", summary: "Every tenant (platform admins).", tag: "admin", response: list),
+        .init(method: "get", path: "/v1/tenants/{id}", summary: "One tenant and its limits (its admins, platform admins).", tag: "admin"),
+        .init(method: "patch", path: "/v1/tenants/{id}", summary: "Rename a tenant or set its limits (platform admins).", tag: "admin",
+              body: ["type": "object", "properties": .object(["name": ["type": "string"]].merging(limitFields) { $1 })]),
         .init(method: "post", path: "/v1/keys", summary: "Create an API key; its secret is in this answer only.", tag: "admin",
               body: ["type": "object", "required": ["role"],
-                     "properties": ["tenant": ["type": "string"], "role": ["type": "string", "enum": .array(Role.allCases.map { .string($0.rawValue) })],
-                                    "name": ["type": "string"], "team": ["type": "string"], "user": ["type": "string"], "tags": ["type": "array", "items": ["type": "string"]],
-                                    "expires_at": ["type": "string", "format": "date-time"], "rpm_limit": ["type": "integer"], "max_concurrent": ["type": "integer"], "metadata": ["type": "object"]]],
+                     "properties": .object([
+                        "tenant": ["type": "string"], "role": ["type": "string", "enum": .array(Role.allCases.map { .string($0.rawValue) })],
+                        "name": ["type": "string"], "team": ["type": "string"], "user": ["type": "string"], "tags": ["type": "array", "items": ["type": "string"]],
+                        "expires_at": ["type": "string", "format": "date-time"], "models": ["type": ["array", "null"], "items": ["type": "string"]],
+                        "metadata": ["type": "object"],
+                     ].merging(limitFields) { $1 })],
               success: 201),
         .init(method: "get", path: "/v1/keys", summary: "The tenant's keys (never their secrets).", tag: "admin", response: list, query: ["tenant", "all", "cursor", "limit"]),
         .init(method: "get", path: "/v1/keys/{id}", summary: "One key.", tag: "admin"),
-        .init(method: "patch", path: "/v1/keys/{id}", summary: "Change a key's role, name, team, user, tags, expiry, rate limit or metadata.", tag: "admin", body: object),
+        .init(method: "patch", path: "/v1/keys/{id}", summary: "Change a key's role, name, team, user, tags, expiry, models, limits or metadata.", tag: "admin", body: object),
         .init(method: "delete", path: "/v1/keys/{id}", summary: "Revoke a key: it fails on every gateway within a second.", tag: "admin"),
         .init(method: "post", path: "/v1/keys/{id}/rotate", summary: "A new secret; the old one works for `grace_seconds`.", tag: "admin",
               body: ["type": "object", "properties": ["grace_seconds": ["type": "integer", "minimum": 0]]]),

@@ -9,22 +9,43 @@ struct PostgresAPIKeyStore: APIKeyStore, KeyAdministration, KeyChanges {
     func identity(forHash hash: Data) async throws -> KeyLookup? {
         let rows = try await postgres.query(
             """
-            SELECT id, tenant_id, array_to_string(roles, ','), chat_defaults::text, team, user_id, array_to_string(tags, ','), rpm_limit,
-                   CASE WHEN key_hash = $1 THEN expires_at ELSE least(expires_at, previous_valid_until) END, max_concurrent
-            FROM gateway.api_keys
-            WHERE (key_hash = $1 OR (previous_hash = $1 AND previous_valid_until > now()))
-              AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())
+            SELECT k.id, k.tenant_id, array_to_string(k.roles, ','), k.chat_defaults::text, k.team, k.user_id, array_to_string(k.tags, ','),
+                   CASE WHEN k.key_hash = $1 THEN k.expires_at ELSE least(k.expires_at, k.previous_valid_until) END,
+                   k.rpm_limit, k.tpm_limit, k.max_concurrent, k.model_limits::text, array_to_string(k.models, ','), k.models IS NOT NULL,
+                   t.rpm_limit, t.tpm_limit, t.max_concurrent, t.model_limits::text
+            FROM gateway.api_keys k JOIN gateway.tenants t ON t.id = k.tenant_id
+            WHERE (k.key_hash = $1 OR (k.previous_hash = $1 AND k.previous_valid_until > now()))
+              AND k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > now())
             """, hash)
         return try rows.first.map { row in
-            KeyLookup(
+            var limits = CallerLimits()
+            limits.key = RateLimits(rpm: try row.decode(at: 8), tpm: try row.decode(at: 9), maxConcurrent: try row.decode(at: 10))
+            limits.keyModels = try Self.modelLimits(try row.decode(String?.self, at: 11))
+            if try row.decode(Bool.self, at: 13) {
+                limits.allowedModels = try row.decode(String.self, at: 12).split(separator: ",").map(String.init)
+            }
+            limits.tenant = RateLimits(rpm: try row.decode(at: 14), tpm: try row.decode(at: 15), maxConcurrent: try row.decode(at: 16))
+            limits.tenantModels = try Self.modelLimits(try row.decode(String?.self, at: 17))
+            return KeyLookup(
                 identity: CallerIdentity(
                     tenant: try row.decode(at: 1), keyID: try row.decode(at: 0),
                     roles: try row.decode(String.self, at: 2).split(separator: ",").map(String.init),
                     team: try row.decode(String?.self, at: 4), user: try row.decode(String?.self, at: 5),
                     chatDefaults: try row.decode(String?.self, at: 3),
                     tags: try row.decode(String.self, at: 6).split(separator: ",").map(String.init)),
-                rpmLimit: try row.decode(Int?.self, at: 7), maxConcurrent: try row.decode(Int?.self, at: 9), validUntil: try row.decode(Date?.self, at: 8))
+                limits: limits, validUntil: try row.decode(Date?.self, at: 7))
         }
+    }
+
+    /// `model_limits` as stored (JSON text), by model.
+    static func modelLimits(_ text: String?) throws -> [String: RateLimits] {
+        guard let text else { return [:] }
+        return try JSONDecoder().decode([String: RateLimits].self, from: Data(text.utf8))
+    }
+
+    static func modelLimitsText(_ limits: [String: RateLimits]) -> String? {
+        guard !limits.isEmpty, let data = try? JSONEncoder().encode(limits) else { return nil }
+        return String(decoding: data, as: UTF8.self)
     }
 
     func installAdminKey(hash: Data, prefix: String, tenant: String) async throws {
@@ -40,34 +61,47 @@ struct PostgresAPIKeyStore: APIKeyStore, KeyAdministration, KeyChanges {
 
     // MARK: tenants
 
+    static let tenantColumns = "id, name, created_at, rpm_limit, tpm_limit, max_concurrent, model_limits::text"
+
     func createTenant(id: String, name: String) async throws -> Tenant? {
         try await postgres.query(
-            "INSERT INTO gateway.tenants (id, name) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING id, name, created_at", id, name
+            "INSERT INTO gateway.tenants (id, name) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING \(Self.tenantColumns)", id, name
         ).first.map(Self.tenant)
     }
 
     func tenant(_ id: String) async throws -> Tenant? {
-        try await postgres.query("SELECT id, name, created_at FROM gateway.tenants WHERE id = $1", id).first.map(Self.tenant)
+        try await postgres.query("SELECT \(Self.tenantColumns) FROM gateway.tenants WHERE id = $1", id).first.map(Self.tenant)
     }
 
     func tenants() async throws -> [Tenant] {
-        try await postgres.query("SELECT id, name, created_at FROM gateway.tenants ORDER BY created_at, id LIMIT 10000").map(Self.tenant)
+        try await postgres.query("SELECT \(Self.tenantColumns) FROM gateway.tenants ORDER BY created_at, id LIMIT 10000").map(Self.tenant)
+    }
+
+    func updateTenant(_ tenant: Tenant) async throws -> Tenant? {
+        try await postgres.query("""
+            UPDATE gateway.tenants SET name = $2, rpm_limit = $3, tpm_limit = $4, max_concurrent = $5, model_limits = $6::jsonb, updated_at = now()
+            WHERE id = $1 RETURNING \(Self.tenantColumns)
+            """, tenant.id, tenant.name, tenant.limits.rpm, tenant.limits.tpm, tenant.limits.maxConcurrent, Self.modelLimitsText(tenant.modelLimits)
+        ).first.map(Self.tenant)
     }
 
     // MARK: keys
 
     static let columns = """
         id, tenant_id, array_to_string(roles, ','), name, prefix, team, user_id, array_to_string(tags, ','), expires_at, rpm_limit,
-        metadata::text, created_at, revoked_at, previous_valid_until, max_concurrent
+        metadata::text, created_at, revoked_at, previous_valid_until, max_concurrent, tpm_limit, array_to_string(models, ','), models IS NOT NULL,
+        model_limits::text
         """
 
     func createKey(_ key: ManagedKey, hash: Data) async throws {
         try await postgres.query("""
             INSERT INTO gateway.api_keys (id, tenant_id, key_hash, roles, name, prefix, team, user_id, tags, expires_at, rpm_limit, metadata, created_at,
-                                          max_concurrent)
-            VALUES ($1, $2, $3, ARRAY[$4], $5, $6, $7, $8, string_to_array($9, ','), $10, $11, $12::jsonb, $13, $14)
+                                          max_concurrent, tpm_limit, models, model_limits)
+            VALUES ($1, $2, $3, ARRAY[$4], $5, $6, $7, $8, string_to_array($9, ','), $10, $11, $12::jsonb, $13, $14, $15,
+                    CASE WHEN $16::boolean THEN string_to_array($17, ',') END, $18::jsonb)
             """, key.id, key.tenant, hash, key.role.rawValue, key.name, key.prefix, key.team, key.user, key.tags.joined(separator: ","),
-            key.expiresAt, key.rpmLimit, key.metadata, key.createdAt, key.maxConcurrent)
+            key.expiresAt, key.limits.rpm, key.metadata, key.createdAt, key.limits.maxConcurrent, key.limits.tpm,
+            key.models != nil, (key.models ?? []).joined(separator: ","), Self.modelLimitsText(key.modelLimits))
     }
 
     func keys(tenant: String?, after: String?, limit: Int) async throws -> [ManagedKey] {
@@ -84,10 +118,11 @@ struct PostgresAPIKeyStore: APIKeyStore, KeyAdministration, KeyChanges {
     func updateKey(_ key: ManagedKey) async throws -> ManagedKey? {
         try await postgres.query("""
             UPDATE gateway.api_keys SET roles = ARRAY[$2], name = $3, team = $4, user_id = $5, tags = string_to_array($6, ','),
-                expires_at = $7, rpm_limit = $8, metadata = $9::jsonb, max_concurrent = $10, updated_at = now()
+                expires_at = $7, rpm_limit = $8, metadata = $9::jsonb, max_concurrent = $10, tpm_limit = $11,
+                models = CASE WHEN $12::boolean THEN string_to_array($13, ',') END, model_limits = $14::jsonb, updated_at = now()
             WHERE id = $1 AND revoked_at IS NULL RETURNING \(Self.columns)
-            """, key.id, key.role.rawValue, key.name, key.team, key.user, key.tags.joined(separator: ","), key.expiresAt, key.rpmLimit, key.metadata,
-            key.maxConcurrent
+            """, key.id, key.role.rawValue, key.name, key.team, key.user, key.tags.joined(separator: ","), key.expiresAt, key.limits.rpm, key.metadata,
+            key.limits.maxConcurrent, key.limits.tpm, key.models != nil, (key.models ?? []).joined(separator: ","), Self.modelLimitsText(key.modelLimits)
         ).first.map(Self.key)
     }
 
@@ -117,10 +152,12 @@ struct PostgresAPIKeyStore: APIKeyStore, KeyAdministration, KeyChanges {
     }
 
     func changes(since: Date) async throws -> (changes: [(hash: Data, active: Bool)], now: Date) {
+        // A tenant's change (its limits) counts as a change of each of its keys.
         let rows = try await postgres.query("""
-            SELECT key_hash, previous_hash, revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now()),
-                   coalesce(previous_valid_until > now(), false), now()
-            FROM gateway.api_keys WHERE updated_at >= $1
+            SELECT k.key_hash, k.previous_hash, k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > now()),
+                   coalesce(k.previous_valid_until > now(), false), now()
+            FROM gateway.api_keys k
+            WHERE k.updated_at >= $1 OR k.tenant_id IN (SELECT id FROM gateway.tenants WHERE updated_at >= $1)
             UNION ALL SELECT NULL::bytea, NULL::bytea, false, false, now()
             """, since)
         var changes: [(hash: Data, active: Bool)] = []
@@ -136,7 +173,9 @@ struct PostgresAPIKeyStore: APIKeyStore, KeyAdministration, KeyChanges {
     }
 
     static func tenant(_ row: PostgresRow) throws -> Tenant {
-        Tenant(id: try row.decode(at: 0), name: try row.decode(at: 1), createdAt: try row.decode(at: 2))
+        Tenant(id: try row.decode(at: 0), name: try row.decode(at: 1), createdAt: try row.decode(at: 2),
+               limits: RateLimits(rpm: try row.decode(at: 3), tpm: try row.decode(at: 4), maxConcurrent: try row.decode(at: 5)),
+               modelLimits: try modelLimits(try row.decode(String?.self, at: 6)))
     }
 
     static func key(_ row: PostgresRow) throws -> ManagedKey {
@@ -145,7 +184,10 @@ struct PostgresAPIKeyStore: APIKeyStore, KeyAdministration, KeyChanges {
             id: try row.decode(at: 0), tenant: try row.decode(at: 1), role: roles.first ?? .viewer, name: try row.decode(at: 3),
             prefix: try row.decode(at: 4), team: try row.decode(at: 5), user: try row.decode(at: 6),
             tags: try row.decode(String.self, at: 7).split(separator: ",").map(String.init), expiresAt: try row.decode(at: 8),
-            rpmLimit: try row.decode(at: 9), maxConcurrent: try row.decode(at: 14), metadata: try row.decode(at: 10), createdAt: try row.decode(at: 11),
+            limits: RateLimits(rpm: try row.decode(at: 9), tpm: try row.decode(at: 15), maxConcurrent: try row.decode(at: 14)),
+            models: try row.decode(Bool.self, at: 17) ? try row.decode(String.self, at: 16).split(separator: ",").map(String.init) : nil,
+            modelLimits: try modelLimits(try row.decode(String?.self, at: 18)),
+            metadata: try row.decode(at: 10), createdAt: try row.decode(at: 11),
             revokedAt: try row.decode(at: 12), previousValidUntil: try row.decode(at: 13))
     }
 }

@@ -42,10 +42,9 @@ public struct CallerIdentity: Sendable, Equatable {
     public var chatDefaults: String?
     /// The key's tags (cost attribution; tag budgets apply to them).
     public var tags: [String]
-    /// The key's own requests-per-minute limit, enforced by the gateway (not signed onwards).
-    public var requestsPerMinute: Int?
-    /// The key's own limit of requests in flight at once, enforced by the gateway (not signed onwards).
-    public var maxConcurrent: Int?
+    /// What the gateway enforces for this caller: its key's and tenant's limits and the models
+    /// it may use (not signed onwards).
+    public var limits = CallerLimits()
 
     public init(tenant: String, keyID: String, roles: [String], team: String? = nil, user: String? = nil, chatDefaults: String? = nil,
                 tags: [String] = []) {
@@ -57,6 +56,42 @@ public struct CallerIdentity: Sendable, Equatable {
         self.user = user
         self.chatDefaults = chatDefaults
     }
+}
+
+/// Requests per minute, tokens per minute and requests in flight allowed to one scope (a key, a
+/// tenant, or a model within either); nil is no limit of that kind. JSON: `rpm_limit`,
+/// `tpm_limit`, `max_concurrent`.
+public struct RateLimits: Sendable, Equatable, Codable {
+    public var rpm: Int?
+    public var tpm: Int?
+    public var maxConcurrent: Int?
+
+    public init(rpm: Int? = nil, tpm: Int? = nil, maxConcurrent: Int? = nil) {
+        self.rpm = rpm
+        self.tpm = tpm
+        self.maxConcurrent = maxConcurrent
+    }
+
+    public var isEmpty: Bool { rpm == nil && tpm == nil && maxConcurrent == nil }
+
+    enum CodingKeys: String, CodingKey {
+        case rpm = "rpm_limit"
+        case tpm = "tpm_limit"
+        case maxConcurrent = "max_concurrent"
+    }
+}
+
+/// A caller's limits as its key and tenant set them, and the models its key may use.
+public struct CallerLimits: Sendable, Equatable {
+    public var key = RateLimits()
+    public var tenant = RateLimits()
+    /// Limits of one model's traffic, by model name: this key's, and the whole tenant's.
+    public var keyModels: [String: RateLimits] = [:]
+    public var tenantModels: [String: RateLimits] = [:]
+    /// The models (and routers) the key may ask for; nil is every model.
+    public var allowedModels: [String]?
+
+    public init() {}
 }
 
 /// Metadata keys of ConduitKit's log lines.
@@ -78,5 +113,14 @@ public enum ConduitHeader {
     public static let traceparent = "traceparent"
     /// The caller's identity as the gateway signed it (`InternalKeyring`).
     public static let identity = "X-Conduit-Identity"
+    /// Tokens a model call of the request used (prompt + completion), on a JSON answer: the
+    /// gateway settles its tokens-per-minute reservation with it.
+    public static let usageTokens = "X-Conduit-Usage-Tokens"
+    /// Sent by the gateway when it needs a stream's token count: the stream then carries it in an
+    /// SSE comment line, `: conduit-usage-tokens N`, before `data: [DONE]` (comment lines are
+    /// ignored by SSE clients).
+    public static let reportUsage = "X-Conduit-Report-Usage"
+    /// The SSE comment a stream's token count rides on.
+    public static let usageComment = ": conduit-usage-tokens "
     static let identityField = HTTPField.Name(identity)!
 }

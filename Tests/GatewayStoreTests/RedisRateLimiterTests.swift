@@ -8,46 +8,98 @@ import Redis
 import Testing
 import TestSupport
 
-/// GCRA over the test stack's Redis: the limit, the burst, the refill, and one bucket shared
-/// by two clients as by two gateway replicas. Periods are long enough that a loaded machine's
-/// pauses between calls cannot refill a bucket by surprise.
+/// The limiter's script over the test stack's Redis: a request window shared by two clients as
+/// by two gateway replicas, GCRA's refill for tokens, all-or-nothing across buckets, and a
+/// settlement. Periods are long where a loaded machine's pauses must not refill a bucket.
 @Suite(.timeLimit(.minutes(1)))
 struct RedisRateLimiterTests {
-    @Test func twoReplicasShareOneBucketThatRefillsAtTheLimitsRate() async throws {
-        let configuration = try ServiceConfiguration(service: .gateway).redis
-        let clients = (0..<2).map { _ in RedisClient(configuration: configuration, registry: PrometheusCollectorRegistry(), logger: Logger(label: "rl")) }
+    let clients = (0..<2).map { _ in
+        RedisClient(configuration: try! ServiceConfiguration(service: .gateway).redis, registry: PrometheusCollectorRegistry(), logger: Logger(label: "rl"))
+    }
+
+    func withReplicas(_ body: ([RedisRateLimiter]) async throws -> Void) async throws {
         let tasks = clients.map { client in Task { try await client.run() } }
         defer { for task in tasks { task.cancel() } }
-        let replicas = clients.map { RedisRateLimiter(redis: $0) }
-        let bucket = "rl:" + TestEnvironment.uniqueName("key") + ":rpm"
-        // Five per ten minutes: one every 2 minutes, bursts of five (slow enough that nothing
-        // refills while a loaded test machine takes its time).
-        var remaining: [Int] = []
-        for index in 0..<5 {
-            let decision = try await replicas[index % 2].acquire(bucket, limit: 5, period: .seconds(600), cost: 1)
-            #expect(decision.allowed)
-            remaining.append(decision.remaining)
-        }
-        #expect(remaining == [4, 3, 2, 1, 0])
-        let refused = try await replicas[1].acquire(bucket, limit: 5, period: .seconds(600), cost: 1)
-        #expect(!refused.allowed)
-        let retry = try #require(refused.retryAfter)
-        #expect(retry > .zero && retry <= .seconds(120))
-        #expect(refused.resetAfter <= .seconds(600) && refused.resetAfter >= retry)
-        // The bucket expires once it would be full again: nothing is left behind in Redis.
-        let ttl = try #require(try await clients[0].pttl(bucket))
-        #expect(ttl > 0 && ttl <= 600_000)
+        try await body(clients.map { RedisRateLimiter(redis: $0) })
+    }
 
-        // It refills at the limit's rate, on Redis's clock: a second later the wait is a second shorter.
-        let refill = "rl:" + TestEnvironment.uniqueName("key") + ":rpm"
-        #expect(try await replicas[0].acquire(refill, limit: 10, period: .seconds(600), cost: 10).allowed)
-        let first = try await replicas[1].acquire(refill, limit: 10, period: .seconds(600), cost: 1)
-        let firstWait = try #require(first.retryAfter)
-        #expect(!first.allowed && firstWait <= .seconds(60))
-        try await Task.sleep(for: .seconds(1))
-        let later = try await replicas[0].acquire(refill, limit: 10, period: .seconds(600), cost: 1)
-        let laterWait = try #require(later.retryAfter)
-        #expect(laterWait <= firstWait - .milliseconds(950))
+    static func bucket(_ kind: RateBucket.Kind, limit: Int, period: Duration = .seconds(600), cost: Int = 1, key: String? = nil) -> RateBucket {
+        RateBucket(key: key ?? "rl:" + TestEnvironment.uniqueName("key") + (kind == .requests ? ":rpm" : ":tpm"), kind: kind, limit: limit, period: period, cost: cost)
+    }
+
+    static func id() -> String { UUID().uuidString }
+
+    @Test func twoReplicasShareOneRequestWindowThatNeverHoldsMoreThanItsLimit() async throws {
+        try await withReplicas { replicas in
+            let window = Self.bucket(.requests, limit: 5)
+            var remaining: [Int] = []
+            for index in 0..<5 {
+                let verdict = try await replicas[index % 2].acquire([window], id: Self.id())
+                #expect(verdict.allowed)
+                remaining.append(verdict.decisions[0].remaining)
+                #expect(verdict.decisions[0].resetAfter > .seconds(590) && verdict.decisions[0].resetAfter <= .seconds(600))
+            }
+            #expect(remaining == [4, 3, 2, 1, 0])
+            let refused = try await replicas[1].acquire([window], id: Self.id())
+            #expect(!refused.allowed && refused.decisions[0].remaining == 0)
+            // The first request leaves the window ten minutes after it came.
+            let retry = try #require(refused.retryAfter)
+            #expect(retry > .seconds(590) && retry <= .seconds(600))
+            let ttl = try #require(try await clients[0].pttl(window.key))
+            #expect(ttl > 0 && ttl <= 600_000)
+
+            // A short window: its requests leave it when the period has passed, not before.
+            let short = Self.bucket(.requests, limit: 2, period: .seconds(2))
+            #expect(try await replicas[0].acquire([short], id: Self.id()).allowed)
+            #expect(try await replicas[1].acquire([short], id: Self.id()).allowed)
+            let full = try await replicas[0].acquire([short], id: Self.id())
+            let wait = try #require(full.retryAfter)
+            #expect(!full.allowed && wait <= .seconds(2))
+            try await Task.sleep(for: wait + .milliseconds(50))
+            #expect(try await replicas[1].acquire([short], id: Self.id()).allowed)
+        }
+    }
+
+    @Test func tokensRefillAtTheLimitsRateAndASettlementGivesThemBack() async throws {
+        try await withReplicas { replicas in
+            let key = "rl:" + TestEnvironment.uniqueName("key") + ":tpm"
+            let all = try await replicas[0].acquire([Self.bucket(.tokens, limit: 10, cost: 10, key: key)], id: Self.id())
+            #expect(all.allowed && all.decisions[0].remaining == 0)
+            let first = try await replicas[1].acquire([Self.bucket(.tokens, limit: 10, key: key)], id: Self.id())
+            let firstWait = try #require(first.retryAfter)
+            #expect(!first.allowed && firstWait <= .seconds(60))
+            try await Task.sleep(for: .seconds(1))
+            let later = try await replicas[0].acquire([Self.bucket(.tokens, limit: 10, key: key)], id: Self.id())
+            let laterWait = try #require(later.retryAfter)
+            #expect(laterWait <= firstWait - .milliseconds(950))
+
+            // 800 of 1000 reserved, 700 given back: 900 left.
+            let reserved = Self.bucket(.tokens, limit: 1000, cost: 800)
+            #expect(try await replicas[0].acquire([reserved], id: Self.id()).decisions[0].remaining == 200)
+            try await replicas[1].settle([reserved], delta: -700)
+            var probe = reserved
+            probe.cost = 1
+            let left = try await replicas[0].acquire([probe], id: Self.id()).decisions[0].remaining
+            #expect(left >= 895 && left <= 899)
+            // A refund past full deletes the bucket.
+            try await replicas[0].settle([reserved], delta: -5000)
+            #expect(try await clients[0].send(RedisCommand("EXISTS", reserved.key)).int == 0)
+        }
+    }
+
+    @Test func aRequestUnderSeveralLimitsTakesFromAllOrFromNone() async throws {
+        try await withReplicas { replicas in
+            let requests = Self.bucket(.requests, limit: 5)
+            var tokens = Self.bucket(.tokens, limit: 100, cost: 100)
+            #expect(try await replicas[0].acquire([tokens], id: Self.id()).allowed)
+            tokens.cost = 50
+            let refused = try await replicas[1].acquire([requests, tokens], id: Self.id())
+            #expect(!refused.allowed)
+            // The request window had room and says so; it took nothing.
+            #expect(refused.decisions[0].allowed && refused.decisions[0].remaining == 5)
+            #expect(!refused.decisions[1].allowed)
+            #expect(try await replicas[0].acquire([requests], id: Self.id()).decisions[0].remaining == 4)
+        }
     }
 }
 

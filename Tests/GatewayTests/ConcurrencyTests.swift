@@ -24,7 +24,7 @@ struct ConcurrencyTests {
         let harness = GatewayHarness()
         let key = APIKeyAuthenticator.generateKey()
         var identity = CallerIdentity(tenant: "acme", keyID: "key-busy", roles: ["developer"])
-        identity.maxConcurrent = 2
+        identity.limits.key.maxConcurrent = 2
         harness.keys.install(hash: APIKeyAuthenticator.hash(key), identity: identity)
         // Two places already taken (by requests on other replicas).
         _ = try await harness.concurrency.enter("rl:key-busy:conc", id: "elsewhere-1", limit: 2, ttl: .seconds(60))

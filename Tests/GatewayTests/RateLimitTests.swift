@@ -19,26 +19,51 @@ struct RateLimitTests {
 
     static func header(_ response: TestResponse, _ name: String) -> String? { response.headers[HTTPField.Name(name)!] }
 
+    static func chat(_ client: some TestClientProtocol, key: String, model: String = "m", maxTokens: Int? = nil, stream: Bool = false) async throws -> TestResponse {
+        let limit = maxTokens.map { #","max_tokens":\#($0)"# } ?? ""
+        return try await client.execute(
+            uri: "/v1/chat/completions", method: .post, headers: [.authorization: "Bearer \(key)", .contentType: "application/json"],
+            body: ByteBuffer(string: #"{"model":"\#(model)","stream":\#(stream)\#(limit),"messages":[{"role":"user","content":"hi"}]}"#))
+    }
+
+    /// A key of tenant `tenant` with `limits`.
+    static func key(_ harness: GatewayHarness, _ id: String, tenant: String = "acme", _ configure: (inout CallerLimits) -> Void) -> String {
+        let key = APIKeyAuthenticator.generateKey()
+        var identity = CallerIdentity(tenant: tenant, keyID: id, roles: ["developer"])
+        configure(&identity.limits)
+        harness.keys.install(hash: APIKeyAuthenticator.hash(key), identity: identity)
+        return key
+    }
+
+    /// Polls until `condition` holds (settlements run after the answer).
+    static func eventually(_ condition: () -> Bool) async throws {
+        for _ in 0..<200 where !condition() { try await Task.sleep(for: .milliseconds(10)) }
+    }
+
     @Test func eachKeyGetsItsRequestsPerMinuteThenA429WithOpenAIsHeaders() async throws {
         let limiter = CountingRateLimiter()
         let harness = GatewayHarness(limiter: limiter, environment: ["CONDUIT_GATEWAY_RPM_PER_KEY": "3"])
         let other = APIKeyAuthenticator.generateKey()
         try await APIKeyAuthenticator(store: harness.keys).installAdminKey(other, tenant: "beta")
         try await harness.app().test(.router) { client in
-            for remaining in ["2", "1", "0"] {
+            // Three in any minute; the window is empty again a minute after the last.
+            for (remaining, reset) in [("2", "60s"), ("1", "60s"), ("0", "60s")] {
                 let response = try await Self.models(client, key: harness.key)
                 #expect(response.status == .ok)
                 #expect(Self.header(response, "x-ratelimit-limit-requests") == "3")
                 #expect(Self.header(response, "x-ratelimit-remaining-requests") == remaining)
-                #expect(Self.header(response, "x-ratelimit-reset-requests") == "500ms")
+                #expect(Self.header(response, "x-ratelimit-reset-requests") == reset)
+                // No token limit: no token headers.
+                #expect(Self.header(response, "x-ratelimit-limit-tokens") == nil)
             }
             let refused = try await Self.models(client, key: harness.key)
             #expect(refused.status == .tooManyRequests)
-            #expect(refused.headers[.retryAfter] == "2")
+            // The first request leaves the window a minute after it came.
+            #expect(refused.headers[.retryAfter] == "60")
             #expect(Self.header(refused, "x-ratelimit-remaining-requests") == "0")
             let error = JSONValue.parse(Array(refused.body.readableBytesView))?["error"]
             #expect(error?["type"] == "rate_limit_error" && error?["code"] == "rate_limit_exceeded")
-            #expect(error?["message"]?.stringValue?.contains("3 requests per minute") == true)
+            #expect(error?["message"]?.stringValue?.contains("3 requests per minute for this API key") == true)
             // Another key has its own bucket.
             #expect(try await Self.models(client, key: other).status == .ok)
             // A request without a valid key is refused before it is counted.
@@ -49,7 +74,89 @@ struct RateLimitTests {
         #expect(harness.services.received.count == 4)
     }
 
-    @Test func withoutALimitNothingIsCountedAndAnUnreachableLimiterLetsRequestsThrough() async throws {
+    @Test func tokensAreReservedFromTheRequestAndSettledToWhatTheAnswerUsed() async throws {
+        let limiter = CountingRateLimiter()
+        let harness = GatewayHarness(limiter: limiter)
+        let key = Self.key(harness, "key-tpm") { $0.key.tpm = 1000 }
+        harness.services.usageTokens.withLock { $0 = 20 }
+        try await harness.app().test(.router) { client in
+            // 300 completion tokens and the body's ~27 reserved; the answer used 20.
+            let first = try await Self.chat(client, key: key, maxTokens: 300)
+            #expect(first.status == .ok)
+            #expect(Self.header(first, "x-ratelimit-limit-tokens") == "1000")
+            let left = try #require(Self.header(first, "x-ratelimit-remaining-tokens").flatMap(Int.init))
+            #expect(left > 650 && left < 700)
+            // The orchestrator's count is the gateway's business only.
+            #expect(Self.header(first, ConduitHeader.usageTokens) == nil)
+            try await Self.eventually { !limiter.settlements.isEmpty }
+            let delta = try #require(limiter.settlements.first?.delta)
+            #expect(delta == 20 - (1000 - left))
+            // What came back makes room for a request that would not have fitted before; it uses 900.
+            harness.services.usageTokens.withLock { $0 = 900 }
+            let second = try await Self.chat(client, key: key, maxTokens: 900)
+            #expect(second.status == .ok)
+            try await Self.eventually { limiter.settlements.count == 2 }
+            let third = try await Self.chat(client, key: key, maxTokens: 900)
+            #expect(third.status == .tooManyRequests)
+            #expect(third.headers[.retryAfter] != nil)
+            let error = JSONValue.parse(Array(third.body.readableBytesView))?["error"]
+            #expect(error?["message"]?.stringValue?.contains("1000 tokens per minute for this API key") == true)
+            #expect(Self.header(third, "x-ratelimit-remaining-tokens").flatMap(Int.init).map { $0 < 900 } == true)
+            // Routes without tokens count requests only (none here) and read no body.
+            #expect(Self.header(try await Self.models(client, key: key), "x-ratelimit-limit-tokens") == nil)
+        }
+        // The gateway asked the orchestrator for the count.
+        #expect(harness.services.received.first?.headers[ConduitHeader.reportUsage.lowercased()] == "1")
+    }
+
+    @Test func aStreamSettlesFromItsCountCommentEvenSplitAcrossChunks() async throws {
+        let limiter = CountingRateLimiter()
+        let harness = GatewayHarness(limiter: limiter)
+        let key = Self.key(harness, "key-stream") { $0.key.tpm = 5000 }
+        harness.services.usageTokens.withLock { $0 = 7 }
+        try await harness.app().test(.router) { client in
+            let response = try await Self.chat(client, key: key, maxTokens: 1000, stream: true)
+            #expect(response.status == .ok)
+            #expect(String(buffer: response.body).hasSuffix("data: [DONE]\n\n"))
+            try await Self.eventually { !limiter.settlements.isEmpty }
+            let reserved = 5000 - (Self.header(response, "x-ratelimit-remaining-tokens").flatMap(Int.init) ?? 0)
+            #expect(limiter.settlements.map(\.delta) == [7 - reserved])
+        }
+    }
+
+    @Test func aTenantsLimitCountsEveryKeyOfItAndAModelsLimitOnlyThatModel() async throws {
+        let harness = GatewayHarness(limiter: CountingRateLimiter())
+        let first = Self.key(harness, "key-one") { $0.tenant.rpm = 3 }
+        let second = Self.key(harness, "key-two") { $0.tenant.rpm = 3; $0.keyModels = ["big": RateLimits(rpm: 1)] }
+        try await harness.app().test(.router) { client in
+            #expect(try await Self.models(client, key: first).status == .ok)
+            #expect(try await Self.chat(client, key: second, model: "big").status == .ok)
+            // The key's one request a minute to `big` is used; other models are not limited by it.
+            let big = try await Self.chat(client, key: second, model: "big")
+            #expect(big.status == .tooManyRequests)
+            #expect(JSONValue.parse(Array(big.body.readableBytesView))?["error"]?["message"]?.stringValue?.contains("API key and model") == true)
+            #expect(try await Self.chat(client, key: second, model: "small").status == .ok)
+            // Three for the tenant, whichever key sent them.
+            let refused = try await Self.models(client, key: first)
+            #expect(refused.status == .tooManyRequests)
+            #expect(JSONValue.parse(Array(refused.body.readableBytesView))?["error"]?["message"]?.stringValue?.contains("3 requests per minute for this tenant") == true)
+        }
+    }
+
+    @Test func aKeyMayUseOnlyItsModels() async throws {
+        let harness = GatewayHarness()
+        let key = Self.key(harness, "key-models") { $0.allowedModels = ["m", "auto"] }
+        try await harness.app().test(.router) { client in
+            #expect(try await Self.chat(client, key: key, model: "m").status == .ok)
+            let refused = try await Self.chat(client, key: key, model: "gpt-4o")
+            #expect(refused.status == .forbidden)
+            let error = JSONValue.parse(Array(refused.body.readableBytesView))?["error"]
+            #expect(error?["code"] == "model_not_allowed" && error?["param"] == "model")
+        }
+        #expect(harness.services.received.count == 1)
+    }
+
+    @Test func withoutALimitNothingIsCountedAndWithoutRedisEachReplicaLimitsItsShare() async throws {
         let unlimited = GatewayHarness()
         try await unlimited.app().test(.router) { client in
             let response = try await Self.models(client, key: unlimited.key)
@@ -58,16 +165,37 @@ struct RateLimitTests {
         }
         #expect((unlimited.limiter as? CountingRateLimiter)?.buckets.isEmpty == true)
 
-        let down = GatewayHarness(limiter: CountingRateLimiter(failing: true), environment: ["CONDUIT_GATEWAY_RPM_PER_KEY": "3"])
+        // Redis is down: this replica, one of two, allows half of the six a minute on its own.
+        let down = GatewayHarness(
+            limiter: CountingRateLimiter(failing: true),
+            environment: ["CONDUIT_GATEWAY_RPM_PER_KEY": "6", "CONDUIT_GATEWAY_RATE_LIMIT_FALLBACK_REPLICAS": "2"])
         try await down.app().test(.router) { client in
-            for _ in 0..<5 {
-                let status = try await Self.models(client, key: down.key).status
-                #expect(status == .ok)
+            for _ in 0..<3 {
+                let response = try await Self.models(client, key: down.key)
+                #expect(response.status == .ok)
+                #expect(Self.header(response, "x-ratelimit-limit-requests") == "3")
             }
+            #expect(try await Self.models(client, key: down.key).status == .tooManyRequests)
         }
         var buffer: [UInt8] = []
         down.registry.emit(into: &buffer)
-        #expect(String(decoding: buffer, as: UTF8.self).contains("gateway_rate_limit_unavailable_total 5"))
+        let metrics = String(decoding: buffer, as: UTF8.self)
+        #expect(metrics.contains("gateway_rate_limit_fallback_total 4"))
+        #expect(metrics.contains("gateway_rate_limit_degraded 1"))
+    }
+
+    @Test func theUsageScannerFindsTheCountWhereverChunksSplitIt() {
+        let text = "data: {\"x\":1}\n\n" + ConduitHeader.usageComment + "12345\n\ndata: [DONE]\n\n"
+        let bytes = Array(text.utf8)
+        for split in 1..<bytes.count {
+            let scanner = UsageScanner()
+            scanner.read(ByteBuffer(bytes: bytes[..<split]))
+            scanner.read(ByteBuffer(bytes: bytes[split...]))
+            #expect(scanner.tokens == 12345, "split at \(split)")
+        }
+        let none = UsageScanner()
+        none.read(ByteBuffer(string: "data: [DONE]\n\n"))
+        #expect(none.tokens == nil)
     }
 
     @Test func durationsAreSpokenAsOpenAIDoes() {

@@ -55,6 +55,7 @@ struct ChatPipeline: Sendable {
             await finish(turn, answer: ChatAnswer(completion: completion, servedModel: served.model, costUSD: event.costUSD ?? 0))
             var response = try jsonResponse(completion)
             response.headers[HTTPField.Name("X-Conduit-Deployment")!] = served.deployment.id
+            response.headers[HTTPField.Name(ConduitHeader.usageTokens)!] = String(tokens.promptTokens + tokens.completionTokens)
             for field in turn.responseHeaders { response.headers.append(field) }
             return response
         } catch {
@@ -86,8 +87,10 @@ struct ChatPipeline: Sendable {
     private func respond(with answer: StageAnswer, turn: ChatTurn, finishing stages: [any ChatStage]) async throws -> Response {
         usage.record(answer.usage)
         await finish(turn, answer: ChatAnswer(completion: answer.completion, servedModel: nil), stages: stages)
+        // No model answered: nothing counts against the caller's tokens per minute.
         guard turn.body.stream == true else {
             var response = try jsonResponse(answer.completion)
+            response.headers[HTTPField.Name(ConduitHeader.usageTokens)!] = "0"
             for field in turn.responseHeaders { response.headers.append(field) }
             return response
         }
@@ -98,6 +101,7 @@ struct ChatPipeline: Sendable {
         return Response(status: .ok, headers: headers, body: ResponseBody { writer in
             var output = SSEOutput(writer: writer)
             for chunk in replay { try await output.send(chunk) }
+            if turn.reportsUsage { try await output.comment(tokens: 0) }
             try await output.done()
         })
     }

@@ -1,3 +1,4 @@
+import ConduitKit
 import ConduitProtocol
 import Foundation
 import HTTPTypes
@@ -42,6 +43,9 @@ struct ChatTurn: Sendable {
     var responseHeaders = HTTPFields()
 
     var options: ConduitOptions? { request.conduit }
+
+    /// The gateway asked for the stream's token count (`ConduitHeader.reportUsage`).
+    var reportsUsage: Bool { requestHeaders[HTTPField.Name(ConduitHeader.reportUsage)!] != nil }
 
     init(request: ChatCompletionRequest, tenant: String, requestHeaders: HTTPFields, primary: Deployment?, counter: TokenCounter,
          billing: UsageEvent, started: ContinuousClock.Instant = .now) {

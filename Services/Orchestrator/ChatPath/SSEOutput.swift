@@ -19,6 +19,11 @@ struct SSEOutput {
         try await write("data: " + String(decoding: try encoder.encode(chunk), as: UTF8.self) + "\n\n")
     }
 
+    /// The gateway's token count for its rate limits (`ConduitHeader.reportUsage`).
+    mutating func comment(tokens: Int) async throws {
+        try await write(ConduitHeader.usageComment + String(tokens) + "\n\n")
+    }
+
     mutating func done() async throws {
         try await write("data: [DONE]\n\n")
         do { try await writer.finish(nil) } catch { throw ClientGone() }

@@ -90,6 +90,7 @@ struct StreamRelay: Sendable {
                 if progress.finishing == nil { last.conduit = info }
                 try await output.send(last)
             }
+            if turn.reportsUsage { try await output.comment(tokens: tokens.promptTokens + tokens.completionTokens) }
             try await output.done()
             let event = turn.billing.finished(served: served, usage: tokens, started: turn.started, firstToken: progress.firstToken, status: "ok")
             usage.record(event)

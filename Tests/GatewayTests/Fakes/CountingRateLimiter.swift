@@ -1,26 +1,30 @@
 @testable import Gateway
 import TestSupport
 
-/// Counts requests per bucket and allows `limit` of them (the window never refills): the
-/// stand-in for `RedisRateLimiter`, whose timing is tested against Redis. `failing` makes it
-/// unreachable.
+/// The in-memory GCRA (`LocalRateLimiter`, the gateway's own fallback) with every bucket asked
+/// for and every settlement written down; `failing` makes it unreachable, as Redis can be.
 final class CountingRateLimiter: RateLimiter {
     struct Unreachable: Error {}
-    private let counts = Locked<[String: Int]>([:])
+    private let local = LocalRateLimiter()
+    private let asked = Locked<[String: Int]>([:])
+    private let settled = Locked<[(key: String, delta: Int)]>([])
     let failing: Bool
-    var buckets: [String: Int] { counts.withLock { $0 } }
+    /// Requests admitted per bucket.
+    var buckets: [String: Int] { asked.withLock { $0 } }
+    var settlements: [(key: String, delta: Int)] { settled.withLock { $0 } }
 
     init(failing: Bool = false) { self.failing = failing }
 
-    func acquire(_ bucket: String, limit: Int, period: Duration, cost: Int) async throws -> RateDecision {
+    func acquire(_ buckets: [RateBucket], id: String) async throws -> RateVerdict {
         if failing { throw Unreachable() }
-        return counts.withLock { counts in
-            let used = counts[bucket, default: 0]
-            guard used + cost <= limit else {
-                return RateDecision(allowed: false, limit: limit, remaining: 0, resetAfter: period, retryAfter: .milliseconds(1500))
-            }
-            counts[bucket] = used + cost
-            return RateDecision(allowed: true, limit: limit, remaining: limit - used - cost, resetAfter: .milliseconds(500), retryAfter: nil)
-        }
+        let verdict = try await local.acquire(buckets, id: id)
+        if verdict.allowed { asked.withLock { asked in for bucket in buckets { asked[bucket.key, default: 0] += 1 } } }
+        return verdict
+    }
+
+    func settle(_ buckets: [RateBucket], delta: Int) async throws {
+        if failing { throw Unreachable() }
+        settled.withLock { settled in for bucket in buckets where bucket.kind == .tokens { settled.append((bucket.key, delta)) } }
+        try await local.settle(buckets, delta: delta)
     }
 }

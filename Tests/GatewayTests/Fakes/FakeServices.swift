@@ -17,6 +17,9 @@ final class FakeServices: ServiceForwarding {
         var headers: [String: String]
     }
     private let calls = Locked<[Call]>([])
+    /// Tokens the orchestrator says a chat used, as the real one does: `X-Conduit-Usage-Tokens`
+    /// on JSON, and on a stream (when the gateway asks) the comment line, split over two chunks.
+    let usageTokens = Locked<Int?>(nil)
     var received: [Call] { calls.withLock { $0 } }
 
     func forward(to service: ServiceName, method: String, path: String, body: [UInt8]?,
@@ -25,16 +28,23 @@ final class FakeServices: ServiceForwarding {
                                         headers: Dictionary(headers.map { ($0.name.lowercased(), $0.value) }) { $1 })) }
         if service == .retriever { throw URLError(.cannotConnectToHost) }
         let (stream, continuation) = AsyncThrowingStream<[UInt8], any Error>.makeStream()
+        let tokens = usageTokens.withLock { $0 }
         if let body, JSONValue.parse(body)?["stream"] == true {
-            for frame in [#"data: {"choices":[{"index":0,"delta":{"content":"Hi"}}]}"#, "data: [DONE]"] {
-                continuation.yield(Array((frame + "\n\n").utf8))
+            continuation.yield(Array((#"data: {"choices":[{"index":0,"delta":{"content":"Hi"}}]}"# + "\n\n").utf8))
+            if let tokens, headers.contains(where: { $0.name == ConduitHeader.reportUsage }) {
+                let comment = Array((ConduitHeader.usageComment + String(tokens) + "\n\n").utf8)
+                continuation.yield(Array(comment[..<(comment.count - 5)]))
+                continuation.yield(Array(comment[(comment.count - 5)...]))
             }
+            continuation.yield(Array("data: [DONE]\n\n".utf8))
             continuation.finish()
             return ForwardedResponse(status: 200, headers: [("Content-Type", "text/event-stream"), ("X-Conduit-Deployment", "tiny-local"), ("X-Internal-Secret", "no")], body: stream)
         }
         continuation.yield(Array(#"{"object":"list","#.utf8))
         continuation.yield(Array(#""data":[]}"#.utf8))
         continuation.finish()
-        return ForwardedResponse(status: 200, headers: [("Content-Type", "application/json"), ("X-Conduit-Session-Id", "s1")], body: stream)
+        var answer = [("Content-Type", "application/json"), ("X-Conduit-Session-Id", "s1")]
+        if let tokens, path == "/v1/chat/completions" { answer.append((ConduitHeader.usageTokens, String(tokens))) }
+        return ForwardedResponse(status: 200, headers: answer, body: stream)
     }
 }

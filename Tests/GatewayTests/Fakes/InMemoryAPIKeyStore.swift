@@ -17,7 +17,12 @@ final class InMemoryAPIKeyStore: APIKeyStore {
 
     func identity(forHash hash: Data) async throws -> KeyLookup? {
         lookups.withLock { $0 += 1 }
-        return keys.withLock { $0[hash] }.map { KeyLookup(identity: $0, rpmLimit: $0.requestsPerMinute, maxConcurrent: $0.maxConcurrent) }
+        // The limits travel beside the identity, as they come from the real store.
+        return keys.withLock { $0[hash] }.map { identity in
+            var bare = identity
+            bare.limits = CallerLimits()
+            return KeyLookup(identity: bare, limits: identity.limits)
+        }
     }
 
     func installAdminKey(hash: Data, prefix: String, tenant: String) async throws {

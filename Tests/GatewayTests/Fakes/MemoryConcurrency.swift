@@ -9,18 +9,18 @@ final class MemoryConcurrency: ConcurrencyLimiter {
     let left = Locked<[String]>([])
     let unreachable = Locked(false)
 
-    func enter(_ slot: String, id: String, limit: Int, ttl: Duration) async throws -> (admitted: Bool, inFlight: Int) {
+    func enter(_ slots: [(key: String, limit: Int)], id: String, ttl: Duration) async throws -> (admitted: Bool, inFlight: [Int]) {
         if unreachable.withLock({ $0 }) { throw URLError(.cannotConnectToHost) }
         return places.withLock { places in
-            let count = places[slot, default: []].count
-            guard count < limit else { return (false, count) }
-            places[slot, default: []].insert(id)
-            return (true, count + 1)
+            let counts = slots.map { places[$0.key, default: []].count }
+            guard zip(slots, counts).allSatisfy({ $1 < $0.limit }) else { return (false, counts) }
+            for slot in slots { places[slot.key, default: []].insert(id) }
+            return (true, counts.map { $0 + 1 })
         }
     }
 
-    func leave(_ slot: String, id: String) async throws {
-        places.withLock { _ = $0[slot]?.remove(id) }
+    func leave(_ slots: [String], id: String) async throws {
+        places.withLock { places in for slot in slots { _ = places[slot]?.remove(id) } }
         left.withLock { $0.append(id) }
     }
 
