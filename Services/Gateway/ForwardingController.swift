@@ -26,11 +26,19 @@ struct ForwardingController: Sendable {
         }
         router.get("/v1/models") { request, context in
             try Self.allow(.infer, context)
-            return try await forward(request, context, to: .orchestrator, method: "GET", path: "/v1/models")
+            guard let allowed = context.identity?.limits.allowedModels else {
+                return try await forward(request, context, to: .orchestrator, method: "GET", path: "/v1/models")
+            }
+            return try await forward(request, context, to: .orchestrator, method: "GET", path: "/v1/models") { Self.listing($0, only: Set(allowed)) }
         }
         router.get("/v1/models/:model") { request, context in
             try Self.allow(.infer, context)
-            return try await forward(request, context, to: .orchestrator, method: "GET", path: "/v1/models/" + escapedPathSegment(try context.pathParameter("model")))
+            let model = try context.pathParameter("model")
+            if let allowed = context.identity?.limits.allowedModels, !allowed.contains(model) {
+                throw APIError(status: .notFound, type: .invalidRequest, message: "The model '\(model)' does not exist or this key may not use it.",
+                               param: "model", code: "model_not_found")
+            }
+            return try await forward(request, context, to: .orchestrator, method: "GET", path: "/v1/models/" + escapedPathSegment(model))
         }
         router.post("/v1/embeddings") { request, context in
             try Self.allow(.infer, context)
@@ -83,6 +91,13 @@ struct ForwardingController: Sendable {
         "X-Conduit-Route", ConduitHeader.usageTokens,
     ]
 
+    /// The model list with only the models a key may use.
+    static func listing(_ bytes: [UInt8], only allowed: Set<String>) -> [UInt8] {
+        guard case .object(var list) = JSONValue.parse(bytes) ?? .null, let data = list["data"]?.arrayValue else { return bytes }
+        list["data"] = JSONValue.array(data.filter { $0["id"]?.stringValue.map(allowed.contains) ?? false })
+        return (try? Array(JSONEncoder().encode(JSONValue.object(list)))) ?? bytes
+    }
+
     /// `?` and the request's query string, as it came, when it has one.
     static func query(of request: Request) -> String {
         guard let query = request.uri.query, !query.isEmpty else { return "" }
@@ -93,7 +108,9 @@ struct ForwardingController: Sendable {
     static let maxBodyBytes = 64 << 20
 
     /// `timeout` bounds the whole exchange, a relayed stream included.
-    func forward(_ request: Request, _ context: ConduitRequestContext, to service: ServiceName, method: String = "POST", path: String, timeout: Duration = .seconds(60)) async throws -> Response {
+    /// `rewrite` changes an answer that is not a stream.
+    func forward(_ request: Request, _ context: ConduitRequestContext, to service: ServiceName, method: String = "POST", path: String, timeout: Duration = .seconds(60),
+                 rewrite: (([UInt8]) -> [UInt8])? = nil) async throws -> Response {
         _ = try context.caller()
         let body = method == "GET" || method == "DELETE" ? nil : Array(try await request.body.collect(upTo: context.maxUploadSize).readableBytesView)
         var passed: [(name: String, value: String)] = []
@@ -122,6 +139,7 @@ struct ForwardingController: Sendable {
                 }
                 bytes += chunk
             }
+            if let rewrite, response.status == 200 { bytes = rewrite(bytes) }
             return Response(status: .init(code: response.status), headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
         }
         headers[.cacheControl] = "no-cache"

@@ -47,6 +47,25 @@ struct ConcurrencyTests {
         #expect(harness.concurrency.inFlight("rl:key-busy:conc") == 1)
     }
 
+    @Test func aTenantsLimitHoldsAcrossItsKeysAndTakesNoPlaceOfAKeyWhenRefused() async throws {
+        let harness = GatewayHarness(environment: ["CONDUIT_GATEWAY_MAX_CONCURRENT_PER_TENANT": "1"])
+        let key = APIKeyAuthenticator.generateKey()
+        var identity = CallerIdentity(tenant: "acme", keyID: "key-own", roles: ["developer"])
+        identity.limits.key.maxConcurrent = 5
+        harness.keys.install(hash: APIKeyAuthenticator.hash(key), identity: identity)
+        // Another key of the tenant has its one place.
+        _ = try await harness.concurrency.enter("rl:tenant:acme:conc", id: "other-key", limit: 1, ttl: .seconds(60))
+        try await harness.app().test(.router) { client in
+            let refused = try await Self.chat(client, key: key)
+            #expect(refused.status == .tooManyRequests)
+            #expect(String(buffer: refused.body).contains("this tenant may have 1 in flight"))
+            #expect(harness.concurrency.inFlight("rl:key-own:conc") == 0)
+            try await harness.concurrency.leave("rl:tenant:acme:conc", id: "other-key")
+            #expect(try await Self.chat(client, key: key).status == .ok)
+        }
+        #expect(harness.concurrency.inFlight("rl:tenant:acme:conc") == 0 && harness.concurrency.inFlight("rl:key-own:conc") == 0)
+    }
+
     @Test func withoutALimitOrALimiterRequestsGoThrough() async throws {
         var harness = GatewayHarness()
         harness.environment["CONDUIT_GATEWAY_MAX_CONCURRENT_PER_KEY"] = "1"

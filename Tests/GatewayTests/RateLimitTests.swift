@@ -152,8 +152,16 @@ struct RateLimitTests {
             #expect(refused.status == .forbidden)
             let error = JSONValue.parse(Array(refused.body.readableBytesView))?["error"]
             #expect(error?["code"] == "model_not_allowed" && error?["param"] == "model")
+            // The model list shows the key's models only; another model is not there to read.
+            let listed = JSONValue.parse(Array(try await Self.models(client, key: key).body.readableBytesView))
+            #expect(listed?["data"]?.arrayValue?.compactMap { $0["id"]?.stringValue } == ["m", "auto"])
+            let hidden = try await client.execute(uri: "/v1/models/gpt-4o", method: .get, headers: [.authorization: "Bearer \(key)"])
+            #expect(hidden.status == .notFound)
+            // A key without a list sees every model.
+            let all = JSONValue.parse(Array(try await Self.models(client, key: harness.key).body.readableBytesView))
+            #expect(all?["data"]?.arrayValue?.count == 3)
         }
-        #expect(harness.services.received.count == 1)
+        #expect(harness.services.received.count == 3)
     }
 
     @Test func withoutALimitNothingIsCountedAndWithoutRedisEachReplicaLimitsItsShare() async throws {

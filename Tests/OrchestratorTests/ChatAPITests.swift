@@ -108,6 +108,22 @@ struct ChatAPITests {
         #expect((events[2].costUSD ?? 0) > 0)
     }
 
+    /// The gateway settles its tokens-per-minute reservations with the count the orchestrator
+    /// gives: a header on JSON, and on a stream (only when the gateway asks) a comment line that
+    /// SSE clients skip, before `[DONE]`.
+    @Test func theTokenCountRidesOnAHeaderOrAStreamCommentForTheGateway() async throws {
+        let harness = Harness()
+        try await harness.app().test(.router) { client in
+            let json = try await Self.chat(client, #"{"model":"tiny","messages":[{"role":"user","content":"hi"}]}"#)
+            #expect(json.headers[HTTPField.Name(ConduitHeader.usageTokens)!] == "11")
+            let plain = try await Self.chat(client, #"{"model":"tiny","stream":true,"messages":[{"role":"user","content":"hi"}]}"#)
+            #expect(!String(buffer: plain.body).contains(ConduitHeader.usageComment))
+            let asked = try await Self.chat(client, #"{"model":"tiny","stream":true,"messages":[{"role":"user","content":"hi"}]}"#,
+                                            headers: [HTTPField.Name(ConduitHeader.reportUsage)!: "1"])
+            #expect(String(buffer: asked.body).hasSuffix(ConduitHeader.usageComment + "11\n\ndata: [DONE]\n\n"))
+        }
+    }
+
     @Test func aStreamWithoutModelUsageGetsAnEstimateNotZero() async throws {
         let harness = Harness()
         try await harness.app().test(.router) { client in

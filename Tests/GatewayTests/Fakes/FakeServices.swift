@@ -41,7 +41,7 @@ final class FakeServices: ServiceForwarding {
             return ForwardedResponse(status: 200, headers: [("Content-Type", "text/event-stream"), ("X-Conduit-Deployment", "tiny-local"), ("X-Internal-Secret", "no")], body: stream)
         }
         continuation.yield(Array(#"{"object":"list","#.utf8))
-        continuation.yield(Array(#""data":[]}"#.utf8))
+        continuation.yield(Array((path == "/v1/models" ? #""data":[{"id":"m"},{"id":"gpt-4o"},{"id":"auto"}]}"# : #""data":[]}"#).utf8))
         continuation.finish()
         var answer = [("Content-Type", "application/json"), ("X-Conduit-Session-Id", "s1")]
         if let tokens, path == "/v1/chat/completions" { answer.append((ConduitHeader.usageTokens, String(tokens))) }
