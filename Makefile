@@ -1,7 +1,7 @@
 # The two commands: `make up` runs the platform, `make test` runs every test.
 STACK := deploy/dev/stack.sh
 
-.PHONY: up down status logs test test-app check-deploy build bench-clients bench-embedder bench-retriever bench-gateway bench-cache bench-cost bench-rag quality-rag
+.PHONY: up down status logs test test-app check-deploy build bench-clients bench-embedder bench-retriever bench-gateway bench-cache bench-cost bench-governance bench-rag quality-rag
 
 up:
 	@$(STACK) up
@@ -44,6 +44,9 @@ bench-cache:
 
 bench-cost:
 	@deploy/dev/bench-cost.sh
+
+bench-governance:
+	@deploy/dev/bench-governance.sh
 
 bench-rag:
 	@deploy/dev/bench-rag.sh

@@ -174,7 +174,13 @@ func buildRouter(
     // Every public route is in this group: authentication belongs to the routes, not to how a
     // path is spelled (`//v1/models` is the same route and needs the same key).
     let api = router.group()
-        .add(middleware: AuthenticationMiddleware(
+    if let ungoverned = try UngovernedMiddleware(configuration: configuration, registry: registry) {
+        // `make bench-governance`'s anchor only: no authentication, limits or audit.
+        api.add(middleware: ungoverned)
+        try addRoutes(to: api, configuration: configuration, dependencies: dependencies)
+        return router
+    }
+    api.add(middleware: AuthenticationMiddleware(
             authenticator: authenticator, keyring: try configuration.requireInternalKeys(), audit: dependencies.audit, jwt: dependencies.jwt))
         .add(middleware: RateLimitMiddleware(
             limiter: dependencies.limiter, policy: try RateLimitMiddleware.Policy(configuration.environment),
@@ -188,6 +194,12 @@ func buildRouter(
             ttl: .seconds(chatTimeout + 60), registry: registry))
     }
     if let audit = dependencies.audit { api.add(middleware: AuditMiddleware(audit: audit)) }
+    try addRoutes(to: api, configuration: configuration, dependencies: dependencies)
+    return router
+}
+
+/// The public routes, behind whatever the group in front of them checks.
+func addRoutes(to api: RouterGroup<ConduitRequestContext>, configuration: ServiceConfiguration, dependencies: GatewayDependencies) throws {
     ForwardingController(
         services: dependencies.services,
         chatTimeout: .seconds(try configuration.environment.int("CONDUIT_GATEWAY_CHAT_TIMEOUT_S", default: 900))
@@ -202,5 +214,4 @@ func buildRouter(
     if let auditLog = dependencies.auditLog {
         AuditController(log: auditLog).addRoutes(to: api)
     }
-    return router
 }

@@ -151,7 +151,10 @@ struct ConcurrencyMiddleware: RouterMiddleware {
                 await leave()
                 throw error
             }
-            await leave()
+            // The answer is out: the place is given back off the connection's path (the next
+            // request on it does not wait for Redis). Bounded by the Redis client's queue; a
+            // place it refuses expires with its TTL.
+            Task { await leave() }
         }
         return response
     }

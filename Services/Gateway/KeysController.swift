@@ -105,8 +105,8 @@ struct KeysController: Sendable {
     func createTenant(_ request: Request, _ context: ConduitRequestContext) async throws -> Response {
         try context.require(.manageTenants, "Only a platform admin creates tenants.")
         let body = try await Self.object(request, context)
-        guard let name = body["name"]?.stringValue, !name.isEmpty, name.utf8.count <= 200 else {
-            throw APIError.invalidRequest("'name' is required: 1 to 200 bytes.", param: "name")
+        guard let name = body["name"]?.stringValue, !name.isEmpty, name.utf8.count <= 200, !name.contains("\0") else {
+            throw APIError.invalidRequest("'name' is required: 1 to 200 bytes, without NUL.", param: "name")
         }
         let id = try body["id"].map { value -> String in
             guard let id = value.stringValue, Identifier.tenant.isValid(id) else {
@@ -140,8 +140,8 @@ struct KeysController: Sendable {
             throw APIError.invalidRequest("'\(field)' of a tenant cannot change.", param: field)
         }
         if let value = body["name"] {
-            guard let name = value.stringValue, !name.isEmpty, name.utf8.count <= 200 else {
-                throw APIError.invalidRequest("'name' must be 1 to 200 bytes.", param: "name")
+            guard let name = value.stringValue, !name.isEmpty, name.utf8.count <= 200, !name.contains("\0") else {
+                throw APIError.invalidRequest("'name' must be 1 to 200 bytes, without NUL.", param: "name")
             }
             tenant.name = name
         }
@@ -257,7 +257,7 @@ struct KeysController: Sendable {
         func text(_ field: String, max: Int = 200) throws -> String?? {
             guard let value = body[field] else { return .none }
             if case .null = value { return .some(nil) }
-            guard let string = value.stringValue, !string.isEmpty, string.utf8.count <= max, !string.contains(where: \.isNewline) else {
+            guard let string = value.stringValue, !string.isEmpty, string.utf8.count <= max, !string.contains(where: \.isNewline), !string.contains("\0") else {
                 throw APIError.invalidRequest("'\(field)' must be a string of 1 to \(max) bytes on one line, or null.", param: field)
             }
             return .some(string)
@@ -268,7 +268,7 @@ struct KeysController: Sendable {
         if let value = body["tags"] {
             guard case .array(let items) = value, items.count <= 50,
                   case let tags = items.compactMap(\.stringValue), tags.count == items.count,
-                  tags.allSatisfy({ !$0.isEmpty && $0.utf8.count <= 100 && !$0.contains(",") && !$0.contains(where: \.isNewline) }) else {
+                  tags.allSatisfy({ !$0.isEmpty && $0.utf8.count <= 100 && !$0.contains(",") && !$0.contains(where: \.isNewline) && !$0.contains("\0") }) else {
                 throw APIError.invalidRequest("'tags' must be at most 50 strings of 1 to 100 bytes, without commas.", param: "tags")
             }
             key.tags = tags
@@ -303,6 +303,10 @@ struct KeysController: Sendable {
             case .object:
                 let data = try JSONEncoder().encode(value)
                 guard data.count <= 16_384 else { throw APIError.invalidRequest("'metadata' is at most 16 KiB of JSON.", param: "metadata") }
+                // Postgres's jsonb cannot hold the NUL character.
+                guard data.range(of: Data(#"\u0000"#.utf8)) == nil else {
+                    throw APIError.invalidRequest("'metadata' cannot hold the NUL character (\\u0000).", param: "metadata")
+                }
                 key.metadata = String(decoding: data, as: UTF8.self)
             default: throw APIError.invalidRequest("'metadata' must be a JSON object or null.", param: "metadata")
             }
@@ -345,7 +349,7 @@ struct KeysController: Sendable {
     }
 
     static func isModelName(_ name: String) -> Bool {
-        !name.isEmpty && name.utf8.count <= 200 && !name.contains(",") && !name.contains(where: { $0.isNewline || $0.isWhitespace })
+        !name.isEmpty && name.utf8.count <= 200 && !name.contains(",") && !name.contains("\0") && !name.contains(where: { $0.isNewline || $0.isWhitespace })
     }
 
     static func object(_ request: Request, _ context: ConduitRequestContext) async throws -> [String: JSONValue] {

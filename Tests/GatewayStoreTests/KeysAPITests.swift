@@ -99,6 +99,24 @@ struct KeysAPITests {
         }
     }
 
+    /// What schemathesis sends: text Postgres cannot store (NUL; the C client would cut a string
+    /// at it, and jsonb refuses it).
+    @Test func inputPostgresCannotStoreIsA400NamingTheField() async throws {
+        try await app().test(.router) { client in
+            let cases: [(String, String, String)] = [
+                ("POST", "/v1/tenants", #"{"name":"a\u0000b"}"#), ("POST", "/v1/tenants", #"{"name":"ok","id":"x\u0000"}"#),
+                ("POST", "/v1/keys", #"{"role":"viewer","name":"a\u0000"}"#), ("POST", "/v1/keys", #"{"role":"viewer","tags":["\u0000"]}"#),
+                ("POST", "/v1/keys", #"{"role":"viewer","metadata":{"k":"\u0000"}}"#),
+                ("POST", "/v1/keys", #"{"role":"viewer","models":["a\u0000"]}"#), ("PATCH", "/v1/keys/admin-" + tenant, #"{"metadata":{"\u0000":1}}"#),
+                ("PATCH", "/v1/tenants/" + tenant, #"{"name":"\u0000"}"#),
+            ]
+            for (method, path, body) in cases {
+                let answer = try await Self.call(client, .init(method)!, path, key: adminKey, body)
+                #expect(answer.status == .badRequest, "\(method) \(path) \(body) → \(answer.status) \(String(describing: answer.json))")
+            }
+        }
+    }
+
     @Test func aRevokedKeyFailsOnAnotherReplicaWithinASecond() async throws {
         let first = try await app()
         let second = try await app()

@@ -1,3 +1,4 @@
+import Prometheus
 import ConduitKit
 import ConduitProtocol
 import Foundation
@@ -146,5 +147,32 @@ struct AuthenticationTests {
         #expect(calls.map(\.path) == ["/v1/budgets", "/v1/budgets", "/v1/budgets/bud_1", "/v1/budgets/bud_1", "/v1/budgets/a%2Fb"])
         #expect(calls[0].body.map { String(decoding: $0, as: UTF8.self) } == #"{"scope":{"tenant":true},"period":"month","limit_usd":5}"#)
         #expect(calls[3].body != nil && calls[2].body == nil)
+    }
+}
+
+/// The benchmark's anchor: with `CONDUIT_GATEWAY_UNSAFE_UNGOVERNED=1` on loopback the routes
+/// need no key (and say so in a metric); on any other address the gateway does not start.
+@Suite(.timeLimit(.minutes(1)))
+struct UngovernedTests {
+    @Test func onlyOnLoopbackAndNeverQuietly() async throws {
+        let harness = GatewayHarness(environment: ["CONDUIT_GATEWAY_UNSAFE_UNGOVERNED": "1"])
+        try await harness.app().test(.router) { client in
+            let status = try await client.execute(uri: "/v1/models", method: .get).status
+            #expect(status == .ok)
+        }
+        #expect(harness.services.received.first?.headers["x-conduit-identity"] != nil)
+        var buffer: [UInt8] = []
+        harness.registry.emit(into: &buffer)
+        #expect(String(decoding: buffer, as: UTF8.self).contains("gateway_ungoverned 1"))
+
+        let exposed = GatewayHarness(environment: ["CONDUIT_GATEWAY_UNSAFE_UNGOVERNED": "1", "CONDUIT_GATEWAY_HOST": "0.0.0.0"])
+        var refused = false
+        do { _ = try await exposed.app() } catch is ConfigurationError { refused = true }
+        #expect(refused)
+        // Without the switch, a key is needed as always.
+        try await GatewayHarness().app().test(.router) { client in
+            let status = try await client.execute(uri: "/v1/models", method: .get).status
+            #expect(status == .unauthorized)
+        }
     }
 }

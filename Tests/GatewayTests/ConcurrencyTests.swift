@@ -42,7 +42,10 @@ struct ConcurrencyTests {
             let stream = try await Self.chat(client, key: key, stream: true)
             #expect(stream.status == .ok && String(buffer: stream.body).contains("[DONE]"))
         }
-        // Both admitted requests gave their place back; the other replica's is still held.
+        // Both admitted requests gave their place back (just after their answers); the other replica's is still held.
+        for _ in 0..<200 where harness.concurrency.left.withLock({ $0 }).filter({ !$0.hasPrefix("elsewhere") }).count < 2 {
+            try await Task.sleep(for: .milliseconds(10))
+        }
         #expect(harness.concurrency.left.withLock { $0 }.filter { !$0.hasPrefix("elsewhere") }.count == 2)
         #expect(harness.concurrency.inFlight("rl:key-busy:conc") == 1)
     }
@@ -63,6 +66,7 @@ struct ConcurrencyTests {
             try await harness.concurrency.leave("rl:tenant:acme:conc", id: "other-key")
             #expect(try await Self.chat(client, key: key).status == .ok)
         }
+        for _ in 0..<200 where harness.concurrency.inFlight("rl:key-own:conc") > 0 { try await Task.sleep(for: .milliseconds(10)) }
         #expect(harness.concurrency.inFlight("rl:tenant:acme:conc") == 0 && harness.concurrency.inFlight("rl:key-own:conc") == 0)
     }
 
