@@ -115,6 +115,7 @@ struct RateLimitsAPITests {
                 #expect(inTheMinute.count >= 55, "\(inTheMinute.count) admitted: the limit starved the key")
                 #expect(refused.count > 500, "\(refused.count) refused: the clients did not press the limit")
                 #expect(refused.allSatisfy { $0.retryAfter.flatMap(Int.init).map { $0 >= 1 && $0 <= 60 } ?? false })
+                print("rate-limit-replicas: requests=\(outcomes.count) admitted_in_minute=\(inTheMinute.count) admitted=\(admitted.count) refused=\(refused.count)")
                 // Each place in the window was given once: remaining counts down 59…0.
                 let burst = admitted.prefix(60).compactMap(\.remaining)
                 #expect(Set(burst) == Set(0..<60) && burst.count == 60)
