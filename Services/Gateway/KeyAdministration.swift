@@ -19,6 +19,8 @@ struct ManagedKey: Sendable, Equatable, Encodable {
     var models: [String]?
     /// Limits of this key's traffic to one model.
     var modelLimits: [String: RateLimits] = [:]
+    /// The `conduit` options the key's chat requests get where they name none (RAG, cache), JSON text.
+    var chatDefaults: String?
     /// A JSON object, as text.
     var metadata: String?
     var createdAt: Date
@@ -34,6 +36,7 @@ struct ManagedKey: Sendable, Equatable, Encodable {
         case maxConcurrent = "max_concurrent"
         case models
         case modelLimits = "model_limits"
+        case chatDefaults = "chat_defaults"
         case createdAt = "created_at"
         case revokedAt = "revoked_at"
         case previousValidUntil = "previous_valid_until"
@@ -55,6 +58,7 @@ struct ManagedKey: Sendable, Equatable, Encodable {
         try container.encode(limits.maxConcurrent, forKey: .maxConcurrent)
         try container.encode(models, forKey: .models)
         try container.encode(modelLimits, forKey: .modelLimits)
+        try container.encode(chatDefaults.flatMap { JSONValue.parse(Data($0.utf8)) }, forKey: .chatDefaults)
         // Stored as JSON text; shown as the object it is.
         try container.encode(metadata.flatMap { JSONValue.parse(Data($0.utf8)) }, forKey: .metadata)
         try container.encode(createdAt, forKey: .createdAt)

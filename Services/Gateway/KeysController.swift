@@ -297,6 +297,19 @@ struct KeysController: Sendable {
                 throw APIError.invalidRequest("'models' must be a list of model names, or null for every model.", param: "models")
             }
         }
+        if let value = body["chat_defaults"] {
+            switch value {
+            case .null: key.chatDefaults = nil
+            case .object:
+                let data = try JSONEncoder().encode(value)
+                guard data.count <= 16_384, data.range(of: Data(#"\u0000"#.utf8)) == nil,
+                      (try? JSONDecoder().decode(ConduitOptions.self, from: data)) != nil else {
+                    throw APIError.invalidRequest("'chat_defaults' must be a chat request's `conduit` object (e.g. {\"rag\": {\"collection\": \"kb\"}}), at most 16 KiB, or null.", param: "chat_defaults")
+                }
+                key.chatDefaults = String(decoding: data, as: UTF8.self)
+            default: throw APIError.invalidRequest("'chat_defaults' must be a JSON object or null.", param: "chat_defaults")
+            }
+        }
         if let value = body["metadata"] {
             switch value {
             case .null: key.metadata = nil

@@ -71,7 +71,7 @@ enum OpenAPIDocument {
                         "tenant": ["type": "string"], "role": ["type": "string", "enum": .array(Role.allCases.map { .string($0.rawValue) })],
                         "name": ["type": "string"], "team": ["type": "string"], "user": ["type": "string"], "tags": ["type": "array", "items": ["type": "string"]],
                         "expires_at": ["type": "string", "format": "date-time"], "models": ["type": ["array", "null"], "items": ["type": "string"]],
-                        "metadata": ["type": "object"],
+                        "metadata": ["type": "object"], "chat_defaults": ["type": ["object", "null"]],
                      ].merging(limitFields) { $1 })],
               success: 201),
         .init(method: "get", path: "/v1/keys", summary: "The tenant's keys (never their secrets).", tag: "admin", response: list, query: ["tenant", "all", "cursor", "limit"]),

@@ -90,18 +90,18 @@ struct PostgresAPIKeyStore: APIKeyStore, KeyAdministration, KeyChanges {
     static let columns = """
         id, tenant_id, array_to_string(roles, ','), name, prefix, team, user_id, array_to_string(tags, ','), expires_at, rpm_limit,
         metadata::text, created_at, revoked_at, previous_valid_until, max_concurrent, tpm_limit, array_to_string(models, ','), models IS NOT NULL,
-        model_limits::text
+        model_limits::text, chat_defaults::text
         """
 
     func createKey(_ key: ManagedKey, hash: Data) async throws {
         try await postgres.query("""
             INSERT INTO gateway.api_keys (id, tenant_id, key_hash, roles, name, prefix, team, user_id, tags, expires_at, rpm_limit, metadata, created_at,
-                                          max_concurrent, tpm_limit, models, model_limits)
+                                          max_concurrent, tpm_limit, models, model_limits, chat_defaults)
             VALUES ($1, $2, $3, ARRAY[$4], $5, $6, $7, $8, string_to_array($9, ','), $10, $11, $12::jsonb, $13, $14, $15,
-                    CASE WHEN $16::boolean THEN string_to_array($17, ',') END, $18::jsonb)
+                    CASE WHEN $16::boolean THEN string_to_array($17, ',') END, $18::jsonb, $19::jsonb)
             """, key.id, key.tenant, hash, key.role.rawValue, key.name, key.prefix, key.team, key.user, key.tags.joined(separator: ","),
             key.expiresAt, key.limits.rpm, key.metadata, key.createdAt, key.limits.maxConcurrent, key.limits.tpm,
-            key.models != nil, (key.models ?? []).joined(separator: ","), Self.modelLimitsText(key.modelLimits))
+            key.models != nil, (key.models ?? []).joined(separator: ","), Self.modelLimitsText(key.modelLimits), key.chatDefaults)
     }
 
     func keys(tenant: String?, after: String?, limit: Int) async throws -> [ManagedKey] {
@@ -119,10 +119,12 @@ struct PostgresAPIKeyStore: APIKeyStore, KeyAdministration, KeyChanges {
         try await postgres.query("""
             UPDATE gateway.api_keys SET roles = ARRAY[$2], name = $3, team = $4, user_id = $5, tags = string_to_array($6, ','),
                 expires_at = $7, rpm_limit = $8, metadata = $9::jsonb, max_concurrent = $10, tpm_limit = $11,
-                models = CASE WHEN $12::boolean THEN string_to_array($13, ',') END, model_limits = $14::jsonb, updated_at = now()
+                models = CASE WHEN $12::boolean THEN string_to_array($13, ',') END, model_limits = $14::jsonb, chat_defaults = $15::jsonb,
+                updated_at = now()
             WHERE id = $1 AND revoked_at IS NULL RETURNING \(Self.columns)
             """, key.id, key.role.rawValue, key.name, key.team, key.user, key.tags.joined(separator: ","), key.expiresAt, key.limits.rpm, key.metadata,
-            key.limits.maxConcurrent, key.limits.tpm, key.models != nil, (key.models ?? []).joined(separator: ","), Self.modelLimitsText(key.modelLimits)
+            key.limits.maxConcurrent, key.limits.tpm, key.models != nil, (key.models ?? []).joined(separator: ","), Self.modelLimitsText(key.modelLimits),
+            key.chatDefaults
         ).first.map(Self.key)
     }
 
@@ -186,7 +188,7 @@ struct PostgresAPIKeyStore: APIKeyStore, KeyAdministration, KeyChanges {
             tags: try row.decode(String.self, at: 7).split(separator: ",").map(String.init), expiresAt: try row.decode(at: 8),
             limits: RateLimits(rpm: try row.decode(at: 9), tpm: try row.decode(at: 15), maxConcurrent: try row.decode(at: 14)),
             models: try row.decode(Bool.self, at: 17) ? try row.decode(String.self, at: 16).split(separator: ",").map(String.init) : nil,
-            modelLimits: try modelLimits(try row.decode(String?.self, at: 18)),
+            modelLimits: try modelLimits(try row.decode(String?.self, at: 18)), chatDefaults: try row.decode(at: 19),
             metadata: try row.decode(at: 10), createdAt: try row.decode(at: 11),
             revokedAt: try row.decode(at: 12), previousValidUntil: try row.decode(at: 13))
     }

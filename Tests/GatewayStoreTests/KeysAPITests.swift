@@ -96,6 +96,13 @@ struct KeysAPITests {
             #expect(patched.status == .ok && patched.json?["name"] == "ci" && patched.json?["tags"]?[0] == "x")
             #expect(try await Self.call(client, .delete, "/v1/keys/\(developer.id)", key: admin.key).json?["revoked_at"] != nil)
             #expect(try await Self.call(client, .patch, "/v1/keys/\(developer.id)", key: admin.key, #"{"name":"again"}"#).status == .conflict)
+
+            // A key's chat defaults (once a SQL column) are set and read through the API, checked as `conduit` options.
+            let withDefaults = try await makeKey(client, #"{"role":"developer","chat_defaults":{"rag":{"collection":"kb"}}}"#, by: admin.key)
+            #expect(withDefaults.answer.status == .created && withDefaults.answer.json?["chat_defaults"]?["rag"]?["collection"] == "kb")
+            #expect(try await makeKey(client, #"{"role":"developer","chat_defaults":{"rag":5}}"#, by: admin.key).answer.error?["param"] == "chat_defaults")
+            let cleared = try await Self.call(client, .patch, "/v1/keys/\(withDefaults.id)", key: admin.key, #"{"chat_defaults":null}"#)
+            #expect(cleared.status == .ok && cleared.json?["chat_defaults"] == .null)
         }
     }
 
