@@ -23,6 +23,7 @@ struct KeyLookup: Sendable, Equatable {
     var caller: CallerIdentity {
         var caller = identity
         caller.limits = limits
+        caller.models = limits.allowedModels
         return caller
     }
 }

@@ -42,6 +42,9 @@ public struct CallerIdentity: Sendable, Equatable {
     public var chatDefaults: String?
     /// The key's tags (cost attribution; tag budgets apply to them).
     public var tags: [String]
+    /// The models (and routers) the key may use, nil for every model: signed onwards, so that a
+    /// router chooses among these only.
+    public var models: [String]?
     /// What the gateway enforces for this caller: its key's and tenant's limits and the models
     /// it may use (not signed onwards).
     public var limits = CallerLimits()

@@ -8,11 +8,12 @@ import Foundation
 /// a rotation, the previous one.
 ///
 /// A token is `base64url(canonical form) "." base64url(HMAC-SHA256(key, canonical form))`, sent
-/// in `X-Conduit-Identity`. The canonical form is ten lines joined by `\n`:
-/// `conduit-identity-v2`, expiry (Unix seconds), request id, tenant, key id, roles (comma
-/// separated), team, user, the key's chat defaults as base64, and the key's tags (comma
-/// separated). No field may hold a newline and no role or tag a comma (ids are validated;
-/// the defaults are base64), so the form reads back one way only.
+/// in `X-Conduit-Identity`. The canonical form is eleven lines joined by `\n`:
+/// `conduit-identity-v3`, expiry (Unix seconds), request id, tenant, key id, roles (comma
+/// separated), team, user, the key's chat defaults as base64, the key's tags (comma
+/// separated), and the models the key may use (empty: every model; else `=` and the names,
+/// comma separated). No field may hold a newline and no role, tag or model a comma (ids and
+/// model names are validated; the defaults are base64), so the form reads back one way only.
 ///
 /// | variable | default |
 /// |---|---|
@@ -26,7 +27,7 @@ public struct InternalKeyring: Sendable {
     public var lifetime: Duration
 
     public static let minimumKeyLength = 32
-    static let version = "conduit-identity-v2"
+    static let version = "conduit-identity-v3"
 
     public init(current: String, previous: String? = nil, lifetime: Duration = .seconds(300)) throws {
         guard current.utf8.count >= Self.minimumKeyLength else {
@@ -54,10 +55,10 @@ public struct InternalKeyring: Sendable {
         let fields = [
             Self.version, String(expires), requestID, identity.tenant, identity.keyID, identity.roles.joined(separator: ","),
             identity.team ?? "", identity.user ?? "", Data((identity.chatDefaults ?? "").utf8).base64EncodedString(),
-            identity.tags.joined(separator: ","),
+            identity.tags.joined(separator: ","), identity.models.map { "=" + $0.joined(separator: ",") } ?? "",
         ]
         guard !fields.contains(where: { $0.contains("\n") || $0.contains("\r") }),
-              !(identity.roles + identity.tags).contains(where: { $0.contains(",") || $0.isEmpty }) else { throw IdentityError(.malformed) }
+              !(identity.roles + identity.tags + (identity.models ?? [])).contains(where: { $0.contains(",") || $0.isEmpty }) else { throw IdentityError(.malformed) }
         let canonical = Data(fields.joined(separator: "\n").utf8)
         let mac = HMAC<SHA256>.authenticationCode(for: canonical, using: SymmetricKey(data: current))
         return Base64URL.encode(canonical) + "." + Base64URL.encode(Data(mac))
@@ -75,16 +76,18 @@ public struct InternalKeyring: Sendable {
         }
         guard signed else { throw IdentityError(.badSignature) }
         let fields = String(decoding: canonical, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
-        guard fields.count == 10, fields[0] == Self.version, let expires = Int(fields[1]),
+        guard fields.count == 11, fields[0] == Self.version, let expires = Int(fields[1]),
               let defaults = Data(base64Encoded: fields[8]) else { throw IdentityError(.malformed) }
         guard Double(expires) >= now.timeIntervalSince1970 else { throw IdentityError(.expired) }
         guard fields[2] == requestID else { throw IdentityError(.otherRequest) }
         guard Identifier.tenant.isValid(fields[3]) else { throw IdentityError(.malformed) }
-        return CallerIdentity(
+        var identity = CallerIdentity(
             tenant: fields[3], keyID: fields[4], roles: fields[5].split(separator: ",").map(String.init),
             team: fields[6].isEmpty ? nil : fields[6], user: fields[7].isEmpty ? nil : fields[7],
             chatDefaults: defaults.isEmpty ? nil : String(decoding: defaults, as: UTF8.self),
             tags: fields[9].split(separator: ",").map(String.init))
+        if fields[10].hasPrefix("=") { identity.models = fields[10].dropFirst().split(separator: ",").map(String.init) }
+        return identity
     }
 }
 

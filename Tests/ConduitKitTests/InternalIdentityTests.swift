@@ -22,6 +22,13 @@ struct InternalIdentityTests {
         #expect(try keyring.verify(token, requestID: "req-1") == Self.caller)
         let bare = CallerIdentity(tenant: "t", keyID: "k", roles: [])
         #expect(try keyring.verify(try keyring.sign(bare, requestID: "r"), requestID: "r") == bare)
+        // A key's models travel too: none listed (nothing allowed) differs from no list (everything).
+        for models in [["auto", "gpt-4o-mini"], []] {
+            var limited = bare
+            limited.models = models
+            #expect(try keyring.verify(try keyring.sign(limited, requestID: "r"), requestID: "r").models == models)
+        }
+        #expect(try keyring.verify(try keyring.sign(bare, requestID: "r"), requestID: "r").models == nil)
     }
 
     @Test func forgedTamperedExpiredOrBorrowedIdentitiesAreRefused() throws {

@@ -162,6 +162,10 @@ struct RateLimitTests {
             #expect(all?["data"]?.arrayValue?.count == 3)
         }
         #expect(harness.services.received.count == 3)
+        // The list goes on, signed, so that a router chooses among these models only.
+        let first = try #require(harness.services.received.first)
+        let signed = try TestIdentity.keyring.verify(try #require(first.headers["x-conduit-identity"]), requestID: try #require(first.headers["x-request-id"]))
+        #expect(signed.models == ["m", "auto"])
     }
 
     @Test func withoutALimitNothingIsCountedAndWithoutRedisEachReplicaLimitsItsShare() async throws {

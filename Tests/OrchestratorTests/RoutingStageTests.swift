@@ -4,6 +4,7 @@ import ConduitProtocol
 import Foundation
 import HTTPTypes
 import Hummingbird
+import NIOCore
 import HummingbirdTesting
 @testable import Orchestrator
 import Testing
@@ -46,6 +47,24 @@ struct RoutingStageTests {
         #expect(harness.usage.recorded.map(\.model) == ["auto", "auto"])
         #expect(harness.usage.recorded.map(\.servedModel) == ["quick", "deep"])
         #expect(harness.usage.recorded.map(\.deployment) == ["quick-local", "deep-local"])
+    }
+
+    @Test func aKeyLimitedToSomeModelsIsRoutedAmongThoseOnly() async throws {
+        let harness = Harness()
+        try await harness.app().test(.router) { client in
+            // The hard question would go to `deep`; this key may use `quick` only.
+            var headers = TestIdentity.fields(tenant: "acme", keyID: "key-1", models: ["auto", "quick"])
+            headers[.contentType] = "application/json"
+            let limited = try await client.execute(uri: "/v1/chat/completions", method: .post, headers: headers, body: ByteBuffer(string: Self.body(Self.complex)))
+            #expect(limited.status == .ok)
+            #expect(Self.route(limited)?["model"] == "quick")
+            var none = TestIdentity.fields(tenant: "acme", keyID: "key-1", models: ["auto"])
+            none[.contentType] = "application/json"
+            let refused = try await client.execute(uri: "/v1/chat/completions", method: .post, headers: none, body: ByteBuffer(string: Self.body("Hi?")))
+            #expect(refused.status == .forbidden)
+            #expect(ChatAPITests.json(refused)?["error"]?["code"] == "model_not_allowed")
+        }
+        #expect(harness.models.requests.map(\.model) == ["quick"])
     }
 
     @Test func aStreamCarriesTheRouteOnItsLastChunkAndInItsHeader() async throws {

@@ -16,16 +16,17 @@ public enum TestIdentity {
 
     /// `X-Request-Id` and `X-Conduit-Identity` for a request of `tenant`.
     public static func headers(tenant: String, keyID: String = "test-key", roles: [String] = ["admin"], chatDefaults: String? = nil,
-                               requestID: String = UUID().uuidString.lowercased()) -> [(name: String, value: String)] {
-        let identity = CallerIdentity(tenant: tenant, keyID: keyID, roles: roles, chatDefaults: chatDefaults)
+                               models: [String]? = nil, requestID: String = UUID().uuidString.lowercased()) -> [(name: String, value: String)] {
+        var identity = CallerIdentity(tenant: tenant, keyID: keyID, roles: roles, chatDefaults: chatDefaults)
+        identity.models = models
         return [(ConduitHeader.requestID, requestID), (ConduitHeader.identity, try! keyring.sign(identity, requestID: requestID))]
     }
 
     /// The same headers as `HTTPFields`, for HummingbirdTesting clients.
     public static func fields(tenant: String, keyID: String = "test-key", roles: [String] = ["admin"], chatDefaults: String? = nil,
-                              requestID: String = UUID().uuidString.lowercased()) -> HTTPFields {
+                              models: [String]? = nil, requestID: String = UUID().uuidString.lowercased()) -> HTTPFields {
         var fields = HTTPFields()
-        for (name, value) in headers(tenant: tenant, keyID: keyID, roles: roles, chatDefaults: chatDefaults, requestID: requestID) {
+        for (name, value) in headers(tenant: tenant, keyID: keyID, roles: roles, chatDefaults: chatDefaults, models: models, requestID: requestID) {
             fields[HTTPField.Name(name)!] = value
         }
         return fields

@@ -50,7 +50,17 @@ struct RoutingStage: ChatStage {
             complexity: classifier.classify(question), promptTokens: TokenCounter.estimatePrompt(messages),
             completionLimit: turn.body.completionTokenLimit, maxLatencyMilliseconds: turn.options?.routing?.maxLatencyMilliseconds,
             hasImages: messages.containsImages, budgetUsed: await budgetUsed(turn, context: context))
-        guard let choice = ModelSelector(router: router).choose(request, among: router.candidates.map(models.selectionCandidate)) else {
+        // A key limited to some models routes among those only.
+        var candidates = router.candidates
+        if let allowed = try context.caller().models {
+            candidates = candidates.filter(allowed.contains)
+            guard !candidates.isEmpty else {
+                throw APIError(status: .forbidden, type: .permission,
+                               message: "This API key may use none of the models '\(router.name)' chooses from (\(router.candidates.joined(separator: ", "))).",
+                               param: "model", code: "model_not_allowed")
+            }
+        }
+        guard let choice = ModelSelector(router: router).choose(request, among: candidates.map(models.selectionCandidate)) else {
             throw APIError(
                 status: .notFound, type: .invalidRequest,
                 message: "The model '\(router.name)' has no model it can choose: none of \(router.candidates.joined(separator: ", ")) has a configured deployment.",
