@@ -61,7 +61,7 @@ func buildApplication(configuration: ServiceConfiguration, logger: Logger) async
         audit: KafkaAuditPublisher(
             producer: producer, topic: environment.string("CONDUIT_GATEWAY_AUDIT_TOPIC", default: KafkaTopic.audit),
             limit: try environment.int("CONDUIT_GATEWAY_AUDIT_BACKLOG", default: 10_000), registry: registry, logger: logger),
-        administration: keyStore, auditLog: auditLog,
+        administration: keyStore, auditLog: auditLog, directory: PostgresDirectory(postgres: postgres),
         jwt: try makeJWTVerifier(environment, http: http), concurrency: RedisConcurrencyLimiter(redis: redis))
     let authenticator = try makeAuthenticator(configuration: configuration, store: dependencies.keys, registry: registry)
     let router = try buildRouter(configuration: configuration, dependencies: dependencies, registry: registry, authenticator: authenticator)
@@ -115,6 +115,8 @@ struct GatewayDependencies: Sendable {
     var administration: (any KeyAdministration)? = nil
     /// The audit trail's reader (`/v1/audit`); the application tier runs without it.
     var auditLog: AuditLog? = nil
+    /// Teams and users (`/v1/teams`, `/v1/users`); the application tier runs without them.
+    var directory: PostgresDirectory? = nil
     /// Bearer JWTs (`CONDUIT_JWT_*`); nil when no issuer is configured.
     var jwt: JWTVerifier? = nil
     /// Requests in flight per key; without it, none are limited.
@@ -213,5 +215,8 @@ func addRoutes(to api: RouterGroup<ConduitRequestContext>, configuration: Servic
     }
     if let auditLog = dependencies.auditLog {
         AuditController(log: auditLog).addRoutes(to: api)
+    }
+    if let directory = dependencies.directory {
+        DirectoryController(store: directory).addRoutes(to: api)
     }
 }

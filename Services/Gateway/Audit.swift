@@ -113,6 +113,8 @@ struct AuditMiddleware: RouterMiddleware {
         case "keys": return "key." + verb
         case "tenants": return "tenant." + verb
         case "budgets": return "budget." + verb
+        case "teams": return "team." + verb
+        case "users": return "user." + verb
         default: return nil
         }
     }

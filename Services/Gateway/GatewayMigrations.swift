@@ -67,6 +67,29 @@ enum GatewayMigrations {
             ALTER TABLE tenants ADD COLUMN updated_at timestamptz NOT NULL DEFAULT now();
             CREATE INDEX tenants_updated ON tenants (updated_at);
             """),
+        // The directory inside a tenant: its teams and users (what keys, budgets and usage name).
+        PostgresMigration(version: 7, name: "teams and users", sql: """
+            CREATE TABLE teams (
+                tenant_id text NOT NULL REFERENCES tenants (id),
+                id text NOT NULL,
+                name text NOT NULL,
+                metadata jsonb CHECK (metadata IS NULL OR jsonb_typeof(metadata) = 'object'),
+                created_at timestamptz NOT NULL DEFAULT now(),
+                PRIMARY KEY (tenant_id, id)
+            );
+            CREATE TABLE users (
+                tenant_id text NOT NULL REFERENCES tenants (id),
+                id text NOT NULL,
+                name text,
+                email text,
+                team text,
+                metadata jsonb CHECK (metadata IS NULL OR jsonb_typeof(metadata) = 'object'),
+                created_at timestamptz NOT NULL DEFAULT now(),
+                PRIMARY KEY (tenant_id, id),
+                FOREIGN KEY (tenant_id, team) REFERENCES teams (tenant_id, id)
+            );
+            CREATE INDEX users_team ON users (tenant_id, team);
+            """),
     ])
 
     static let audit = PostgresMigrator(schema: "audit", migrations: [

@@ -24,7 +24,7 @@ struct OpenAPITests {
             configuration: configuration,
             dependencies: GatewayDependencies(
                 keys: harness.keys, indexing: harness.indexing, services: harness.services, limiter: harness.limiter, audit: harness.audit,
-                administration: PostgresAPIKeyStore(postgres: postgres), auditLog: AuditLog(postgres: postgres)),
+                administration: PostgresAPIKeyStore(postgres: postgres), auditLog: AuditLog(postgres: postgres), directory: PostgresDirectory(postgres: postgres)),
             registry: PrometheusCollectorRegistry())
     }
 

@@ -121,6 +121,8 @@ struct TenantIsolationProcessTests {
         #expect(try await eventually(within: .seconds(30)) {
             try await gateway.call("GET", "/v1/usage?group_by=key", key: bAdmin.secret).body.contains(bDeveloper.id)
         })
+        #expect(try await gateway.call("POST", "/v1/teams", key: bAdmin.secret, #"{"name":"nightingale-team"}"#).status == 201)
+        #expect(try await gateway.call("POST", "/v1/users", key: bAdmin.secret, #"{"id":"nightingale-lead","team":"nightingale-team"}"#).status == 201)
         #expect(try await eventually(within: .seconds(30)) {
             try await gateway.call("GET", "/v1/audit", key: bAdmin.secret).json?["data"]?.arrayValue?.isEmpty == false
         })
@@ -143,6 +145,8 @@ struct TenantIsolationProcessTests {
             ("GET", "/v1/tenants/\(b)", nil),
             ("PATCH", "/v1/tenants/\(b)", #"{"rpm_limit":1}"#),
             ("GET", "/v1/audit?tenant=\(b)", nil),
+            ("GET", "/v1/teams/nightingale-team", nil), ("PATCH", "/v1/teams/nightingale-team", #"{"name":"x"}"#),
+            ("DELETE", "/v1/users/nightingale-lead", nil), ("GET", "/v1/users?tenant=\(b)", nil),
             ("GET", "/v1/audit/verify?tenant=\(b)", nil),
         ]
         // What must never come back to A.
@@ -157,7 +161,7 @@ struct TenantIsolationProcessTests {
                 #expect(leaked.isEmpty, "\(role) \(step.method) \(step.path) leaked \(leaked)")
             }
             // Lists answer with A's own things only (or 403 for the role).
-            for path in ["/v1/usage?group_by=key,model", "/v1/budgets", "/v1/keys"] {
+            for path in ["/v1/usage?group_by=key,model", "/v1/budgets", "/v1/keys", "/v1/teams", "/v1/users"] {
                 let answer = try await gateway.call("GET", path, key: secret)
                 #expect([200, 403].contains(answer.status), "\(role) GET \(path) → \(answer.status)")
                 let leaked = bData.filter { answer.body.contains($0) }
@@ -200,6 +204,7 @@ struct TenantIsolationProcessTests {
         let bKey = try await gateway.call("GET", "/v1/keys/\(bDeveloper.id)", key: bAdmin.secret)
         #expect(bKey.json?["name"] == "developer" && bKey.json?["revoked_at"] == .null)
         #expect(try await gateway.call("GET", "/v1/models", key: bDeveloper.secret).status == 200)
+        #expect(try await gateway.call("GET", "/v1/users/nightingale-lead", key: bAdmin.secret).json?["team"] == "nightingale-team")
         #expect(try await gateway.call("GET", "/v1/audit/verify", key: bAdmin.secret).json?["valid"] == true)
     }
 }
