@@ -62,7 +62,7 @@ func buildApplication(configuration: ServiceConfiguration, logger: Logger) async
             producer: producer, topic: environment.string("CONDUIT_GATEWAY_AUDIT_TOPIC", default: KafkaTopic.audit),
             limit: try environment.int("CONDUIT_GATEWAY_AUDIT_BACKLOG", default: 10_000), registry: registry, logger: logger),
         administration: keyStore, auditLog: auditLog, directory: PostgresDirectory(postgres: postgres),
-        jwt: try makeJWTVerifier(environment, http: http), concurrency: RedisConcurrencyLimiter(redis: redis))
+        jwt: try makeJWTVerifier(environment, http: http))
     let authenticator = try makeAuthenticator(configuration: configuration, store: dependencies.keys, registry: registry)
     let router = try buildRouter(configuration: configuration, dependencies: dependencies, registry: registry, authenticator: authenticator)
     let watcher = KeyWatcher(
@@ -119,8 +119,6 @@ struct GatewayDependencies: Sendable {
     var directory: PostgresDirectory? = nil
     /// Bearer JWTs (`CONDUIT_JWT_*`); nil when no issuer is configured.
     var jwt: JWTVerifier? = nil
-    /// Requests in flight per key; without it, none are limited.
-    var concurrency: (any ConcurrencyLimiter)? = nil
 }
 
 /// The JWT verifier `CONDUIT_JWT_*` describe, or nil without `CONDUIT_JWT_ISSUER`.
@@ -188,13 +186,6 @@ func buildRouter(
             limiter: dependencies.limiter, policy: try RateLimitMiddleware.Policy(configuration.environment),
             fallback: LocalRateLimiter(capacity: try configuration.environment.int("CONDUIT_GATEWAY_RATE_LIMIT_LOCAL_BUCKETS", default: 100_000)),
             maxSettles: try configuration.environment.int("CONDUIT_GATEWAY_RATE_LIMIT_SETTLES", default: 10_000), registry: registry))
-    if let concurrency = dependencies.concurrency {
-        let chatTimeout = try configuration.environment.int("CONDUIT_GATEWAY_CHAT_TIMEOUT_S", default: 900)
-        api.add(middleware: ConcurrencyMiddleware(
-            limiter: concurrency, defaultLimit: try configuration.environment.int("CONDUIT_GATEWAY_MAX_CONCURRENT_PER_KEY", default: 0),
-            tenantDefault: try configuration.environment.int("CONDUIT_GATEWAY_MAX_CONCURRENT_PER_TENANT", default: 0),
-            ttl: .seconds(chatTimeout + 60), registry: registry))
-    }
     if let audit = dependencies.audit { api.add(middleware: AuditMiddleware(audit: audit)) }
     try addRoutes(to: api, configuration: configuration, dependencies: dependencies)
     return router

@@ -8,10 +8,11 @@ import NIOCore
 import Prometheus
 import Synchronization
 
-/// Requests per minute and tokens per minute, per key, per tenant and per model, and the models a
-/// key may use. Every limit a request is under is decided in one call to the shared limiter (one
-/// Redis script): the key's and its tenant's requests (every route counts), and on the chat and
-/// embeddings routes their tokens and the limits of the model asked for. Limits come from the key
+/// Requests per minute, tokens per minute and requests in flight, per key, per tenant and per
+/// model, and the models a key may use. Every limit a request is under is decided in one call to
+/// the shared limiter (one Redis script): the key's and its tenant's requests and places in
+/// flight (every route counts), and on the chat and embeddings routes their tokens and the
+/// limits of the model asked for. Limits come from the key
 /// and the tenant (`/v1/keys`, `/v1/tenants`), else the defaults below.
 ///
 /// Tokens are reserved before the request goes on — the prompt estimated from the body (a
@@ -34,6 +35,7 @@ import Synchronization
 /// | `CONDUIT_GATEWAY_RPM_PER_KEY`, `_TPM_PER_KEY` | 0 (no limit) |
 /// | `CONDUIT_GATEWAY_RPM_PER_TENANT`, `_TPM_PER_TENANT` | 0 (no limit) |
 /// | `CONDUIT_GATEWAY_MODEL_LIMITS` | none; JSON `{"model": {"rpm_limit", "tpm_limit"}}`, per tenant, for tenants without their own |
+/// | `CONDUIT_GATEWAY_MAX_CONCURRENT_PER_KEY`, `_PER_TENANT` | 0 (no limit) |
 /// | `CONDUIT_GATEWAY_TPM_COMPLETION_ESTIMATE` | 256 (completion tokens reserved when a request names no maximum) |
 /// | `CONDUIT_GATEWAY_RATE_LIMIT_FALLBACK_REPLICAS` | 1 (replicas sharing the limits while Redis is down) |
 /// | `CONDUIT_GATEWAY_RATE_LIMIT_LOCAL_BUCKETS` | 100000 (buckets the fallback holds) |
@@ -50,6 +52,10 @@ struct RateLimitMiddleware: RouterMiddleware {
         var modelLimits: [String: RateLimits] = [:]
         var completionEstimate = 256
         var fallbackReplicas = 1
+        var keyConcurrent = 0
+        var tenantConcurrent = 0
+        /// How long a place in flight is held at most: longer than the longest chat exchange.
+        var placeLifetime: Duration = .seconds(960)
 
         init() {}
 
@@ -60,6 +66,9 @@ struct RateLimitMiddleware: RouterMiddleware {
             tenantTPM = try environment.int("CONDUIT_GATEWAY_TPM_PER_TENANT", default: 0)
             completionEstimate = try environment.int("CONDUIT_GATEWAY_TPM_COMPLETION_ESTIMATE", default: 256)
             fallbackReplicas = max(1, try environment.int("CONDUIT_GATEWAY_RATE_LIMIT_FALLBACK_REPLICAS", default: 1))
+            keyConcurrent = try environment.int("CONDUIT_GATEWAY_MAX_CONCURRENT_PER_KEY", default: 0)
+            tenantConcurrent = try environment.int("CONDUIT_GATEWAY_MAX_CONCURRENT_PER_TENANT", default: 0)
+            placeLifetime = .seconds(try environment.int("CONDUIT_GATEWAY_CHAT_TIMEOUT_S", default: 900) + 60)
             if let text = environment.optionalString("CONDUIT_GATEWAY_MODEL_LIMITS") {
                 guard let limits = try? JSONDecoder().decode([String: RateLimits].self, from: Data(text.utf8)) else {
                     throw ConfigurationError(key: "CONDUIT_GATEWAY_MODEL_LIMITS", expected: #"JSON {"model": {"rpm_limit": n, "tpm_limit": n}}"#)
@@ -78,14 +87,17 @@ struct RateLimitMiddleware: RouterMiddleware {
         func buckets(for identity: CallerIdentity, model: String?, tokens: Int?) -> [RateBucket] {
             let limits = identity.limits
             var buckets: [RateBucket] = []
-            func add(_ key: String, _ scope: RateLimits?, rpm: Int = 0, tpm: Int = 0) {
+            func add(_ key: String, _ scope: RateLimits?, rpm: Int = 0, tpm: Int = 0, concurrent: Int = 0) {
                 if case let limit = scope?.rpm ?? rpm, limit > 0 { buckets.append(RateBucket(key: key + ":rpm", kind: .requests, limit: limit, cost: 1)) }
                 if let tokens, case let limit = scope?.tpm ?? tpm, limit > 0 {
                     buckets.append(RateBucket(key: key + ":tpm", kind: .tokens, limit: limit, cost: tokens))
                 }
+                if case let limit = scope?.maxConcurrent ?? concurrent, limit > 0 {
+                    buckets.append(RateBucket(key: key + ":conc", kind: .inFlight, limit: limit, period: placeLifetime, cost: 1))
+                }
             }
-            add("rl:\(identity.keyID)", limits.key, rpm: keyRPM, tpm: keyTPM)
-            add("rl:tenant:\(identity.tenant)", limits.tenant, rpm: tenantRPM, tpm: tenantTPM)
+            add("rl:\(identity.keyID)", limits.key, rpm: keyRPM, tpm: keyTPM, concurrent: keyConcurrent)
+            add("rl:tenant:\(identity.tenant)", limits.tenant, rpm: tenantRPM, tpm: tenantTPM, concurrent: tenantConcurrent)
             // Only models with a limit make buckets: a caller's model names cannot grow Redis.
             if let model {
                 if let scope = limits.keyModels[model] { add("rl:\(identity.keyID):model:\(model)", scope) }
@@ -210,19 +222,29 @@ struct RateLimitMiddleware: RouterMiddleware {
             response.headers[usageName] = nil
             return response
         }
-        let (verdict, used, local) = await decide(buckets, id: context.requestID + ":" + UUID().uuidString, logger: context.logger)
+        let id = context.requestID + ":" + UUID().uuidString
+        let (verdict, used, local) = await decide(buckets, id: id, logger: context.logger)
         guard verdict.allowed else {
             metrics.refused.increment()
             let wait = verdict.retryAfter ?? .seconds(1)
-            let tight = zip(used, verdict.decisions).first { !$0.1.allowed }
-            let what = tight.map { "\($0.0.limit) \($0.0.kind == .requests ? "requests" : "tokens") per minute for this \(Self.scope(of: $0.0))" } ?? "a rate limit"
-            var refusal = APIError(status: .tooManyRequests, type: .rateLimit,
+            let tight = zip(used, verdict.decisions).first { !$0.1.allowed }?.0
+            var refusal: APIError
+            if let tight, tight.kind == .inFlight {
+                refusal = APIError(status: .tooManyRequests, type: .rateLimit,
+                                   message: "Too many requests at once: this \(Self.scope(of: tight)) may have \(tight.limit) in flight. Try again when one has finished.",
+                                   code: "concurrency_limit_exceeded")
+            } else {
+                let what = tight.map { "\($0.limit) \($0.kind == .requests ? "requests" : "tokens") per minute for this \(Self.scope(of: $0))" } ?? "a rate limit"
+                refusal = APIError(status: .tooManyRequests, type: .rateLimit,
                                    message: "Rate limit reached: \(what). Try again in \(Self.spoken(wait)).", code: "rate_limit_exceeded")
+            }
             refusal.retryAfterSeconds = Self.wholeSeconds(wait)
             var response = ErrorEnvelopeMiddleware.response(refusal)
             Self.setHeaders(&response.headers, used, verdict)
             return response
         }
+        let places = used.filter { $0.kind == .inFlight }
+        let release = places.isEmpty ? nil : Release(limiter: local ? fallback : limiter, buckets: places, id: id, logger: context.logger)
         let reserved = used.filter { $0.kind == .tokens }
         if !reserved.isEmpty, chat { request = Self.setting(request, reportName, to: "1") }
         var response: Response
@@ -232,12 +254,28 @@ struct RateLimitMiddleware: RouterMiddleware {
             // A request refused behind the gateway used no model: its reservation goes back. The
             // refusal carries the headers too.
             if let tokens, !reserved.isEmpty { settle(reserved, delta: -tokens, local: local, logger: context.logger) }
+            await release?.run()
             var refusal = ErrorEnvelopeMiddleware.response(error)
             Self.setHeaders(&refusal.headers, used, verdict)
             return refusal
         } catch {
             if let tokens, !reserved.isEmpty { settle(reserved, delta: -tokens, local: local, logger: context.logger) }
+            await release?.run()
             throw error
+        }
+        if let release {
+            // The place is given back once the answer's last byte (a stream's too) is written,
+            // off the connection's path (the next request on it does not wait for Redis).
+            let body = response.body
+            response.body = ResponseBody { writer in
+                do {
+                    try await body.write(writer)
+                } catch {
+                    await release.run()
+                    throw error
+                }
+                Task { await release.run() }
+            }
         }
         Self.setHeaders(&response.headers, used, verdict)
         let reported = response.headers[usageName].flatMap(Int.init)
@@ -320,6 +358,20 @@ struct RateLimitMiddleware: RouterMiddleware {
     static func scope(of bucket: RateBucket) -> String {
         if bucket.key.contains(":model:") { return bucket.key.hasPrefix("rl:tenant:") ? "tenant and model" : "API key and model" }
         return bucket.key.hasPrefix("rl:tenant:") ? "tenant" : "API key"
+    }
+
+    /// Gives back a request's places in flight; a place Redis does not take back lapses.
+    struct Release: Sendable {
+        let limiter: any RateLimiter
+        let buckets: [RateBucket]
+        let id: String
+        let logger: Logger
+
+        func run() async {
+            do { try await limiter.release(buckets, id: id) } catch {
+                logger.warning("a place in flight could not be given back (it lapses)", metadata: [LogKey.error: "\(error)"])
+            }
+        }
     }
 
     /// OpenAI's headers, of the tightest bucket of each kind.

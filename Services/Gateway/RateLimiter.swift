@@ -6,7 +6,9 @@ import Synchronization
 /// reached; an application test counts with it too). Both count a request bucket as a sliding
 /// window (at most `limit` requests in any `period`: 60 RPM is never 61 in a minute) and a token
 /// bucket with the generic cell rate algorithm (GCRA: a minute's tokens may be spent at once,
-/// and they come back at the limit's rate, so a reservation can be settled afterwards).
+/// and they come back at the limit's rate, so a reservation can be settled afterwards), and an
+/// in-flight bucket as the set of requests holding a place (each place lapses after `period`,
+/// in case its replica died before giving it back).
 protocol RateLimiter: Sendable {
     /// Takes each bucket's `cost` if every bucket can give it, else takes nothing: one decision
     /// for all the limits a request is under. `id` names the request in the request windows.
@@ -14,11 +16,13 @@ protocol RateLimiter: Sendable {
     /// Gives back (negative `delta`) or takes more (positive) of token buckets already acquired
     /// from: a tokens-per-minute reservation settled to the real count. Never refuses.
     func settle(_ buckets: [RateBucket], delta: Int) async throws
+    /// Gives back the places request `id` took in in-flight buckets.
+    func release(_ buckets: [RateBucket], id: String) async throws
 }
 
 /// One limit a request is counted against: `limit` units per `period`.
 struct RateBucket: Sendable, Equatable {
-    enum Kind: String, Sendable { case requests, tokens }
+    enum Kind: String, Sendable { case requests, tokens, inFlight }
     var key: String
     var kind: Kind
     var limit: Int
@@ -64,9 +68,11 @@ final class LocalRateLimiter: RateLimiter {
         var arrivals: [String: Double] = [:]
         /// Sliding windows: when each request of a request bucket came, oldest first.
         var windows: [String: [Double]] = [:]
+        /// In flight: each place's request and when it lapses.
+        var places: [String: [String: Double]] = [:]
         var overflowed = 0
 
-        var count: Int { arrivals.count + windows.count }
+        var count: Int { arrivals.count + windows.count + places.count }
     }
 
     private let state = Mutex(State())
@@ -78,6 +84,8 @@ final class LocalRateLimiter: RateLimiter {
     /// Buckets held now (the gauge `gateway_rate_limit_local_buckets`).
     var count: Int { state.withLock { $0.count } }
     var overflowed: Int { state.withLock { $0.overflowed } }
+    /// Places held in an in-flight bucket.
+    func held(_ key: String) -> Int { state.withLock { $0.places[key]?.count ?? 0 } }
 
     private var now: Double {
         let elapsed = ContinuousClock.now - start
@@ -91,6 +99,7 @@ final class LocalRateLimiter: RateLimiter {
             if state.count + buckets.count > capacity {
                 state.arrivals = state.arrivals.filter { $0.value > now }
                 state.windows = state.windows.filter { $0.value.last.map { $0 > now - 3_600e6 } ?? false }
+                state.places = state.places.filter { !$0.value.isEmpty }
             }
             guard state.count + buckets.count <= capacity else {
                 state.overflowed += 1
@@ -107,6 +116,10 @@ final class LocalRateLimiter: RateLimiter {
                     observed.append(.window(times))
                 case .tokens:
                     observed.append(.arrival(max(state.arrivals[bucket.key] ?? now, now)))
+                case .inFlight:
+                    let held = (state.places[bucket.key] ?? [:]).filter { $0.value > now }
+                    state.places[bucket.key] = held
+                    observed.append(.places(held.count))
                 }
             }
             let verdict = RateWindow.decide(buckets, observed: observed, now: now)
@@ -115,9 +128,19 @@ final class LocalRateLimiter: RateLimiter {
                 switch seen {
                 case .window: state.windows[bucket.key, default: []].append(now)
                 case .arrival(let tat): state.arrivals[bucket.key] = tat + bucket.interval * Double(bucket.clampedCost)
+                case .places: state.places[bucket.key, default: [:]][id] = now + bucket.periodMicroseconds
                 }
             }
             return verdict
+        }
+    }
+
+    func release(_ buckets: [RateBucket], id: String) async throws {
+        state.withLock { state in
+            for bucket in buckets where bucket.kind == .inFlight {
+                state.places[bucket.key]?[id] = nil
+                if state.places[bucket.key]?.isEmpty == true { state.places[bucket.key] = nil }
+            }
         }
     }
 
@@ -140,6 +163,8 @@ enum RateWindow {
         case window([Double])
         /// A token bucket's theoretical arrival time, not before now.
         case arrival(Double)
+        /// An in-flight bucket's places held.
+        case places(Int)
     }
 
     static func decide(_ buckets: [RateBucket], observed: [Observed], now: Double) -> RateVerdict {
@@ -159,6 +184,11 @@ enum RateWindow {
                     allowed = false
                     wait = max(wait, allowAt - now)
                 }
+            case .places(let held):
+                if held >= bucket.limit {
+                    allowed = false
+                    wait = max(wait, 1e6)  // a place frees when a request ends: try again in a second
+                }
             }
         }
         let decisions = zip(buckets, observed).map { bucket, seen -> RateDecision in
@@ -174,6 +204,9 @@ enum RateWindow {
                 let fits = now >= tat + bucket.interval * Double(bucket.clampedCost - bucket.limit)
                 return RateDecision(allowed: fits, limit: bucket.limit, remaining: min(max(0, left), bucket.limit),
                                     resetAfter: .microseconds(Int64(max(0, after - now))))
+            case .places(let held):
+                return RateDecision(allowed: held < bucket.limit, limit: bucket.limit, remaining: max(0, bucket.limit - held - (allowed ? 1 : 0)),
+                                    resetAfter: .zero)
             }
         }
         return RateVerdict(allowed: allowed, retryAfter: allowed ? nil : .microseconds(Int64(wait.rounded(.up))), decisions: decisions)

@@ -4,12 +4,13 @@ import Redis
 /// replica agrees without a clock of its own: a request bucket (`rl:{key id}:rpm`,
 /// `rl:tenant:{tenant}:rpm`, …) is a sorted set of the requests of the last period, scored by
 /// when they came (a sliding window); a token bucket (`…:tpm`) holds its GCRA theoretical arrival
-/// time in microseconds. Both expire once they would be empty / full again.
+/// time in microseconds; an in-flight bucket (`…:conc`) is a sorted set of the requests holding a
+/// place, scored by when the place lapses. All expire once they would be empty / full again.
 struct RedisRateLimiter: RateLimiter {
     let redis: RedisClient
 
-    /// KEYS: the buckets; ARGV: the request's id, then per bucket its kind (`r` or `t`), period
-    /// (µs), limit and cost. Every bucket takes its cost or none does. Returns {allowed, retry_us,
+    /// KEYS: the buckets; ARGV: the request's id, then per bucket its kind (`r`, `t` or `c`),
+    /// period (µs; for `c` how long a place is held at most), limit and cost. Every bucket takes its cost or none does. Returns {allowed, retry_us,
     /// then per bucket remaining and reset_us}.
     static let acquireScript = RedisScript("""
         local t = redis.call('TIME')
@@ -31,6 +32,14 @@ struct RedisRateLimiter: RateLimiter {
                     local leaving = redis.call('ZRANGE', KEYS[i], count - limit, count - limit, 'WITHSCORES')
                     local w = tonumber(leaving[2]) + period - now
                     if w > wait then wait = w end
+                end
+            elseif kind == 'c' then
+                redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now)
+                local count = redis.call('ZCARD', KEYS[i])
+                seen[i] = count
+                if count >= limit then
+                    allowed = 0
+                    if 1000000 > wait then wait = 1000000 end
                 end
             else
                 local interval = period / limit
@@ -60,6 +69,15 @@ struct RedisRateLimiter: RateLimiter {
                 end
                 reply[#reply + 1] = math.max(0, limit - count)
                 reply[#reply + 1] = math.max(0, math.floor(newest + period - now))
+            elseif kind == 'c' then
+                local count = seen[i]
+                if allowed == 1 then
+                    redis.call('ZADD', KEYS[i], now + period, ARGV[1])
+                    redis.call('PEXPIRE', KEYS[i], math.ceil(period / 1000))
+                    count = count + 1
+                end
+                reply[#reply + 1] = math.max(0, limit - count)
+                reply[#reply + 1] = 0
             else
                 local interval = period / limit
                 local tat = seen[i]
@@ -101,8 +119,12 @@ struct RedisRateLimiter: RateLimiter {
         var arguments = [id]
         arguments.reserveCapacity(1 + buckets.count * 4)
         for bucket in buckets {
-            arguments += [bucket.kind == .requests ? "r" : "t", String(bucket.periodMicroseconds), String(bucket.limit),
-                          String(bucket.kind == .requests ? 1 : bucket.clampedCost)]
+            let kind = switch bucket.kind {
+            case .requests: "r"
+            case .tokens: "t"
+            case .inFlight: "c"
+            }
+            arguments += [kind, String(bucket.periodMicroseconds), String(bucket.limit), String(bucket.kind == .tokens ? bucket.clampedCost : 1)]
         }
         let reply = try await redis.run(Self.acquireScript, keys: buckets.map(\.key), arguments: arguments)
         let values = (reply.array ?? []).map { $0.int ?? 0 }
@@ -110,11 +132,22 @@ struct RedisRateLimiter: RateLimiter {
         let allowed = values[0] == 1
         let decisions = buckets.indices.map { index in
             let remaining = values[2 + 2 * index]
-            let fits = allowed || (buckets[index].kind == .requests ? remaining > 0 : remaining >= buckets[index].clampedCost)
+            let fits = allowed || (buckets[index].kind == .tokens ? remaining >= buckets[index].clampedCost : remaining > 0)
             return RateDecision(allowed: fits, limit: buckets[index].limit, remaining: remaining,
                                 resetAfter: .microseconds(values[3 + 2 * index]))
         }
         return RateVerdict(allowed: allowed, retryAfter: allowed ? nil : .microseconds(values[1]), decisions: decisions)
+    }
+
+    static let releaseScript = RedisScript("""
+        for i = 1, #KEYS do redis.call('ZREM', KEYS[i], ARGV[1]) end
+        return 1
+        """)
+
+    func release(_ buckets: [RateBucket], id: String) async throws {
+        let keys = buckets.filter { $0.kind == .inFlight }.map(\.key)
+        guard !keys.isEmpty else { return }
+        _ = try await redis.run(Self.releaseScript, keys: keys, arguments: [id])
     }
 
     func settle(_ buckets: [RateBucket], delta: Int) async throws {

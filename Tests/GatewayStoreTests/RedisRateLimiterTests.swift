@@ -103,22 +103,26 @@ struct RedisRateLimiterTests {
     }
 }
 
-/// The concurrency script against the test stack's Redis.
+/// In-flight buckets in the same script: places taken up to the limit, given back, and lapsing.
 @Suite(.timeLimit(.minutes(1)))
-struct RedisConcurrencyLimiterTests {
-    @Test func placesAreTakenUpToTheLimitGivenBackAndExpire() async throws {
+struct RedisInFlightTests {
+    @Test func placesAreTakenUpToTheLimitGivenBackAndLapse() async throws {
         let redis = RedisClient(configuration: try ServiceConfiguration(service: .gateway).redis, logger: Logger(label: "test"))
-        let limiter = RedisConcurrencyLimiter(redis: redis)
-        let slot = "rl:" + TestEnvironment.uniqueName("conc") + ":conc"
-        #expect(try await limiter.enter(slot, id: "a", limit: 2, ttl: .seconds(60)) == (true, 1))
-        #expect(try await limiter.enter(slot, id: "b", limit: 2, ttl: .seconds(60)) == (true, 2))
-        #expect(try await limiter.enter(slot, id: "c", limit: 2, ttl: .seconds(60)) == (false, 2))
-        try await limiter.leave(slot, id: "a")
-        #expect(try await limiter.enter(slot, id: "c", limit: 2, ttl: .seconds(60)) == (true, 2))
-        // A place never given back (its replica died) frees itself after its TTL.
-        let lost = "rl:" + TestEnvironment.uniqueName("conc") + ":conc"
-        #expect(try await limiter.enter(lost, id: "x", limit: 1, ttl: .milliseconds(300)) == (true, 1))
+        let task = Task { try await redis.run() }
+        defer { task.cancel() }
+        let limiter = RedisRateLimiter(redis: redis)
+        let slot = RateBucket(key: "rl:" + TestEnvironment.uniqueName("conc") + ":conc", kind: .inFlight, limit: 2, period: .seconds(60), cost: 1)
+        #expect(try await limiter.acquire([slot], id: "a").decisions[0].remaining == 1)
+        #expect(try await limiter.acquire([slot], id: "b").decisions[0].remaining == 0)
+        let full = try await limiter.acquire([slot], id: "c")
+        #expect(!full.allowed && full.retryAfter == .seconds(1))
+        try await limiter.release([slot], id: "a")
+        #expect(try await limiter.acquire([slot], id: "c").allowed)
+        // A place never given back (its replica died) frees itself after its lifetime.
+        let lost = RateBucket(key: "rl:" + TestEnvironment.uniqueName("conc") + ":conc", kind: .inFlight, limit: 1, period: .milliseconds(300), cost: 1)
+        #expect(try await limiter.acquire([lost], id: "x").allowed)
+        #expect(try await !limiter.acquire([lost], id: "y").allowed)
         try await Task.sleep(for: .milliseconds(400))
-        #expect(try await limiter.enter(lost, id: "y", limit: 1, ttl: .seconds(60)) == (true, 1))
+        #expect(try await limiter.acquire([lost], id: "y").allowed)
     }
 }

@@ -14,7 +14,6 @@ struct GatewayHarness {
     var limiter: any RateLimiter = CountingRateLimiter()
     var audit = RecordingAudit()
     var jwt: JWTVerifier?
-    var concurrency = MemoryConcurrency()
     var environment: [String: String] = [:]
     let key = APIKeyAuthenticator.generateKey()
     let tenant = "acme"
@@ -25,7 +24,7 @@ struct GatewayHarness {
         try await APIKeyAuthenticator(store: keys).installAdminKey(key, tenant: tenant)
         let configuration = try ServiceConfiguration(service: .gateway, environment: ConduitEnvironment(TestIdentity.environment.merging(environment) { $1 }))
         let router = try buildRouter(
-            configuration: configuration, dependencies: GatewayDependencies(keys: keys, indexing: indexing, services: services, limiter: limiter, audit: audit, jwt: jwt, concurrency: concurrency),
+            configuration: configuration, dependencies: GatewayDependencies(keys: keys, indexing: indexing, services: services, limiter: limiter, audit: audit, jwt: jwt),
             registry: registry)
         return Application(router: router)
     }
