@@ -98,7 +98,8 @@ struct RateLimitsAPITests {
                                     at: .now, status: response.status,
                                     remaining: response.headers[HTTPField.Name("x-ratelimit-remaining-requests")!].flatMap(Int.init),
                                     retryAfter: response.headers[.retryAfter]))
-                                try await Task.sleep(for: .milliseconds(200))
+                                // A request a second per client: pressure enough, without loading the test machine.
+                                try await Task.sleep(for: .seconds(1))
                             }
                             return seen
                         }
@@ -113,7 +114,7 @@ struct RateLimitsAPITests {
                 let inTheMinute = admitted.filter { $0.at < firstAdmitted + .seconds(60) }
                 #expect(inTheMinute.count <= 61, "\(inTheMinute.count) admitted in the minute")
                 #expect(inTheMinute.count >= 55, "\(inTheMinute.count) admitted: the limit starved the key")
-                #expect(refused.count > 500, "\(refused.count) refused: the clients did not press the limit")
+                #expect(refused.count > 300, "\(refused.count) refused: the clients did not press the limit")
                 #expect(refused.allSatisfy { $0.retryAfter.flatMap(Int.init).map { $0 >= 1 && $0 <= 60 } ?? false })
                 print("rate-limit-replicas: requests=\(outcomes.count) admitted_in_minute=\(inTheMinute.count) admitted=\(admitted.count) refused=\(refused.count)")
                 // Each place in the window was given once: remaining counts down 59…0.

@@ -58,8 +58,9 @@ struct RateLimitTests {
             }
             let refused = try await Self.models(client, key: harness.key)
             #expect(refused.status == .tooManyRequests)
-            // The first request leaves the window a minute after it came.
-            #expect(refused.headers[.retryAfter] == "60")
+            // The first request leaves the window a minute after it came (less however long the
+            // machine took since).
+            #expect(refused.headers[.retryAfter].flatMap(Int.init).map { $0 > 40 && $0 <= 60 } == true)
             #expect(Self.header(refused, "x-ratelimit-remaining-requests") == "0")
             let error = JSONValue.parse(Array(refused.body.readableBytesView))?["error"]
             #expect(error?["type"] == "rate_limit_error" && error?["code"] == "rate_limit_exceeded")

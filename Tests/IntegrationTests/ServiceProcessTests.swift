@@ -59,7 +59,7 @@ struct ServiceProcessTests {
 
         func post(_ path: String, _ json: String, headers: [(name: String, value: String)] = []) async throws -> (status: Int, body: String) {
             let response = try await http.execute(HTTPRequest(
-                method: "POST", url: base + path, headers: [("Content-Type", "application/json")] + headers, body: Array(json.utf8), timeout: .seconds(10)))
+                method: "POST", url: base + path, headers: [("Content-Type", "application/json")] + headers, body: Array(json.utf8), timeout: .seconds(30)))
             return (response.status, String(decoding: try await response.body.collect(upTo: 1 << 22), as: UTF8.self))
         }
 
@@ -138,11 +138,11 @@ struct ServiceProcessTests {
         let postgres = PostgresClient(configuration: .init(port: TestEnvironment.postgresPort), logger: Logger(label: "check"))
         defer { postgres.shutdown() }
         let versions = try await postgres.query("SELECT version FROM gateway.schema_migrations ORDER BY 1").map { try $0.decode(Int.self, at: 0) }
-        #expect(versions == [1, 2, 3, 4, 5])
+        #expect(versions == [1, 2, 3, 4, 5, 6, 7])
         let columns = try await postgres.query("SELECT column_name FROM information_schema.columns WHERE table_schema = 'gateway' AND table_name = 'api_keys' AND column_name = 'chat_defaults'")
         #expect(columns.count == 1)
         let tables = try await postgres.query("SELECT table_name FROM information_schema.tables WHERE table_schema = 'gateway' ORDER BY 1")
-        #expect(try tables.map { try $0.decode(String.self, at: 0) } == ["api_keys", "schema_migrations", "tenants"])
+        #expect(try tables.map { try $0.decode(String.self, at: 0) } == ["api_keys", "schema_migrations", "teams", "tenants", "users"])
         running.process.signal(SIGTERM)
         #expect(await running.process.wait() == 0)
         await running.http.shutdown()
