@@ -212,19 +212,7 @@ struct DirectoryController: Sendable {
     }
 
     /// `metadata`: nil when absent; `.some(nil)` for null.
-    static func metadata(_ body: [String: JSONValue]) throws -> String?? {
-        guard let value = body["metadata"] else { return nil }
-        switch value {
-        case .null: return .some(nil)
-        case .object:
-            let data = try JSONEncoder().encode(value)
-            guard data.count <= 16_384, data.range(of: Data(#"\u0000"#.utf8)) == nil else {
-                throw APIError.invalidRequest("'metadata' is at most 16 KiB of JSON, without NUL.", param: "metadata")
-            }
-            return .some(String(decoding: data, as: UTF8.self))
-        default: throw APIError.invalidRequest("'metadata' must be a JSON object or null.", param: "metadata")
-        }
-    }
+    static func metadata(_ body: [String: JSONValue]) throws -> String?? { try KeysController.objectText(body, "metadata") }
 }
 
 /// Teams and users in `gateway.teams` and `gateway.users`.

@@ -297,32 +297,28 @@ struct KeysController: Sendable {
                 throw APIError.invalidRequest("'models' must be a list of model names, or null for every model.", param: "models")
             }
         }
-        if let value = body["chat_defaults"] {
-            switch value {
-            case .null: key.chatDefaults = nil
-            case .object:
-                let data = try JSONEncoder().encode(value)
-                guard data.count <= 16_384, data.range(of: Data(#"\u0000"#.utf8)) == nil,
-                      (try? JSONDecoder().decode(ConduitOptions.self, from: data)) != nil else {
-                    throw APIError.invalidRequest("'chat_defaults' must be a chat request's `conduit` object (e.g. {\"rag\": {\"collection\": \"kb\"}}), at most 16 KiB, or null.", param: "chat_defaults")
-                }
-                key.chatDefaults = String(decoding: data, as: UTF8.self)
-            default: throw APIError.invalidRequest("'chat_defaults' must be a JSON object or null.", param: "chat_defaults")
+        if let text = try objectText(body, "chat_defaults") {
+            guard text.map({ (try? JSONDecoder().decode(ConduitOptions.self, from: Data($0.utf8))) != nil }) ?? true else {
+                throw APIError.invalidRequest("'chat_defaults' must be a chat request's `conduit` object (e.g. {\"rag\": {\"collection\": \"kb\"}}), or null.", param: "chat_defaults")
             }
+            key.chatDefaults = text
         }
-        if let value = body["metadata"] {
-            switch value {
-            case .null: key.metadata = nil
-            case .object:
-                let data = try JSONEncoder().encode(value)
-                guard data.count <= 16_384 else { throw APIError.invalidRequest("'metadata' is at most 16 KiB of JSON.", param: "metadata") }
-                // Postgres's jsonb cannot hold the NUL character.
-                guard data.range(of: Data(#"\u0000"#.utf8)) == nil else {
-                    throw APIError.invalidRequest("'metadata' cannot hold the NUL character (\\u0000).", param: "metadata")
-                }
-                key.metadata = String(decoding: data, as: UTF8.self)
-            default: throw APIError.invalidRequest("'metadata' must be a JSON object or null.", param: "metadata")
+        if let text = try objectText(body, "metadata") { key.metadata = text }
+    }
+
+    /// A JSON-object field as the text Postgres stores: absent (nil), null (`.some(nil)`), or an
+    /// object of at most 16 KiB without the NUL character (which jsonb cannot hold).
+    static func objectText(_ body: [String: JSONValue], _ field: String) throws -> String?? {
+        guard let value = body[field] else { return .none }
+        switch value {
+        case .null: return .some(nil)
+        case .object:
+            let data = try JSONEncoder().encode(value)
+            guard data.count <= 16_384, data.range(of: Data(#"\u0000"#.utf8)) == nil else {
+                throw APIError.invalidRequest("'\(field)' is at most 16 KiB of JSON, without the NUL character.", param: field)
             }
+            return .some(String(decoding: data, as: UTF8.self))
+        default: throw APIError.invalidRequest("'\(field)' must be a JSON object or null.", param: field)
         }
     }
 
