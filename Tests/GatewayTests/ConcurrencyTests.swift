@@ -21,22 +21,12 @@ struct ConcurrencyTests {
             body: ByteBuffer(string: #"{"model":"m","stream":\#(stream),"messages":[{"role":"user","content":"hi"}]}"#))
     }
 
-    static func key(_ harness: GatewayHarness, _ id: String, _ configure: (inout CallerLimits) -> Void) -> String {
-        let key = APIKeyAuthenticator.generateKey()
-        var identity = CallerIdentity(tenant: "acme", keyID: id, roles: ["developer"])
-        configure(&identity.limits)
-        harness.keys.install(hash: APIKeyAuthenticator.hash(key), identity: identity)
-        return key
-    }
 
-    static func eventually(_ condition: () -> Bool) async throws {
-        for _ in 0..<200 where !condition() { try await Task.sleep(for: .milliseconds(10)) }
-    }
 
     @Test func aKeyAtItsLimitIsRefusedAndEveryAnswerGivesItsPlaceBack() async throws {
         let limiter = CountingRateLimiter()
         let harness = GatewayHarness(limiter: limiter)
-        let key = Self.key(harness, "key-busy") { $0.key.maxConcurrent = 2 }
+        let key = harness.installKey("key-busy") { $0.key.maxConcurrent = 2 }
         // Two places already taken (by requests on other replicas).
         try await limiter.occupy("rl:key-busy:conc", id: "elsewhere-1", limit: 2)
         try await limiter.occupy("rl:key-busy:conc", id: "elsewhere-2", limit: 2)
@@ -55,7 +45,7 @@ struct ConcurrencyTests {
             #expect(stream.status == .ok && String(buffer: stream.body).contains("[DONE]"))
         }
         // Both admitted requests gave their place back (just after their answers); the other replica's is still held.
-        try await Self.eventually { limiter.released.count >= 2 }
+        _ = try await eventually(within: .seconds(2)) { limiter.released.count >= 2 }
         #expect(limiter.released.count == 2)
         #expect(limiter.held("rl:key-busy:conc") == 1)
     }
@@ -63,7 +53,7 @@ struct ConcurrencyTests {
     @Test func aTenantsLimitHoldsAcrossItsKeysAndTakesNoPlaceOfAKeyWhenRefused() async throws {
         let limiter = CountingRateLimiter()
         let harness = GatewayHarness(limiter: limiter, environment: ["CONDUIT_GATEWAY_MAX_CONCURRENT_PER_TENANT": "1"])
-        let key = Self.key(harness, "key-own") { $0.key.maxConcurrent = 5 }
+        let key = harness.installKey("key-own") { $0.key.maxConcurrent = 5 }
         // Another key of the tenant has its one place.
         try await limiter.occupy("rl:tenant:acme:conc", id: "other-key", limit: 1)
         try await harness.app().test(.router) { client in
@@ -74,14 +64,14 @@ struct ConcurrencyTests {
             try await limiter.vacate("rl:tenant:acme:conc", id: "other-key")
             #expect(try await Self.chat(client, key: key).status == .ok)
         }
-        try await Self.eventually { limiter.held("rl:key-own:conc") == 0 }
+        _ = try await eventually(within: .seconds(2)) { limiter.held("rl:key-own:conc") == 0 }
         #expect(limiter.held("rl:tenant:acme:conc") == 0 && limiter.held("rl:key-own:conc") == 0)
     }
 
     @Test func aPlaceComesBackWhenTheServiceBehindFails() async throws {
         let limiter = CountingRateLimiter()
         let harness = GatewayHarness(limiter: limiter)
-        let key = Self.key(harness, "key-search") { $0.key.maxConcurrent = 1 }
+        let key = harness.installKey("key-search") { $0.key.maxConcurrent = 1 }
         try await harness.app().test(.router) { client in
             for _ in 0..<3 {
                 // The fake retriever is unreachable: 502, and the place is free again at once.

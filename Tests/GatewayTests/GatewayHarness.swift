@@ -29,3 +29,14 @@ struct GatewayHarness {
         return Application(router: router)
     }
 }
+
+extension GatewayHarness {
+    /// A developer key `id` of tenant `tenant` held to the limits `configure` sets.
+    func installKey(_ id: String, tenant: String = "acme", _ configure: (inout CallerLimits) -> Void) -> String {
+        let key = APIKeyAuthenticator.generateKey()
+        var identity = CallerIdentity(tenant: tenant, keyID: id, roles: ["developer"])
+        configure(&identity.limits)
+        keys.install(hash: APIKeyAuthenticator.hash(key), identity: identity)
+        return key
+    }
+}

@@ -26,19 +26,7 @@ struct RateLimitTests {
             body: ByteBuffer(string: #"{"model":"\#(model)","stream":\#(stream)\#(limit),"messages":[{"role":"user","content":"hi"}]}"#))
     }
 
-    /// A key of tenant `tenant` with `limits`.
-    static func key(_ harness: GatewayHarness, _ id: String, tenant: String = "acme", _ configure: (inout CallerLimits) -> Void) -> String {
-        let key = APIKeyAuthenticator.generateKey()
-        var identity = CallerIdentity(tenant: tenant, keyID: id, roles: ["developer"])
-        configure(&identity.limits)
-        harness.keys.install(hash: APIKeyAuthenticator.hash(key), identity: identity)
-        return key
-    }
 
-    /// Polls until `condition` holds (settlements run after the answer).
-    static func eventually(_ condition: () -> Bool) async throws {
-        for _ in 0..<200 where !condition() { try await Task.sleep(for: .milliseconds(10)) }
-    }
 
     @Test func eachKeyGetsItsRequestsPerMinuteThenA429WithOpenAIsHeaders() async throws {
         let limiter = CountingRateLimiter()
@@ -78,7 +66,7 @@ struct RateLimitTests {
     @Test func tokensAreReservedFromTheRequestAndSettledToWhatTheAnswerUsed() async throws {
         let limiter = CountingRateLimiter()
         let harness = GatewayHarness(limiter: limiter)
-        let key = Self.key(harness, "key-tpm") { $0.key.tpm = 1000 }
+        let key = harness.installKey("key-tpm") { $0.key.tpm = 1000 }
         harness.services.usageTokens.withLock { $0 = 20 }
         try await harness.app().test(.router) { client in
             // 300 completion tokens and the body's ~27 reserved; the answer used 20.
@@ -89,14 +77,14 @@ struct RateLimitTests {
             #expect(left > 650 && left < 700)
             // The orchestrator's count is the gateway's business only.
             #expect(Self.header(first, ConduitHeader.usageTokens) == nil)
-            try await Self.eventually { !limiter.settlements.isEmpty }
+            _ = try await eventually(within: .seconds(2)) { !limiter.settlements.isEmpty }
             let delta = try #require(limiter.settlements.first?.delta)
             #expect(delta == 20 - (1000 - left))
             // What came back makes room for a request that would not have fitted before; it uses 900.
             harness.services.usageTokens.withLock { $0 = 900 }
             let second = try await Self.chat(client, key: key, maxTokens: 900)
             #expect(second.status == .ok)
-            try await Self.eventually { limiter.settlements.count == 2 }
+            _ = try await eventually(within: .seconds(2)) { limiter.settlements.count == 2 }
             let third = try await Self.chat(client, key: key, maxTokens: 900)
             #expect(third.status == .tooManyRequests)
             #expect(third.headers[.retryAfter] != nil)
@@ -113,13 +101,13 @@ struct RateLimitTests {
     @Test func aStreamSettlesFromItsCountCommentEvenSplitAcrossChunks() async throws {
         let limiter = CountingRateLimiter()
         let harness = GatewayHarness(limiter: limiter)
-        let key = Self.key(harness, "key-stream") { $0.key.tpm = 5000 }
+        let key = harness.installKey("key-stream") { $0.key.tpm = 5000 }
         harness.services.usageTokens.withLock { $0 = 7 }
         try await harness.app().test(.router) { client in
             let response = try await Self.chat(client, key: key, maxTokens: 1000, stream: true)
             #expect(response.status == .ok)
             #expect(String(buffer: response.body).hasSuffix("data: [DONE]\n\n"))
-            try await Self.eventually { !limiter.settlements.isEmpty }
+            _ = try await eventually(within: .seconds(2)) { !limiter.settlements.isEmpty }
             let reserved = 5000 - (Self.header(response, "x-ratelimit-remaining-tokens").flatMap(Int.init) ?? 0)
             #expect(limiter.settlements.map(\.delta) == [7 - reserved])
         }
@@ -127,8 +115,8 @@ struct RateLimitTests {
 
     @Test func aTenantsLimitCountsEveryKeyOfItAndAModelsLimitOnlyThatModel() async throws {
         let harness = GatewayHarness(limiter: CountingRateLimiter())
-        let first = Self.key(harness, "key-one") { $0.tenant.rpm = 3 }
-        let second = Self.key(harness, "key-two") { $0.tenant.rpm = 3; $0.keyModels = ["big": RateLimits(rpm: 1)] }
+        let first = harness.installKey("key-one") { $0.tenant.rpm = 3 }
+        let second = harness.installKey("key-two") { $0.tenant.rpm = 3; $0.keyModels = ["big": RateLimits(rpm: 1)] }
         try await harness.app().test(.router) { client in
             #expect(try await Self.models(client, key: first).status == .ok)
             #expect(try await Self.chat(client, key: second, model: "big").status == .ok)
@@ -146,7 +134,7 @@ struct RateLimitTests {
 
     @Test func aKeyMayUseOnlyItsModels() async throws {
         let harness = GatewayHarness()
-        let key = Self.key(harness, "key-models") { $0.allowedModels = ["m", "auto"] }
+        let key = harness.installKey("key-models") { $0.allowedModels = ["m", "auto"] }
         try await harness.app().test(.router) { client in
             #expect(try await Self.chat(client, key: key, model: "m").status == .ok)
             let refused = try await Self.chat(client, key: key, model: "gpt-4o")
