@@ -35,12 +35,12 @@ let services = [
         .product(name: "Crypto", package: "swift-crypto"), .product(name: "JWTKit", package: "jwt-kit"),
     ]),
     service("Orchestrator", product: "orchestrator", dependencies: redis + kafka + http + [
-        "Providers", "SemanticCache", "Budgets", "Routing", .product(name: "Crypto", package: "swift-crypto"),
+        "Providers", "SemanticCache", "Budgets", "Routing", "Prompts", .product(name: "Crypto", package: "swift-crypto"),
     ]),
     service("Embedder", product: "embedder", dependencies: kafka + http + ["TextEmbedding", "Providers"]),
     service("Retriever", product: "retriever", dependencies: postgres + kafka + http + ["SearchEngine"]),
     service("CostService", product: "cost-service", dependencies: postgres + redis + kafka + http + ["Budgets", .product(name: "Crypto", package: "swift-crypto")]),
-    service("PromptRegistry", product: "prompt-registry", dependencies: postgres + redis),
+    service("PromptRegistry", product: "prompt-registry", dependencies: postgres + redis + kafka + ["Prompts"]),
     service("MetricsExporter", product: "metrics-exporter", dependencies: kafka),
 ]
 
@@ -67,6 +67,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "5.0.1"),
         .package(url: "https://github.com/vapor/jwt-kit.git", from: "5.7.1"),
+        .package(url: "https://github.com/hummingbird-project/swift-mustache.git", from: "2.1.1"),
     ],
     targets: services.map(\.1) + [
         // Wire types: Foundation only, no I/O.
@@ -122,6 +123,11 @@ let package = Package(
         // the cost-service (build from the ledger, report).
         .target(name: "Budgets", dependencies: ["ConduitProtocol", "Redis"], path: "Shared/Budgets"),
         .target(name: "Routing", dependencies: ["ConduitProtocol", "Providers"], path: "Shared/Routing"),
+        // Prompt templates: Mustache compiling and rendering, experiment assignment and
+        // statistics. Pure; shared by the prompt-registry and the orchestrator.
+        .target(name: "Prompts", dependencies: [
+            "ConduitProtocol", .product(name: "Mustache", package: "swift-mustache"), .product(name: "Crypto", package: "swift-crypto"),
+        ], path: "Shared/Prompts"),
         // A prefetch hint for the vector index's walk (Swift has no prefetch intrinsic).
         .target(name: "CSearchKernels", path: "Shared/CSearchKernels"),
 
@@ -176,6 +182,7 @@ let package = Package(
         .testTarget(name: "BudgetsTests", dependencies: [
             "Budgets", "ConduitProtocol", "Redis", "TestSupport", .product(name: "Logging", package: "swift-log"),
         ], path: "Tests/BudgetsTests"),
+        .testTarget(name: "PromptsTests", dependencies: ["Prompts", "ConduitProtocol"], path: "Tests/PromptsTests"),
         .testTarget(name: "PostgresTests", dependencies: ["Postgres", "TestSupport"], path: "Tests/PostgresTests"),
         .testTarget(name: "RedisTests", dependencies: ["Redis", "TestSupport", .product(name: "Prometheus", package: "swift-prometheus")], path: "Tests/RedisTests"),
         .testTarget(name: "KafkaTests", dependencies: ["Kafka", "TestSupport"], path: "Tests/KafkaTests"),
