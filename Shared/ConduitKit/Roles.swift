@@ -14,6 +14,8 @@ import HTTPTypes
 /// | `search` | ✓ | ✓ | ✓ | ✓ | |
 /// | `readUsage` (usage, budgets) | ✓ | ✓ | ✓ | ✓ | |
 /// | `readAudit` (the tenant's audit trail) | ✓ | ✓ | | ✓ | |
+/// | `readPrompts` (prompts, versions, experiments' results) | ✓ | ✓ | ✓ | ✓ | |
+/// | `writePrompts` (new versions, unprotected labels, experiments) | ✓ | ✓ | ✓ | | |
 public enum Role: String, Sendable, CaseIterable, Codable {
     case platformAdmin = "platform_admin"
     case admin, developer, viewer, service
@@ -24,7 +26,8 @@ public enum Role: String, Sendable, CaseIterable, Codable {
         case (.admin, .manageTenants): false
         case (.admin, _): true
         case (.developer, .infer), (.developer, .writeDocuments), (.developer, .search), (.developer, .readUsage): true
-        case (.viewer, .search), (.viewer, .readUsage), (.viewer, .readAudit): true
+        case (.developer, .readPrompts), (.developer, .writePrompts): true
+        case (.viewer, .search), (.viewer, .readUsage), (.viewer, .readAudit), (.viewer, .readPrompts): true
         case (.service, .infer): true
         default: false
         }
@@ -33,6 +36,9 @@ public enum Role: String, Sendable, CaseIterable, Codable {
 
 public enum Permission: String, Sendable, CaseIterable {
     case manageTenants, manageKeys, manageBudgets, infer, writeDocuments, search, readUsage, readAudit
+    /// Prompts, versions, experiments: read them; write versions, move unprotected labels, run
+    /// experiments. Protected labels move only with `manageKeys` (tenant admins).
+    case readPrompts, writePrompts
 }
 
 extension CallerIdentity {

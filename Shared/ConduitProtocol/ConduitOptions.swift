@@ -8,17 +8,59 @@ public struct ConduitOptions: Codable, Sendable, Hashable {
     public var cache: Bool?
     /// Limits on the model a router (`model: "auto"`) chooses.
     public var routing: RoutingOptions?
+    /// A template from the prompt registry, rendered into the messages.
+    public var prompt: PromptOptions?
 
-    public init(rag: RAGOptions? = nil, sessionID: String? = nil, cache: Bool? = nil, routing: RoutingOptions? = nil) {
+    public init(rag: RAGOptions? = nil, sessionID: String? = nil, cache: Bool? = nil, routing: RoutingOptions? = nil, prompt: PromptOptions? = nil) {
         self.rag = rag
         self.sessionID = sessionID
         self.cache = cache
         self.routing = routing
+        self.prompt = prompt
     }
 
     enum CodingKeys: String, CodingKey {
-        case rag, cache, routing
+        case rag, cache, routing, prompt
         case sessionID = "session_id"
+    }
+}
+
+/// `conduit.prompt` of a chat request: which prompt (a label's version, `production` when
+/// neither is named, or a version number) and the values of its variables.
+public struct PromptOptions: Codable, Sendable, Hashable {
+    public var name: String
+    public var label: String?
+    public var version: Int?
+    public var variables: [String: JSONValue]?
+
+    public init(name: String, label: String? = nil, version: Int? = nil, variables: [String: JSONValue]? = nil) {
+        self.name = name
+        self.label = label
+        self.version = version
+        self.variables = variables
+    }
+}
+
+/// `conduit.prompt` of an answer rendered from a template: the version that served it, the
+/// label it was asked by, the experiment's variant when one chose it.
+public struct PromptInfo: Codable, Sendable, Hashable {
+    public var name: String
+    public var version: Int
+    public var label: String?
+    public var variant: String?
+    public var experimentID: String?
+
+    public init(name: String, version: Int, label: String? = nil, variant: String? = nil, experimentID: String? = nil) {
+        self.name = name
+        self.version = version
+        self.label = label
+        self.variant = variant
+        self.experimentID = experimentID
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case name, version, label, variant
+        case experimentID = "experiment_id"
     }
 }
 
@@ -80,9 +122,12 @@ public struct ConduitResponseInfo: Codable, Sendable, Hashable {
     public var cache: CacheInfo?
     /// Which model a router chose, and why.
     public var routing: RoutingInfo?
+    /// The prompt template the request was rendered from.
+    public var prompt: PromptInfo?
 
     public init(citations: [Citation]? = nil, confidence: Double? = nil, retrieval: RetrievalSummary? = nil, sessionID: String? = nil, cache: CacheInfo? = nil,
-                routing: RoutingInfo? = nil) {
+                routing: RoutingInfo? = nil, prompt: PromptInfo? = nil) {
+        self.prompt = prompt
         self.citations = citations
         self.confidence = confidence
         self.retrieval = retrieval
@@ -92,7 +137,7 @@ public struct ConduitResponseInfo: Codable, Sendable, Hashable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case citations, confidence, retrieval, cache, routing
+        case citations, confidence, retrieval, cache, routing, prompt
         case sessionID = "session_id"
     }
 }

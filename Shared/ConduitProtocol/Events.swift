@@ -246,6 +246,13 @@ public struct UsageEvent: Codable, Sendable, Hashable {
     /// `ok`, or the error type of the failed request (`upstream_error`, `client_closed`, …).
     public var status: String
     public var timestamp: Date
+    /// The prompt template the request was rendered from, and its version: cost and latency
+    /// can be compared per version.
+    public var promptName: String?
+    public var promptVersion: Int?
+    /// The experiment that chose the version, and its variant.
+    public var experimentID: String?
+    public var variant: String?
 
     public init(requestID: String, tenant: String, kind: String, model: String, promptTokens: Int, completionTokens: Int, status: String, timestamp: Date,
                 eventID: String = UUIDv7.make()) {
@@ -279,6 +286,10 @@ public struct UsageEvent: Codable, Sendable, Hashable {
         case servedModel = "served_model"
         case deployment
         case timeToFirstTokenMilliseconds = "ttft_ms"
+        case promptName = "prompt_name"
+        case promptVersion = "prompt_version"
+        case experimentID = "experiment_id"
+        case variant
     }
 }
 

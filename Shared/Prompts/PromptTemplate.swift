@@ -15,7 +15,7 @@ public enum PromptBody: Sendable, Hashable {
     }
 
     /// Every template text of the body, in order (a text body's one, a chat body's contents).
-    var templates: [String] {
+    public var templates: [String] {
         switch self {
         case .text(let template): [template]
         case .chat(let messages): messages.compactMap(\.content)
