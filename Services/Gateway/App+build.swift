@@ -193,10 +193,12 @@ func buildRouter(
 
 /// The public routes, behind whatever the group in front of them checks.
 func addRoutes(to api: RouterGroup<ConduitRequestContext>, configuration: ServiceConfiguration, dependencies: GatewayDependencies) throws {
-    ForwardingController(
+    let forwarding = ForwardingController(
         services: dependencies.services,
         chatTimeout: .seconds(try configuration.environment.int("CONDUIT_GATEWAY_CHAT_TIMEOUT_S", default: 900))
-    ).addRoutes(to: api)
+    )
+    forwarding.addRoutes(to: api)
+    forwarding.addPromptRoutes(to: api)
     DocumentsController(
         queue: dependencies.indexing,
         maxDocumentCharacters: try configuration.environment.int("CONDUIT_EMBEDDER_MAX_DOCUMENT_CHARS", default: 1_000_000)

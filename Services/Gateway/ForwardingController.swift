@@ -78,6 +78,47 @@ struct ForwardingController: Sendable {
         }
     }
 
+    /// Prompts, experiments and feedback go to the prompt-registry, which checks what needs
+    /// more than reading (writing versions, protected labels) against the signed roles.
+    func addPromptRoutes(to router: some RouterMethods<ConduitRequestContext>) {
+        router.get("/v1/prompts") { request, context in
+            try Self.allow(.readPrompts, context)
+            return try await forward(request, context, to: .promptRegistry, method: "GET", path: "/v1/prompts" + Self.query(of: request))
+        }
+        router.post("/v1/prompts") { request, context in
+            try Self.allow(.writePrompts, context)
+            return try await forward(request, context, to: .promptRegistry, path: "/v1/prompts")
+        }
+        for method in ["GET", "POST", "DELETE"] {
+            router.on("/v1/prompts/**", method: .init(method)!) { request, context in
+                try Self.allow(.readPrompts, context)
+                let tail = context.parameters.getCatchAll().map { escapedPathSegment(String($0)) }.joined(separator: "/")
+                return try await forward(request, context, to: .promptRegistry, method: method, path: "/v1/prompts/" + tail + Self.query(of: request))
+            }
+        }
+        router.get("/v1/experiments") { request, context in
+            try Self.allow(.readPrompts, context)
+            return try await forward(request, context, to: .promptRegistry, method: "GET", path: "/v1/experiments")
+        }
+        router.post("/v1/experiments") { request, context in
+            try Self.allow(.writePrompts, context)
+            return try await forward(request, context, to: .promptRegistry, path: "/v1/experiments")
+        }
+        router.get("/v1/experiments/:id") { request, context in
+            try Self.allow(.readPrompts, context)
+            return try await forward(request, context, to: .promptRegistry, method: "GET", path: "/v1/experiments/" + escapedPathSegment(try context.pathParameter("id")))
+        }
+        router.post("/v1/experiments/:id/conclude") { request, context in
+            try Self.allow(.writePrompts, context)
+            let id = escapedPathSegment(try context.pathParameter("id"))
+            return try await forward(request, context, to: .promptRegistry, path: "/v1/experiments/\(id)/conclude")
+        }
+        router.post("/v1/feedback") { request, context in
+            try Self.allow(.infer, context)
+            return try await forward(request, context, to: .promptRegistry, path: "/v1/feedback")
+        }
+    }
+
     /// The route's permission (see `Role`), or a 403 naming it.
     static func allow(_ permission: Permission, _ context: ConduitRequestContext) throws {
         try context.require(permission, "This key's role may not do this (it needs the '\(permission.rawValue)' permission).")

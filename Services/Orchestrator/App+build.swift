@@ -9,6 +9,7 @@ import Hummingbird
 import Kafka
 import Logging
 import Prometheus
+import Prompts
 import Providers
 import Redis
 import SemanticCache
@@ -44,6 +45,9 @@ import SemanticCache
 /// | `CONDUIT_BUDGET_UNAVAILABLE` | `refuse` (503 when budgets cannot be known); `allow` lets requests through |
 /// | `CONDUIT_BUDGET_HOLD_TTL_S` | 900 (a request's hold on its budgets, if never settled, expires after this) |
 /// | `CONDUIT_BUDGET_SETTLE_BACKLOG` | 1000 (holds settled after their response, at most this many at once; past it, before) |
+/// | `CONDUIT_ORCHESTRATOR_PROMPT_POLL_MS` | 200 (how often the prompts' change counter in Redis is read) |
+/// | `CONDUIT_ORCHESTRATOR_PROMPT_STALE_MS` | 1000 (with no successful poll for this long, no prompt is served from memory) |
+/// | `CONDUIT_ORCHESTRATOR_PROMPT_CACHE_ENTRIES` | 10000 (compiled prompts kept in memory; least recently used go first) |
 func buildApplication(configuration: ServiceConfiguration, logger: Logger) async throws -> some ApplicationProtocol {
     let environment = configuration.environment
     let catalogPath = environment.string("CONDUIT_MODEL_CATALOG", default: "deploy/models.yaml")
@@ -76,6 +80,13 @@ func buildApplication(configuration: ServiceConfiguration, logger: Logger) async
             maxEntries: try environment.int("CONDUIT_CACHE_MAX_ENTRIES", default: 200_000),
             maxBytes: try environment.int("CONDUIT_CACHE_MAX_BYTES", default: 512 << 20)),
         engine: engine, registry: registry, logger: logger)
+    let prompts = HotPromptDirectory(
+        redis: redis, registry: ServiceClient(http: http, baseURLs: configuration.serviceURLs),
+        configuration: .init(
+            pollInterval: .milliseconds(try environment.int("CONDUIT_ORCHESTRATOR_PROMPT_POLL_MS", default: 200)),
+            staleAfter: .milliseconds(try environment.int("CONDUIT_ORCHESTRATOR_PROMPT_STALE_MS", default: 1000)),
+            maxEntries: try environment.int("CONDUIT_ORCHESTRATOR_PROMPT_CACHE_ENTRIES", default: 10_000)),
+        metricsRegistry: registry, logger: logger)
     let dependencies = OrchestratorDependencies(
         models: providers,
         usage: usage,
@@ -91,9 +102,10 @@ func buildApplication(configuration: ServiceConfiguration, logger: Logger) async
             client: ServiceClient(http: http, baseURLs: configuration.serviceURLs),
             configuration: try budgetDirectoryConfiguration(environment), logger: logger),
         spend: BudgetCounters(redis: redis),
+        prompts: prompts,
         readiness: [.redis(redis), .kafka(producer)])
     let router = try buildRouter(configuration: configuration, dependencies: dependencies, registry: registry, logger: logger)
-    return makeConduitApplication(router: router, configuration: configuration, services: [redis, engine, producer, usage, http, semanticCache], logger: logger)
+    return makeConduitApplication(router: router, configuration: configuration, services: [redis, engine, producer, usage, http, semanticCache, prompts], logger: logger)
 }
 
 /// What the orchestrator's routes stand on, as protocols: `buildApplication` gives the real
@@ -108,7 +120,14 @@ struct OrchestratorDependencies: Sendable {
     var tokenizer: any Tokenizer
     var budgets: any BudgetDirectory
     var spend: any SpendReservations
+    var prompts: any PromptDirectory = NoPromptDirectory()
     var readiness: [ReadinessCheck] = []
+}
+
+/// A directory with no prompts (every `conduit.prompt` is a 404), for dependencies that
+/// name no registry.
+struct NoPromptDirectory: PromptDirectory {
+    func prompt(tenant: String, name: String, _ selector: PromptSelector, context: ConduitRequestContext) async throws -> ResolvedPrompt? { nil }
 }
 
 func budgetDirectoryConfiguration(_ environment: ConduitEnvironment) throws -> CostServiceBudgets.Configuration {
@@ -123,7 +142,7 @@ func budgetDirectoryConfiguration(_ environment: ConduitEnvironment) throws -> C
         allowWhenUnavailable: unavailable == "allow")
 }
 
-/// The routes, with the chat path's stages in their order: a router's choice of model, the
+/// The routes, with the chat path's stages in their order: the prompt template, a router's choice of model, the
 /// session's history, the semantic cache, retrieval, budgets, then the model call (`ChatPipeline`).
 func buildRouter(
     configuration: ServiceConfiguration, dependencies: OrchestratorDependencies,
@@ -148,6 +167,7 @@ func buildRouter(
     let rewriter = QueryRewriter(router: dependencies.models, model: environment.optionalString("CONDUIT_RAG_REWRITE_MODEL"), usage: dependencies.usage)
     let pipeline = ChatPipeline(
         stages: [
+            PromptStage(directory: dependencies.prompts),
             RoutingStage(
                 models: dependencies.models, tokenizer: dependencies.tokenizer, directory: dependencies.budgets, counters: dependencies.spend,
                 registry: registry, logger: logger),

@@ -16,6 +16,12 @@ public enum RedisValue: Sendable, Equatable {
         }
     }
 
+    /// A bulk reply's bytes; nil for anything else.
+    public var bytes: [UInt8]? {
+        if case .bulk(let bytes) = self { return bytes }
+        return nil
+    }
+
     public var int: Int? {
         switch self {
         case .integer(let value): value

@@ -20,9 +20,10 @@ struct ChatTurn: Sendable {
     var primary: Deployment?
     var counter: TokenCounter
     let started: ContinuousClock.Instant
-    /// The request's usage event as first made: model calls made for it (a rewrite, a summary)
-    /// bill the same tenant and key under the same request id.
-    let billing: UsageEvent
+    /// The request's usage event as first made (and attributed by the stages: the prompt
+    /// version): model calls made for it (a rewrite, a summary) bill the same tenant and key
+    /// under the same request id.
+    var billing: UsageEvent
 
     /// The session the turn belongs to (`SessionStage`).
     var session: String?
@@ -39,6 +40,8 @@ struct ChatTurn: Sendable {
     var routing: RoutingInfo?
     /// What the request holds against its budgets (`BudgetStage`).
     var budgetHold: BudgetStage.Hold?
+    /// The prompt template the request was rendered from (`PromptStage`).
+    var prompt: PromptInfo?
     /// Headers the stages add to the response.
     var responseHeaders = HTTPFields()
 
@@ -70,10 +73,11 @@ struct ChatTurn: Sendable {
 
     /// The response's `conduit` object, when retrieval, a session or a router was involved.
     func info(answer: String) -> ConduitResponseInfo? {
-        guard rag != nil || session != nil || routing != nil else { return nil }
+        guard rag != nil || session != nil || routing != nil || prompt != nil else { return nil }
         var info = rag?.info(answer: answer) ?? ConduitResponseInfo()
         info.sessionID = session
         info.routing = routing
+        info.prompt = prompt
         return info
     }
 }
