@@ -29,8 +29,9 @@ public struct VariantComparison: Sendable, Hashable, Codable {
     public var difference: Double
     /// `difference` ÷ control mean; nil when the control's mean is 0.
     public var lift: Double?
-    public var confidenceLow: Double
-    public var confidenceHigh: Double
+    /// The 95 % interval of `difference` (for `alpha` 0.05); nil until both variants have two outcomes.
+    public var confidenceLow: Double?
+    public var confidenceHigh: Double?
     /// Fixed-horizon two-sided p-value: right only when read once, at a size fixed in advance.
     public var pValue: Double
     /// Always-valid p-value of the mixture sequential probability ratio test (mSPRT): the
@@ -65,7 +66,7 @@ public enum ExperimentStatistics {
         let difference = treatment.mean - control.mean
         let lift = control.mean != 0 ? difference / abs(control.mean) : nil
         guard control.count >= 2, treatment.count >= 2 else {
-            return VariantComparison(difference: difference, lift: lift, confidenceLow: -.infinity, confidenceHigh: .infinity,
+            return VariantComparison(difference: difference, lift: lift, confidenceLow: nil, confidenceHigh: nil,
                                      pValue: 1, sequentialPValue: 1, significant: false)
         }
         let nc = Double(control.count), nt = Double(treatment.count)

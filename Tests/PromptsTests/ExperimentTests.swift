@@ -67,19 +67,21 @@ struct ExperimentTests {
         #expect(wrong <= 50, "\(wrong) of 1000 A/A experiments declared a difference")
     }
 
-    @Test func fixedHorizonTestsMatchKnownValues() {
+    @Test func fixedHorizonTestsMatchKnownValues() throws {
         // Two proportions: 45/100 vs 60/100 → z = 2.1240, two-sided p = 0.0337.
         let proportions = ExperimentStatistics.compare(
             control: OutcomeSummary(successes: 45, of: 100), treatment: OutcomeSummary(successes: 60, of: 100), binary: true)
         #expect(abs(proportions.pValue - 0.0337) < 0.0005)
         #expect(abs(proportions.difference - 0.15) < 1e-12 && abs(proportions.lift! - 0.15 / 0.45) < 1e-12)
-        #expect(proportions.confidenceLow > 0.01 && proportions.confidenceLow < 0.02 && proportions.confidenceHigh > 0.28 && proportions.confidenceHigh < 0.29)
+        let low = try #require(proportions.confidenceLow), high = try #require(proportions.confidenceHigh)
+        #expect(low > 0.01 && low < 0.02 && high > 0.28 && high < 0.29)
         // Welch: means 10 vs 12, variances 4 and 9, 20 each → t = 2.4807, df = 33.10, p = 0.0184.
         let welch = ExperimentStatistics.compare(
             control: OutcomeSummary(count: 20, mean: 10, variance: 4), treatment: OutcomeSummary(count: 20, mean: 12, variance: 9), binary: false)
         #expect(abs(welch.pValue - 0.0184) < 0.0005, "\(welch.pValue)")
         // The 95 % interval is 2 ± t(0.975, 33.10) · 0.8062 = 2 ± 1.6402.
-        #expect(abs(welch.confidenceLow - 0.3598) < 0.002 && abs(welch.confidenceHigh - 3.6402) < 0.002, "\(welch)")
+        let welchLow = try #require(welch.confidenceLow), welchHigh = try #require(welch.confidenceHigh)
+        #expect(abs(welchLow - 0.3598) < 0.002 && abs(welchHigh - 3.6402) < 0.002, "\(welch)")
         // Too few outcomes: nothing is declared, whatever the numbers.
         #expect(!ExperimentStatistics.compare(control: OutcomeSummary(successes: 0, of: 5), treatment: OutcomeSummary(successes: 5, of: 5), binary: true).significant)
     }
