@@ -54,6 +54,7 @@ let package = Package(
         .executable(name: "bench-gateway-upstream", targets: ["GatewayBenchmark"]),
         .executable(name: "bench-cache", targets: ["CacheBenchmark"]),
         .executable(name: "bench-routing", targets: ["RoutingBenchmark"]),
+        .executable(name: "bench-prompts-stats", targets: ["PromptsBenchmark"]),
     ],
     dependencies: [
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
@@ -158,6 +159,8 @@ let package = Package(
         .executableTarget(name: "CacheBenchmark", dependencies: [
             "SemanticCache", "Redis", "ConduitKit", .product(name: "Logging", package: "swift-log"),
         ], path: "Benchmarks/CacheBenchmark"),
+
+        .executableTarget(name: "PromptsBenchmark", dependencies: ["Prompts", "ConduitProtocol"], path: "Benchmarks/PromptsBenchmark"),
 
         .executableTarget(name: "RoutingBenchmark", dependencies: ["Routing", "Providers"], path: "Benchmarks/RoutingBenchmark"),
 

@@ -9,7 +9,8 @@ enum ChatRequestValidation {
 
     static func validate(_ request: ChatCompletionRequest) throws {
         guard !request.model.isEmpty else { throw APIError.invalidRequest("you must provide a model parameter", param: "model") }
-        guard !request.messages.isEmpty else {
+        // A template (`conduit.prompt`) may bring every message.
+        guard !request.messages.isEmpty || request.conduit?.prompt != nil else {
             throw APIError.invalidRequest("[] is too short - 'messages'", param: "messages", code: "empty_array")
         }
         for (index, message) in request.messages.enumerated() {

@@ -119,6 +119,9 @@ struct PromptController: Sendable {
             }
             guard ask.template == nil else { throw APIError.invalidRequest("A chat prompt has 'messages', not 'template'.", param: "template") }
             guard messages.count <= maxMessages else { throw APIError.invalidRequest("A chat prompt has at most \(maxMessages) messages.", param: "messages") }
+            for case .message(let role, _) in messages where !["system", "developer", "user", "assistant"].contains(role) {
+                throw APIError.invalidRequest("A chat prompt's message role is system, developer, user or assistant, not '\(role)'.", param: "messages")
+            }
             for case .placeholder(let variable) in messages where !PromptNames.isValidLabel(variable) {
                 throw APIError.invalidRequest("A placeholder's 'name' is a variable name: letters, digits, '.', '-' or '_'.", param: "messages")
             }
