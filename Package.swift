@@ -233,7 +233,8 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"), .product(name: "Prometheus", package: "swift-prometheus"),
         ]),
         // The orchestrator's real stores and clients against the test stack's servers.
-        serviceTests("OrchestratorStoreTests", of: "Orchestrator", ["Kafka", "HTTP", "Redis", "Providers", "Budgets"]),
+        serviceTests("OrchestratorStoreTests", of: "Orchestrator", ["Kafka", "HTTP", "Redis", "Providers", "Budgets", "Prompts", "ConduitHTTP"]),
+        serviceTests("PromptRegistryTests", of: "PromptRegistry", ["Postgres", "Redis", "Prompts"]),
         .testTarget(name: "RoutingTests", dependencies: ["Routing", "Providers", "ConduitProtocol"], path: "Tests/RoutingTests"),
         .testTarget(name: "ProvidersTests", dependencies: [
             "Providers", "ConduitProtocol", "HTTP", "TestSupport",

@@ -91,6 +91,11 @@ final class HotPromptDirectory: PromptDirectory, Service {
     }
 
     func prompt(tenant: String, name: String, _ selector: PromptSelector, context: ConduitRequestContext) async throws -> ResolvedPrompt? {
+        try await prompt(tenant: tenant, name: name, selector, headers: ServiceClient.propagatedHeaders(from: context))
+    }
+
+    /// `headers` carry the caller's signed identity to the registry, when it is asked.
+    func prompt(tenant: String, name: String, _ selector: PromptSelector, headers: [(name: String, value: String)]) async throws -> ResolvedPrompt? {
         let key = Key(tenant: tenant, name: name, selector: selector)
         let (held, generation, fresh) = state.withLockedValue { state -> (Entry?, UInt64, Bool) in
             let fresh = state.lastPoll.map { ContinuousClock.now - $0 < configuration.staleAfter } ?? false
@@ -104,7 +109,6 @@ final class HotPromptDirectory: PromptDirectory, Service {
             metrics.lookups("memory").increment()
             return held.prompt
         }
-        let headers = ServiceClient.propagatedHeaders(from: context)
         guard let root = try await raw(tenant: tenant, name: name, selector, headers: headers) else {
             if fresh { keep(key, Entry(prompt: nil, members: [PromptHotCopy.member(tenant: tenant, name: name)], used: 0), ifStill: generation) }
             return nil
