@@ -63,8 +63,8 @@ final class KafkaAuditPublisher: AuditRecorder {
     }
 }
 
-/// Audits, behind authentication, every change an admin makes (keys, tenants, budgets) and
-/// every permission refusal. (Authentication failures are audited where they happen.)
+/// Audits, behind authentication, every change an admin makes (keys, tenants, budgets), every
+/// change to prompts (versions, labels, deletions, experiments) and every permission refusal. (Authentication failures are audited where they happen.)
 struct AuditMiddleware: RouterMiddleware {
     typealias Context = ConduitRequestContext
     let audit: any AuditRecorder
@@ -101,6 +101,16 @@ struct AuditMiddleware: RouterMiddleware {
     static func action(_ method: HTTPRequest.Method, path: String) -> String? {
         let parts = path.split(separator: "/").map(String.init)
         guard parts.count >= 2, parts[0] == "v1", method != .get, method != .head else { return nil }
+        // Prompt names may hold folders: their changes are read from the path's end.
+        switch (parts[1], method, parts.count, parts.last) {
+        case ("prompts", .post, 2, _): return "prompt.version"
+        case ("prompts", .post, _, "labels"): return "prompt.label"
+        case ("prompts", .delete, 3..., _): return "prompt.delete"
+        case ("prompts", _, _, _): return nil
+        case ("experiments", .post, 2, _): return "experiment.create"
+        case ("experiments", .post, 4, "conclude"): return "experiment.conclude"
+        default: break
+        }
         let verb: String
         switch (parts.count, method, parts.last) {
         case (_, .post, "rotate"): verb = "rotate"

@@ -89,10 +89,14 @@ struct ForwardingController: Sendable {
             try Self.allow(.writePrompts, context)
             return try await forward(request, context, to: .promptRegistry, path: "/v1/prompts")
         }
+        // A name with folders (`support/answer`, or `support%2Fanswer`) and the operation after
+        // it (`/versions`, `/labels` …): the registry reads both from the path's end.
         for method in ["GET", "POST", "DELETE"] {
             router.on("/v1/prompts/**", method: .init(method)!) { request, context in
                 try Self.allow(.readPrompts, context)
-                let tail = context.parameters.getCatchAll().map { escapedPathSegment(String($0)) }.joined(separator: "/")
+                let tail = context.parameters.getCatchAll()
+                    .flatMap { (String($0).removingPercentEncoding ?? String($0)).split(separator: "/", omittingEmptySubsequences: false) }
+                    .map { escapedPathSegment(String($0)) }.joined(separator: "/")
                 return try await forward(request, context, to: .promptRegistry, method: method, path: "/v1/prompts/" + tail + Self.query(of: request))
             }
         }

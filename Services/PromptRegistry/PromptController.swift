@@ -164,7 +164,11 @@ struct PromptController: Sendable {
         guard let state = try await store.state(tenant: tenant, name: name) else { throw Self.notFound(name) }
         // A deleted prompt's versions stay readable by number; its labels are gone.
         if state.deleted, case .label = selector { throw Self.notFound(name) }
-        guard let version = try await store.version(tenant: tenant, name: name, selector) else { throw Self.notFound(name, selector) }
+        // A label's version came with the state; a number is one more query.
+        let labelled: PromptVersion? = if case .label(let label) = selector { state.labels.first { $0.label == label }?.version } else { nil }
+        guard let version = try await labelled.asyncOr({ try await store.version(tenant: tenant, name: name, selector) }) else {
+            throw Self.notFound(name, selector)
+        }
         var answer = try Self.json(version).objectValue ?? [:]
         answer["labels"] = .array(state.labels.filter { $0.version.version == version.version }.map { .string($0.label) })
         answer["all_labels"] = .object(Dictionary(uniqueKeysWithValues: state.labels.map {
@@ -271,7 +275,10 @@ struct PromptController: Sendable {
 
     /// The prompt's name and the route after it, from the path's catch-all.
     static func nameAndAction(_ context: ConduitRequestContext) throws -> (String, String?) {
-        var segments = context.parameters.getCatchAll().map(String.init)
+        // A name may come in one segment with its folders escaped (`support%2Fanswer`).
+        var segments = context.parameters.getCatchAll().flatMap { segment in
+            (String(segment).removingPercentEncoding ?? String(segment)).split(separator: "/", omittingEmptySubsequences: false).map(String.init)
+        }
         var action: String?
         if segments.count > 1, let last = segments.last, reservedSegments.contains(last) {
             action = last
@@ -354,4 +361,12 @@ extension JSONValue {
 func require<T>(_ value: T?) throws -> T {
     guard let value else { throw APIError(status: .internalServerError, type: .server, message: "The registry lost track of what it wrote.") }
     return value
+}
+
+extension Optional where Wrapped: Sendable {
+    /// The value, else what `other` finds.
+    func asyncOr(_ other: () async throws -> Wrapped?) async rethrows -> Wrapped? {
+        if let self { return self }
+        return try await other()
+    }
 }

@@ -59,5 +59,12 @@ struct AuditTests {
         #expect(AuditMiddleware.action(.delete, path: "/v1/budgets/b") == "budget.delete")
         #expect(AuditMiddleware.action(.get, path: "/v1/keys") == nil)
         #expect(AuditMiddleware.action(.post, path: "/v1/chat/completions") == nil)
+        // Every change to prompts, names with folders included; reading and rendering are not changes.
+        #expect(AuditMiddleware.action(.post, path: "/v1/prompts") == "prompt.version")
+        #expect(AuditMiddleware.action(.post, path: "/v1/prompts/support/answer/labels") == "prompt.label")
+        #expect(AuditMiddleware.action(.delete, path: "/v1/prompts/support/answer") == "prompt.delete")
+        #expect(AuditMiddleware.action(.post, path: "/v1/prompts/support/answer/render") == nil)
+        #expect(AuditMiddleware.action(.post, path: "/v1/experiments") == "experiment.create")
+        #expect(AuditMiddleware.action(.post, path: "/v1/experiments/exp_1/conclude") == "experiment.conclude")
     }
 }

@@ -29,11 +29,18 @@ struct OpenAPITests {
     }
 
     @Test func everyPublicRouteIsInTheDocumentAndEveryOperationIsRouted() throws {
-        let routed = Set(try Self.router().routes.map { "\($0.method.rawValue) \($0.path)" }.filter { $0.contains(" /v1/") || $0.hasSuffix(" /openapi.json") })
+        let all = Set(try Self.router().routes.map { "\($0.method.rawValue) \($0.path)" }.filter { $0.contains(" /v1/") || $0.hasSuffix(" /openapi.json") })
+        // A catch-all (`/v1/prompts/**`: names with folders) serves the documented operations
+        // under its prefix (`/v1/prompts/{name}`, `/v1/prompts/{name}/labels` …): OpenAPI has no
+        // catch-all to list it as.
+        let catchAlls = all.filter { $0.hasSuffix("/**") }.map { $0.dropLast(2) }
+        let routed = all.subtracting(all.filter { $0.hasSuffix("/**") })
         // The router prints its parameters as OpenAPI does: `/v1/keys/{id}`.
         let documented = Set(OpenAPIDocument.operations.map { $0.method.uppercased() + " " + $0.path })
+        let served = documented.filter { operation in routed.contains(operation) || catchAlls.contains { operation.hasPrefix($0) } }
         #expect(routed.subtracting(documented).isEmpty, "routed, not documented: \(routed.subtracting(documented).sorted())")
-        #expect(documented.subtracting(routed).isEmpty, "documented, not routed: \(documented.subtracting(routed).sorted())")
+        #expect(documented.subtracting(served).isEmpty, "documented, not routed: \(documented.subtracting(served).sorted())")
+        #expect(catchAlls.allSatisfy { prefix in documented.contains { $0.hasPrefix(prefix) } }, "a catch-all with nothing documented under it")
         #expect(routed.count >= 27)
     }
 

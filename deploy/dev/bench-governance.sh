@@ -22,7 +22,7 @@ DIR="$ROOT/.stack/bench/governance"
 PAIRS=${PAIRS:-2000}
 EXAMPLES=${EXAMPLES:-25}
 PG_PORT=55832 REDIS_PORT=56879 KAFKA_PORT=59592
-UPSTREAM_PORT=19190 GATEWAY_PORT=19180 OPEN_PORT=19187 ORCHESTRATOR_PORT=19181 EMBEDDER_PORT=19182 RETRIEVER_PORT=19183 COST_PORT=19184
+UPSTREAM_PORT=19190 GATEWAY_PORT=19180 OPEN_PORT=19187 ORCHESTRATOR_PORT=19181 EMBEDDER_PORT=19182 RETRIEVER_PORT=19183 COST_PORT=19184 REGISTRY_PORT=19185
 VENV="$ROOT/.stack/schemathesis-venv"
 say() { printf '%s\n' "$*" >&2; }
 
@@ -33,7 +33,7 @@ if [ ! -x "$VENV/bin/schemathesis" ]; then
     "$VENV/bin/pip" install -q --disable-pip-version-check schemathesis >/dev/null 2>&1 || { say "bench-governance: could not install schemathesis"; exit 1; }
 fi
 say "building the services and the upstream (release)…"
-BIN=$("$STACK" release-build gateway orchestrator embedder retriever cost-service bench-gateway-upstream)
+BIN=$("$STACK" release-build gateway orchestrator embedder retriever cost-service prompt-registry bench-gateway-upstream)
 
 bench_begin "$DIR"
 "$STACK" start-postgres "$DIR/postgres" "$PG_PORT"
@@ -54,10 +54,11 @@ common=("${base[@]}" CONDUIT_INTERNAL_KEY="$INTERNAL_KEY" CONDUIT_RETRIEVER_SNAP
         CONDUIT_POSTGRES_PORT=$PG_PORT CONDUIT_REDIS_PORT=$REDIS_PORT CONDUIT_KAFKA_BROKERS=127.0.0.1:$KAFKA_PORT
         CONDUIT_ORCHESTRATOR_URL=http://127.0.0.1:$ORCHESTRATOR_PORT CONDUIT_EMBEDDER_URL=http://127.0.0.1:$EMBEDDER_PORT
         CONDUIT_RETRIEVER_URL=http://127.0.0.1:$RETRIEVER_PORT CONDUIT_COST_SERVICE_URL=http://127.0.0.1:$COST_PORT
-        CONDUIT_LOG_LEVEL=warning CONDUIT_KAFKA_MAX_POLL_INTERVAL_MS=10000)
+        CONDUIT_PROMPT_REGISTRY_URL=http://127.0.0.1:$REGISTRY_PORT CONDUIT_LOG_LEVEL=warning CONDUIT_KAFKA_MAX_POLL_INTERVAL_MS=10000)
 env "${common[@]}" CONDUIT_EMBEDDER_PORT=$EMBEDDER_PORT "$BIN/embedder" >"$DIR/embedder.log" 2>&1 & PIDS+=($!)
 env "${common[@]}" CONDUIT_RETRIEVER_PORT=$RETRIEVER_PORT "$BIN/retriever" >"$DIR/retriever.log" 2>&1 & PIDS+=($!)
 env "${common[@]}" CONDUIT_COST_SERVICE_PORT=$COST_PORT "$BIN/cost-service" >"$DIR/cost-service.log" 2>&1 & PIDS+=($!)
+env "${common[@]}" CONDUIT_PROMPT_REGISTRY_PORT=$REGISTRY_PORT "$BIN/prompt-registry" >"$DIR/prompt-registry.log" 2>&1 & PIDS+=($!)
 env "${common[@]}" CONDUIT_ORCHESTRATOR_PORT=$ORCHESTRATOR_PORT CONDUIT_MODEL_CATALOG="$DIR/models.yaml" CONDUIT_CACHE_ENABLED=false \
     "$BIN/orchestrator" >"$DIR/orchestrator.log" 2>&1 & PIDS+=($!)
 env "${common[@]}" CONDUIT_GATEWAY_PORT=$GATEWAY_PORT CONDUIT_ADMIN_KEY="$KEY" CONDUIT_ADMIN_TENANT=bench \
@@ -65,7 +66,7 @@ env "${common[@]}" CONDUIT_GATEWAY_PORT=$GATEWAY_PORT CONDUIT_ADMIN_KEY="$KEY" C
 env "${common[@]}" CONDUIT_GATEWAY_PORT=$OPEN_PORT CONDUIT_ADMIN_TENANT=bench CONDUIT_GATEWAY_UNSAFE_UNGOVERNED=1 \
     CONDUIT_GATEWAY_AUDIT_GROUP=bench-ungoverned-audit "$BIN/gateway" >"$DIR/gateway-ungoverned.log" 2>&1 & PIDS+=($!)
 for _ in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$UPSTREAM_PORT/" && break; sleep 0.2; done
-for port in $EMBEDDER_PORT $RETRIEVER_PORT $COST_PORT $ORCHESTRATOR_PORT $GATEWAY_PORT $OPEN_PORT; do
+for port in $EMBEDDER_PORT $RETRIEVER_PORT $COST_PORT $REGISTRY_PORT $ORCHESTRATOR_PORT $GATEWAY_PORT $OPEN_PORT; do
     for _ in $(seq 1 300); do curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.3; done
     curl -sf "http://127.0.0.1:$port/readyz" >/dev/null || { say "bench-governance: the service on $port did not become ready (logs in $DIR)"; exit 1; }
 done

@@ -11,12 +11,6 @@ import Prompts
 struct PromptStage: ChatStage {
     let directory: any PromptDirectory
 
-    /// Request fields a version's `config` may fill (the request's own value wins).
-    static let configurable: Set<String> = [
-        "temperature", "top_p", "max_tokens", "max_completion_tokens", "tools", "tool_choice", "response_format", "stop",
-        "presence_penalty", "frequency_penalty", "seed", "reasoning_effort", "parallel_tool_calls",
-    ]
-
     func check(_ turn: ChatTurn) throws {
         guard let options = turn.options?.prompt else { return }
         guard PromptNames.isValidName(options.name) else {
@@ -84,20 +78,36 @@ struct PromptStage: ChatStage {
         return ordered.compactMap { $0 }.first ?? context.requestID
     }
 
-    /// The config's fields the request leaves unset, filled in.
+    /// The config's fields the request leaves unset, filled in: numbers and strings directly,
+    /// the structured ones (tools, response_format, tool_choice, stop) decoded from their JSON.
     static func applying(_ config: [String: JSONValue], under body: ChatCompletionRequest) throws -> ChatCompletionRequest {
-        guard case .object(var fields) = try JSONDecoder().decode(JSONValue.self, from: JSONEncoder().encode(body)) else { return body }
-        var changed = false
-        for (key, value) in config where configurable.contains(key) && (fields[key] == nil || fields[key] == .null) {
-            fields[key] = value
-            changed = true
+        var body = body
+        func decoded<T: Decodable>(_ key: String, _ value: JSONValue) throws -> T {
+            do {
+                return try JSONDecoder().decode(T.self, from: JSONEncoder().encode(value))
+            } catch {
+                throw APIError.invalidRequest("The prompt's config has a '\(key)' a chat request cannot take.", param: "conduit.prompt", code: "invalid_prompt_config")
+            }
         }
-        guard changed else { return body }
-        do {
-            return try JSONDecoder().decode(ChatCompletionRequest.self, from: JSONEncoder().encode(JSONValue.object(fields)))
-        } catch {
-            throw APIError.invalidRequest("The prompt's config does not fit a chat request: \(error).", param: "conduit.prompt", code: "invalid_prompt_config")
+        for (key, value) in config {
+            switch key {
+            case "temperature": if body.temperature == nil { body.temperature = value.doubleValue }
+            case "top_p": if body.topP == nil { body.topP = value.doubleValue }
+            case "max_tokens": if body.maxTokens == nil && body.maxCompletionTokens == nil { body.maxTokens = value.intValue }
+            case "max_completion_tokens": if body.maxCompletionTokens == nil && body.maxTokens == nil { body.maxCompletionTokens = value.intValue }
+            case "presence_penalty": if body.presencePenalty == nil { body.presencePenalty = value.doubleValue }
+            case "frequency_penalty": if body.frequencyPenalty == nil { body.frequencyPenalty = value.doubleValue }
+            case "seed": if body.seed == nil { body.seed = value.intValue }
+            case "reasoning_effort": if body.reasoningEffort == nil, case .string(let effort) = value { body.reasoningEffort = effort }
+            case "parallel_tool_calls": if body.parallelToolCalls == nil { body.parallelToolCalls = value.boolValue }
+            case "tools": if body.tools == nil { body.tools = try decoded(key, value) }
+            case "tool_choice": if body.toolChoice == nil { body.toolChoice = try decoded(key, value) }
+            case "response_format": if body.responseFormat == nil { body.responseFormat = try decoded(key, value) }
+            case "stop": if body.stop == nil { body.stop = try decoded(key, value) }
+            default: break
+            }
         }
+        return body
     }
 
     static func apiError(_ error: any Error) -> APIError {
