@@ -68,17 +68,20 @@ final class HotPromptDirectory: PromptDirectory, Service {
     private let metrics: Metrics
 
     struct Metrics: Sendable {
-        let registry: PrometheusCollectorRegistry
         let entries: Gauge
+        /// `orchestrator_prompt_lookups_total` by where the lookup was answered.
+        let memory, redis, registry: Counter
 
         init(registry: PrometheusCollectorRegistry?) {
-            self.registry = registry ?? PrometheusCollectorRegistry()
-            entries = self.registry.makeGauge(name: "orchestrator_prompt_cache_entries", help: "Compiled prompts held in process.")
-        }
-
-        func lookups(_ source: String) -> Counter {
-            registry.makeCounter(name: "orchestrator_prompt_lookups_total", labels: [("source", source)],
-                                 help: "Prompt lookups of the chat path, by where they were answered: memory, redis, registry.")
+            let metrics = registry ?? PrometheusCollectorRegistry()
+            entries = metrics.makeGauge(name: "orchestrator_prompt_cache_entries", help: "Compiled prompts held in process.")
+            func lookups(_ source: String) -> Counter {
+                metrics.makeCounter(name: "orchestrator_prompt_lookups_total", labels: [("source", source)],
+                                    help: "Prompt lookups of the chat path, by where they were answered: memory, redis, registry.")
+            }
+            memory = lookups("memory")
+            redis = lookups("redis")
+            self.registry = lookups("registry")
         }
     }
 
@@ -106,7 +109,7 @@ final class HotPromptDirectory: PromptDirectory, Service {
             return (entry, state.generation, fresh)
         }
         if let held {
-            metrics.lookups("memory").increment()
+            metrics.memory.increment()
             return held.prompt
         }
         guard let root = try await raw(tenant: tenant, name: name, selector, headers: headers) else {
@@ -155,23 +158,23 @@ final class HotPromptDirectory: PromptDirectory, Service {
             let fields = reply.array ?? []
             if fields.count == 4 {
                 if fields[2].string == "1" {
-                    metrics.lookups("redis").increment()
+                    metrics.redis.increment()
                     return nil
                 }
                 if let bytes = fields[0].bytes {
-                    metrics.lookups("redis").increment()
+                    metrics.redis.increment()
                     return Raw(version: try decoder.decode(PromptVersion.self, from: Data(bytes)),
                                experiment: try fields[3].bytes.map { try decoder.decode(HotExperiment.self, from: Data($0)) })
                 }
                 if fields[1].string == "1" {
-                    metrics.lookups("redis").increment()
+                    metrics.redis.increment()
                     return nil
                 }
             }
         } catch {
             logger.warning("prompt hot copy unreadable; asking the registry", metadata: [LogKey.error: "\(error)"])
         }
-        metrics.lookups("registry").increment()
+        metrics.registry.increment()
         let query = switch selector {
         case .label(let label): "label=\(label)"
         case .version(let version): "version=\(version)"

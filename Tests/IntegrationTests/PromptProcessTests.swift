@@ -2,6 +2,7 @@ import ConduitKit
 import ConduitProtocol
 import Foundation
 import HTTP
+import Kafka
 import Logging
 import Postgres
 import Testing
@@ -117,7 +118,8 @@ struct PromptProcessTests {
         // config fills what the request leaves unset; the answer and the usage event name the version.
         let variables = #"{"customer":"Ann & Bo","product":"Conduit","tone":"kind","question":"How do I start?","history":[{"role":"user","content":"hi"},{"role":"assistant","content":"hello"}]}"#
         let chat = #"{"model":"m","max_tokens":32,"user":"u-1","messages":[{"role":"user","content":"and then?"}],"conduit":{"prompt":{"name":"\#(name)","variables":\#(variables)}}}"#
-        let answered = try await gateway.call("POST", "/v1/chat/completions", key: developer, chat)
+        let firstID = UUID().uuidString.lowercased()
+        let answered = try await gateway.call("POST", "/v1/chat/completions", key: developer, chat, headers: [("X-Request-Id", firstID)])
         #expect(answered.status == 200, "\(answered.body)")
         #expect(answered.json?["conduit"]?["prompt"] == ["name": .string(name), "version": 1, "label": "production"])
         let sent = try #require(seen.withLock { $0.last })
@@ -125,6 +127,13 @@ struct PromptProcessTests {
             "You help <Ann & Bo> with Conduit. Be kind.", "hi", "hello", "How do I start?", "and then?",
         ])
         #expect(sent["temperature"] == 0.2 && sent["max_tokens"] == 32)
+        // The usage event names the prompt and its version.
+        let event = try #require(try await TestEnvironment.firstMessage(usageTopic) { message in
+            (try? EventCoding.decoder().decode(UsageEvent.self, from: Data(message.value)))?.requestID == firstID
+        })
+        let usage = try EventCoding.decoder().decode(UsageEvent.self, from: Data(event.value))
+        #expect(usage.promptName == name && usage.promptVersion == 1 && usage.experimentID == nil && usage.status == "ok")
+
         // A missing variable is a 400 naming it, before anything goes upstream.
         let calls = seen.withLock { $0.count }
         let missing = try await gateway.call("POST", "/v1/chat/completions", key: developer,

@@ -26,4 +26,28 @@ extension TestEnvironment {
         _ = await task.result
         return messages
     }
+
+    /// Reads `topic` from its beginning until `found` holds for a message (that message), or
+    /// nil after `limit`.
+    public static func firstMessage(_ topic: String, within limit: Duration = .seconds(60), where found: @escaping @Sendable (KafkaMessage) -> Bool) async throws -> KafkaMessage? {
+        let kafka = KafkaConfiguration(bootstrapServers: kafkaBrokers, clientID: "test-reader")
+        let reader = KafkaConsumer(
+            configuration: .init(kafka: kafka, groupID: uniqueName("reader"), topics: [topic], maxPollIntervalMilliseconds: 7000, sessionTimeoutMilliseconds: 6000),
+            logger: Logger(label: "test-reader"))
+        let task = Task { try await reader.run() }
+        defer { task.cancel() }
+        return try await withThrowingTaskGroup(of: KafkaMessage?.self) { group in
+            group.addTask {
+                for try await message in reader.messages where found(message) { return message }
+                return nil
+            }
+            group.addTask {
+                try await Task.sleep(for: limit)
+                return nil
+            }
+            let first = try await group.next() ?? nil
+            group.cancelAll()
+            return first
+        }
+    }
 }
