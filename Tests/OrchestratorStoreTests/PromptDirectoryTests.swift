@@ -29,9 +29,11 @@ struct PromptDirectoryTests {
             if !quietly { try await announce(name) }
         }
 
-        func announce(_ name: String) async throws {
+        @discardableResult
+        func announce(_ name: String) async throws -> Int {
             let revision = try await redis.send(RedisCommand("INCR", PromptHotCopy.revisionKey)).int ?? 0
             _ = try await redis.send(RedisCommand("ZADD", PromptHotCopy.changesKey, String(revision), PromptHotCopy.member(tenant: tenant, name: name)))
+            return revision
         }
     }
 
@@ -39,7 +41,9 @@ struct PromptDirectoryTests {
         let http = HTTPClient(logger: logger)
         var urls: [ServiceName: String] = [:]
         urls[.promptRegistry] = registry
-        return HotPromptDirectory(redis: redis, registry: ServiceClient(http: http, baseURLs: urls), configuration: .init(), metricsRegistry: nil, logger: logger)
+        // Polled only when a test says so; what it polled stays fresh however slow the machine.
+        return HotPromptDirectory(redis: redis, registry: ServiceClient(http: http, baseURLs: urls), configuration: .init(staleAfter: .seconds(300)),
+                                  metricsRegistry: nil, logger: logger)
     }
 
     static func text(_ directory: HotPromptDirectory, _ tenant: String, _ name: String, _ selector: PromptSelector = .production) async throws -> String? {
@@ -81,15 +85,27 @@ struct PromptDirectoryTests {
         try await copy.put("greet", "two", version: 2, quietly: true)
         #expect(try await Self.text(cold, copy.tenant, "greet") == "two")
 
-        // Polled, then the change log misses a change (trimmed): everything held is dropped.
+        // Polled, then the change log loses the change as the registry trims it (the oldest
+        // first, so everything up to it goes; other tests' changes too, which only makes their
+        // orchestrators drop what they hold): everything held here is dropped.
         let warm = Self.directory(redis)
         await warm.poll()
         #expect(try await Self.text(warm, copy.tenant, "greet") == "two")
         try await copy.put("greet", "three", version: 3, quietly: true)
-        _ = try await redis.send(RedisCommand("INCR", PromptHotCopy.revisionKey))
+        let trimmed = try await copy.announce("greet")
+        _ = try await redis.send(RedisCommand("ZREMRANGEBYSCORE", PromptHotCopy.changesKey, "-inf", String(trimmed)))
         try await copy.announce("unrelated")
         await warm.poll()
         #expect(try await Self.text(warm, copy.tenant, "greet") == "three")
+
+        // Its last good poll too old: memory is not used (polls failing look like this).
+        let lapsed = HotPromptDirectory(redis: redis, registry: ServiceClient(http: HTTPClient(logger: Self.logger), baseURLs: [:]),
+                                        configuration: .init(staleAfter: .milliseconds(200)), metricsRegistry: nil, logger: Self.logger)
+        await lapsed.poll()
+        #expect(try await Self.text(lapsed, copy.tenant, "greet") == "three")
+        try await Task.sleep(for: .milliseconds(300))
+        try await copy.put("greet", "four", version: 4, quietly: true)
+        #expect(try await Self.text(lapsed, copy.tenant, "greet") == "four")
         await redis.shutdown()
     }
 
