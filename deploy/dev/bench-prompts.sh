@@ -8,6 +8,8 @@
 #     chat template with a partial, a placeholder and four variables), one with the same
 #     messages written out; added is the first's percentile minus the second's. The version is
 #     served from the orchestrator's compiled copy (its change poll keeps it fresh).
+#     prompt_stage_p99_ms: the same run's prompt stage alone, from the orchestrator's
+#     conduit_chat_stage_duration_seconds histogram (a bucket bound: 0.1, 0.25, 0.5, 1 … ms).
 #   - registry_p99_ms: GET /v1/prompts/{name} through the gateway, CONNECTIONS (8) at once for
 #     DURATION (10s), with wrk: the p99 a console or SDK sees (auth and rate limits included).
 #   - ab_power_100 / aa_false_positive: bench-prompts-stats, 1,000 simulated experiments each
@@ -110,6 +112,17 @@ print(f"prompt_p50_ms={with_prompt[0]:.3f} prompt_p99_ms={with_prompt[1]:.3f} pl
       f"prompt_added_p50_ms={with_prompt[0] - without[0]:.3f} prompt_added_p99_ms={with_prompt[1] - without[1]:.3f}")
 PY
 say "$(cat "$DIR/chat.txt")"
+# The orchestrator's own account of the prompt stage (lookup in memory, render, config), from its
+# histogram: the bucket bound where p50 and p99 of the stage's prepare fall.
+stage=$(curl -s "http://127.0.0.1:$ORCHESTRATOR_PORT/metrics" | python3 -c '
+import re, sys
+buckets = sorted((float(m.group(1)), float(m.group(2))) for m in re.finditer(
+    r"conduit_chat_stage_duration_seconds_bucket\{stage=\"prompt\",phase=\"prepare\",le=\"([\d.e+-]+|\+Inf)\"\} ([\d.]+)", sys.stdin.read()) if m.group(1) != "+Inf")
+if not buckets: print("prompt_stage_p50_ms=na prompt_stage_p99_ms=na"); sys.exit()
+total = buckets[-1][1]
+at = lambda q: next((f"{le * 1000:g}" for le, n in buckets if n >= q * total), "inf")
+print(f"prompt_stage_p50_ms={at(0.5)} prompt_stage_p99_ms={at(0.99)}")')
+say "prompt stage (its histogram's bucket bounds): $stage"
 
 say "reading the registry through the gateway ($CONNECTIONS connections, $DURATION)…"
 cat >"$DIR/read.lua" <<LUA
@@ -138,4 +151,5 @@ pick() { tr ' ' '\n' <<<"$1" | grep "^$2=" | cut -d= -f2; }
 echo "bench-prompts: prompt_added_p50_ms=$(pick "$chat" prompt_added_p50_ms) prompt_added_p99_ms=$(pick "$chat" prompt_added_p99_ms)" \
      "registry_p99_ms=$(pick "$registry" registry_p99_ms) ab_power_100=$(pick "$stats" ab_power_100) aa_false_positive=$(pick "$stats" aa_false_positive)" \
      "prompt_p99_ms=$(pick "$chat" prompt_p99_ms) plain_p99_ms=$(pick "$chat" plain_p99_ms) registry_p50_ms=$(pick "$registry" registry_p50_ms)" \
-     "registry_reads_per_s=$(pick "$registry" registry_reads_per_s) render_p99_us=$(pick "$stats" render_p99_us) pairs=$PAIRS"
+     "registry_reads_per_s=$(pick "$registry" registry_reads_per_s) prompt_stage_p99_ms=$(pick "$stage" prompt_stage_p99_ms)" \
+     "render_p99_us=$(pick "$stats" render_p99_us) pairs=$PAIRS"
