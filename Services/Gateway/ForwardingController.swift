@@ -133,7 +133,7 @@ struct ForwardingController: Sendable {
     /// Response headers passed back to the caller.
     static let passedResponseHeaders = [
         "Content-Disposition", "X-Conduit-Deployment", "Retry-After", "X-Conduit-Cache", "X-Conduit-Cache-Similarity", "X-Conduit-Session-Id",
-        "X-Conduit-Route", ConduitHeader.usageTokens,
+        "X-Conduit-Route", ConduitHeader.usageTokens, "X-Conduit-Prompt-Unused-Variables",
     ]
 
     /// The model list with only the models a key may use.

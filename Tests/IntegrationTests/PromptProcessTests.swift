@@ -127,6 +127,10 @@ struct PromptProcessTests {
             "You help <Ann & Bo> with Conduit. Be kind.", "hi", "hello", "How do I start?", "and then?",
         ])
         #expect(sent["temperature"] == 0.2 && sent["max_tokens"] == 32)
+        #expect(answered.header("X-Conduit-Prompt-Unused-Variables") == nil)
+        let extra = try await gateway.call("POST", "/v1/chat/completions", key: developer,
+                                           chat.replacingOccurrences(of: #""customer":"Ann & Bo""#, with: #""customer":"Ann","zeta":1,"alpha":2"#))
+        #expect(extra.status == 200 && extra.header("X-Conduit-Prompt-Unused-Variables") == "alpha,zeta", "\(extra.headers)")
         // The usage event names the prompt and its version.
         let event = try #require(try await TestEnvironment.firstMessage(usageTopic) { message in
             (try? EventCoding.decoder().decode(UsageEvent.self, from: Data(message.value)))?.requestID == firstID

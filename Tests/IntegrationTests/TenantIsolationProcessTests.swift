@@ -15,7 +15,10 @@ struct TenantIsolationProcessTests {
     struct Answer {
         var status: Int
         var body: String
+        var headers: [(name: String, value: String)] = []
         var json: JSONValue? { JSONValue.parse(Array(body.utf8)) }
+
+        func header(_ name: String) -> String? { headers.first { $0.name.lowercased() == name.lowercased() }?.value }
     }
 
     final class Gateway: Sendable {
@@ -28,7 +31,7 @@ struct TenantIsolationProcessTests {
                 timeout: .seconds(30))
             if let body { request.body = Array(body.utf8) }
             let response = try await service.http.execute(request)
-            return Answer(status: response.status, body: String(decoding: try await response.body.collect(upTo: 1 << 22), as: UTF8.self))
+            return Answer(status: response.status, body: String(decoding: try await response.body.collect(upTo: 1 << 22), as: UTF8.self), headers: response.headers)
         }
     }
 

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # make bench-prompts: what a prompt template costs the chat path, the registry API under
 # concurrent reads, and the experiment statistics on simulations. Release builds of gateway,
-# orchestrator and prompt-registry over the test-profile servers on bench ports, and an
-# instant upstream.
+# orchestrator, prompt-registry and cost-service over the test-profile servers on bench ports,
+# and an instant upstream.
 #   - prompt_added_p50_ms / _p99_ms: PAIRS (4000) pairs of chat requests through the gateway,
 #     one at a time on a kept-alive connection each, alternating: one with `conduit.prompt` (a
 #     chat template with a partial, a placeholder and four variables), one with the same
@@ -24,13 +24,13 @@ DURATION=${DURATION:-10s}
 PAIRS=${PAIRS:-4000}
 CONNECTIONS=${CONNECTIONS:-8}
 PG_PORT=55932 REDIS_PORT=56979 KAFKA_PORT=59692
-UPSTREAM_PORT=19290 GATEWAY_PORT=19280 ORCHESTRATOR_PORT=19281 REGISTRY_PORT=19285
+UPSTREAM_PORT=19290 GATEWAY_PORT=19280 ORCHESTRATOR_PORT=19281 COST_PORT=19284 REGISTRY_PORT=19285
 say() { printf '%s\n' "$*" >&2; }
 
 "$STACK" install
 bench_need_wrk
 say "building gateway, orchestrator, prompt-registry, the upstream and the statistics (release)…"
-BIN=$("$STACK" release-build gateway orchestrator prompt-registry bench-gateway-upstream bench-prompts-stats)
+BIN=$("$STACK" release-build gateway orchestrator prompt-registry cost-service bench-gateway-upstream bench-prompts-stats)
 
 bench_begin "$DIR"
 "$STACK" start-postgres "$DIR/postgres" "$PG_PORT"
@@ -55,15 +55,18 @@ INTERNAL_KEY="bench-internal-$(python3 -c 'import secrets; print(secrets.token_h
 common=(LD_LIBRARY_PATH="$("$STACK" env test | sed -n 's/^LD_LIBRARY_PATH=//p')" CONDUIT_INTERNAL_KEY="$INTERNAL_KEY"
         CONDUIT_POSTGRES_PORT=$PG_PORT CONDUIT_REDIS_PORT=$REDIS_PORT CONDUIT_KAFKA_BROKERS=127.0.0.1:$KAFKA_PORT
         CONDUIT_ORCHESTRATOR_URL=http://127.0.0.1:$ORCHESTRATOR_PORT CONDUIT_PROMPT_REGISTRY_URL=http://127.0.0.1:$REGISTRY_PORT
-        CONDUIT_COST_SERVICE_URL=http://127.0.0.1:9 CONDUIT_BUDGET_UNAVAILABLE=allow CONDUIT_KAFKA_MAX_POLL_INTERVAL_MS=7000
+        CONDUIT_COST_SERVICE_URL=http://127.0.0.1:$COST_PORT CONDUIT_KAFKA_MAX_POLL_INTERVAL_MS=7000
         CONDUIT_GATEWAY_RPM_PER_KEY=0 CONDUIT_GATEWAY_RPM_PER_TENANT=0)
 env "${common[@]}" CONDUIT_PROMPT_REGISTRY_PORT=$REGISTRY_PORT "$BIN/prompt-registry" >"$DIR/prompt-registry.log" 2>&1 & PIDS+=($!)
+# The cost-service as deployed (the chat path checks budgets; none applies here).
+env "${common[@]}" CONDUIT_COST_SERVICE_PORT=$COST_PORT "$BIN/cost-service" >"$DIR/cost-service.log" 2>&1 & PIDS+=($!)
 env "${common[@]}" CONDUIT_ORCHESTRATOR_PORT=$ORCHESTRATOR_PORT CONDUIT_MODEL_CATALOG="$DIR/models.yaml" CONDUIT_CACHE_ENABLED=false \
     "$BIN/orchestrator" >"$DIR/orchestrator.log" 2>&1 & PIDS+=($!)
 env "${common[@]}" CONDUIT_GATEWAY_PORT=$GATEWAY_PORT CONDUIT_ADMIN_KEY="$KEY" CONDUIT_ADMIN_TENANT=bench \
     "$BIN/gateway" >"$DIR/gateway.log" 2>&1 & PIDS+=($!)
 wait_http "http://127.0.0.1:$UPSTREAM_PORT/"
 wait_http "http://127.0.0.1:$REGISTRY_PORT/readyz"
+wait_http "http://127.0.0.1:$COST_PORT/readyz"
 wait_http "http://127.0.0.1:$ORCHESTRATOR_PORT/readyz"
 until curl -sf "http://127.0.0.1:$GATEWAY_PORT/readyz" >/dev/null; do sleep 0.3; done
 

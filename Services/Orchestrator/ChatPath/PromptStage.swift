@@ -1,6 +1,7 @@
 import ConduitKit
 import ConduitProtocol
 import Foundation
+import HTTPTypes
 import Prompts
 
 /// `conduit.prompt`: the registry's template rendered into the request. A chat template's
@@ -10,6 +11,9 @@ import Prompts
 /// sticky per user or session. The answer and the usage event say which version served it.
 struct PromptStage: ChatStage {
     let directory: any PromptDirectory
+
+    /// The variables given that the template never read (the first 20), comma-separated.
+    static let unusedHeader = "X-Conduit-Prompt-Unused-Variables"
 
     func check(_ turn: ChatTurn) throws {
         guard let options = turn.options?.prompt else { return }
@@ -45,6 +49,10 @@ struct PromptStage: ChatStage {
             rendered = try resolved.compiled.render(options.variables ?? [:])
         } catch {
             throw Self.apiError(error)
+        }
+        if !rendered.unusedVariables.isEmpty {
+            // Reported, not refused: a variable the template stopped reading is not an error.
+            turn.responseHeaders[HTTPField.Name(Self.unusedHeader)!] = String(rendered.unusedVariables.prefix(20).joined(separator: ",").prefix(1000))
         }
         var messages = rendered.messages ?? []
         if let text = rendered.text { messages = [ChatMessage(role: "system", content: .text(text))] }
