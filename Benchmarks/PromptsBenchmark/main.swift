@@ -9,35 +9,9 @@ import Prompts
 //                         declared different, looking after every trial
 //   render_p50_us=… render_p99_us=…  rendering a compiled chat prompt in process
 
-/// SplitMix64, seeded: the same simulations every run.
-struct Seeded: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
-func decided(_ control: Double, _ treatment: Double, trials: Int, using generator: inout Seeded) -> Bool {
-    var successes = (0, 0)
-    for trial in 1...trials {
-        if Double.random(in: 0..<1, using: &generator) < control { successes.0 += 1 }
-        if Double.random(in: 0..<1, using: &generator) < treatment { successes.1 += 1 }
-        if ExperimentStatistics.compare(control: OutcomeSummary(successes: successes.0, of: trial),
-                                        treatment: OutcomeSummary(successes: successes.1, of: trial), binary: true).significant {
-            return true
-        }
-    }
-    return false
-}
-
 let experiments = CommandLine.arguments.count > 1 ? Int(CommandLine.arguments[1]) ?? 1000 : 1000
-var generator = Seeded(state: 2026)
-let power = Double((0..<experiments).filter { _ in decided(0.5, 0.9, trials: 100, using: &generator) }.count) / Double(experiments)
-let falsePositive = Double((0..<experiments).filter { _ in decided(0.5, 0.5, trials: 1000, using: &generator) }.count) / Double(experiments)
+let power = ExperimentSimulation.decidedShare(control: 0.5, treatment: 0.9, trials: 100, experiments: experiments, seed: 2026)
+let falsePositive = ExperimentSimulation.decidedShare(control: 0.5, treatment: 0.5, trials: 1000, experiments: experiments, seed: 2027)
 
 let version = PromptVersion(name: "bench", version: 1, body: .chat([
     .message(role: "system", content: "You help {{customer}} with {{product}}.{{#vip}} They are a VIP.{{/vip}}"),

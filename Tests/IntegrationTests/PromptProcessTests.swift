@@ -27,19 +27,7 @@ struct PromptProcessTests {
         let seen = Locked<[JSONValue]>([])
         let upstream = try Self.upstream(seen)
         defer { upstream.stop() }
-        let catalog = TestEnvironment.scratchDirectory("prompts") + "/models.yaml"
-        try """
-            models:
-              - name: m
-                owned_by: tests
-                deployments:
-                  - id: m-local
-                    provider: openai
-                    model: m
-                    base_url: \(upstream.baseURL)/v1
-                    context_window: 4096
-                    price_per_million: {input: 1, output: 2}
-            """.write(toFile: catalog, atomically: true, encoding: .utf8)
+        let catalog = try ServiceProcessTests.catalog("prompts", upstream: upstream.baseURL)
         let offset = 220
         let usageTopic = TestEnvironment.uniqueName("usage")
         let root = TestEnvironment.uniqueName("root")

@@ -20,6 +20,25 @@ struct ServiceProcessTests {
         Int(ProcessInfo.processInfo.environment[portKey(of: service)] ?? "") ?? 18080 + services.firstIndex(of: service)!
     }
 
+    /// A model catalog in `directory` with one model, `m`, served by the OpenAI-compatible
+    /// server at `upstream` ($1 / $2 per million tokens); its path.
+    static func catalog(_ directory: String, upstream: String) throws -> String {
+        let path = TestEnvironment.scratchDirectory(directory) + "/models.yaml"
+        try """
+            models:
+              - name: m
+                owned_by: tests
+                deployments:
+                  - id: m-local
+                    provider: openai
+                    model: m
+                    base_url: \(upstream)/v1
+                    context_window: 4096
+                    price_per_million: {input: 1, output: 2}
+            """.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
     /// A running service binary; stops it with SIGKILL if a test leaves it running.
     final class RunningService: Sendable {
         let process: ChildProcess

@@ -45,19 +45,7 @@ struct TenantIsolationProcessTests {
     @Test func everyRouteWithAnotherTenantsIdsAnswers403Or404AndNeverItsData() async throws {
         let upstream = try Self.upstream()
         defer { upstream.stop() }
-        let catalog = TestEnvironment.scratchDirectory("isolation") + "/models.yaml"
-        try """
-            models:
-              - name: m
-                owned_by: tests
-                deployments:
-                  - id: m-local
-                    provider: openai
-                    model: m
-                    base_url: \(upstream.baseURL)/v1
-                    context_window: 4096
-                    price_per_million: {input: 1, output: 2}
-            """.write(toFile: catalog, atomically: true, encoding: .utf8)
+        let catalog = try ServiceProcessTests.catalog("isolation", upstream: upstream.baseURL)
         let offset = 160
         let url = { (service: String) in "http://127.0.0.1:\(ServiceProcessTests.port(of: service) + offset)" }
         let usageTopic = TestEnvironment.uniqueName("usage")

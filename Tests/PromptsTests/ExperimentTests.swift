@@ -5,18 +5,6 @@ import Testing
 /// Sticky weighted assignment and the statistics an experiment's page reports, checked on
 /// simulations with a seeded generator (the same numbers every run).
 struct ExperimentTests {
-    /// SplitMix64: a small seeded generator, so each simulation is reproducible.
-    struct Seeded: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
-
     static let assignment = ExperimentAssignment(experiment: "exp-1", variants: [
         .init(name: "control", label: "production", weight: 70), .init(name: "candidate", version: 3, weight: 20),
         .init(name: "other", label: "staging", weight: 10), .init(name: "off", label: "x", weight: 0),
@@ -42,29 +30,21 @@ struct ExperimentTests {
     /// SHA-256("exp-1\0user-1"), first 53 bits over 2^53, computed outside Swift (Python hashlib).
     static let pointOfUser1 = 0.7847342603047023
 
-    /// Trials one at a time, a look after every one; the trial at which the decision was reached.
-    static func decided(_ control: Double, _ treatment: Double, trials: Int, using generator: inout Seeded) -> Int? {
-        var successes = (0, 0)
-        for trial in 1...trials {
-            if Double.random(in: 0..<1, using: &generator) < control { successes.0 += 1 }
-            if Double.random(in: 0..<1, using: &generator) < treatment { successes.1 += 1 }
-            let comparison = ExperimentStatistics.compare(
-                control: OutcomeSummary(successes: successes.0, of: trial), treatment: OutcomeSummary(successes: successes.1, of: trial), binary: true)
-            if comparison.significant { return trial }
-        }
-        return nil
-    }
-
     @Test func halfAgainstNinetyTenthsIsDecidedWithinAHundredTrialsNineTimesInTen() {
-        var generator = Seeded(state: 15)
-        let decided = (0..<1000).filter { _ in Self.decided(0.5, 0.9, trials: 100, using: &generator) != nil }.count
-        #expect(decided >= 900, "\(decided) of 1000 decided within 100 trials")
+        let share = ExperimentSimulation.decidedShare(control: 0.5, treatment: 0.9, trials: 100, experiments: 1000, seed: 15)
+        #expect(share >= 0.9, "\(share) of 1000 decided within 100 trials")
     }
 
     @Test func aaExperimentsPeekedAfterEveryTrialStayBelowFivePercentFalsePositives() {
-        var generator = Seeded(state: 16)
-        let wrong = (0..<1000).filter { _ in Self.decided(0.5, 0.5, trials: 1000, using: &generator) != nil }.count
-        #expect(wrong <= 50, "\(wrong) of 1000 A/A experiments declared a difference")
+        let share = ExperimentSimulation.decidedShare(control: 0.5, treatment: 0.5, trials: 1000, experiments: 1000, seed: 16)
+        #expect(share <= 0.05, "\(share) of 1000 A/A experiments declared a difference")
+    }
+
+    @Test func theSimulationsAreReproducible() {
+        var first = ExperimentSimulation.SeededGenerator(seed: 7), second = ExperimentSimulation.SeededGenerator(seed: 7)
+        #expect((0..<100).map { _ in first.next() } == (0..<100).map { _ in second.next() })
+        #expect(ExperimentSimulation.decidedShare(control: 0.5, treatment: 0.9, trials: 100, experiments: 50, seed: 3)
+                == ExperimentSimulation.decidedShare(control: 0.5, treatment: 0.9, trials: 100, experiments: 50, seed: 3))
     }
 
     @Test func fixedHorizonTestsMatchKnownValues() throws {

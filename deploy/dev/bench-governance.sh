@@ -39,14 +39,7 @@ bench_begin "$DIR"
 "$STACK" start-postgres "$DIR/postgres" "$PG_PORT"
 "$STACK" start-redis "$DIR/redis" "$REDIS_PORT"
 "$STACK" start-kafka "$DIR/kafka" "$KAFKA_PORT"
-"$BIN/bench-gateway-upstream" "$UPSTREAM_PORT" >"$DIR/upstream.log" 2>&1 & PIDS+=($!)
-cat >"$DIR/models.yaml" <<YAML
-models:
-  - name: bench
-    deployments:
-      - {id: bench-upstream, provider: openai, model: bench, base_url: "http://127.0.0.1:$UPSTREAM_PORT/v1",
-         price_per_million: {input: 10, output: 20}, context_window: 4096}
-YAML
+bench_priced_upstream "$BIN" "$UPSTREAM_PORT"
 KEY="sk-bench-$(python3 -c 'import secrets; print(secrets.token_hex(16))')"
 INTERNAL_KEY="bench-internal-$(python3 -c 'import secrets; print(secrets.token_hex(16))')"
 mapfile -t base < <("$STACK" env test | grep -E '^(LD_LIBRARY_PATH|CONDUIT_MINILM_DIR|OPENBLAS_CORETYPE)=')

@@ -36,20 +36,8 @@ bench_begin "$DIR"
 "$STACK" start-postgres "$DIR/postgres" "$PG_PORT"
 "$STACK" start-redis "$DIR/redis" "$REDIS_PORT"
 "$STACK" start-kafka "$DIR/kafka" "$KAFKA_PORT"
-wait_http() {  # URL: until it answers 2xx (the upstream: until it answers at all)
-    local fail=-f; [ "${1%/}" != "$1" ] && fail=""
-    for _ in $(seq 1 300); do curl -s $fail -o /dev/null "$1" && return 0; sleep 0.2; done
-    say "bench-prompts: $1 did not come up"; exit 1
-}
 
-"$BIN/bench-gateway-upstream" "$UPSTREAM_PORT" >"$DIR/upstream.log" 2>&1 & PIDS+=($!)
-cat >"$DIR/models.yaml" <<YAML
-models:
-  - name: bench
-    deployments:
-      - {id: bench-upstream, provider: openai, model: bench, base_url: "http://127.0.0.1:$UPSTREAM_PORT/v1",
-         price_per_million: {input: 10, output: 20}, context_window: 4096}
-YAML
+bench_priced_upstream "$BIN" "$UPSTREAM_PORT"
 KEY="sk-bench-$(python3 -c 'import secrets; print(secrets.token_hex(16))')"
 INTERNAL_KEY="bench-internal-$(python3 -c 'import secrets; print(secrets.token_hex(16))')"
 common=(LD_LIBRARY_PATH="$("$STACK" env test | sed -n 's/^LD_LIBRARY_PATH=//p')" CONDUIT_INTERNAL_KEY="$INTERNAL_KEY"
@@ -64,10 +52,10 @@ env "${common[@]}" CONDUIT_ORCHESTRATOR_PORT=$ORCHESTRATOR_PORT CONDUIT_MODEL_CA
     "$BIN/orchestrator" >"$DIR/orchestrator.log" 2>&1 & PIDS+=($!)
 env "${common[@]}" CONDUIT_GATEWAY_PORT=$GATEWAY_PORT CONDUIT_ADMIN_KEY="$KEY" CONDUIT_ADMIN_TENANT=bench \
     "$BIN/gateway" >"$DIR/gateway.log" 2>&1 & PIDS+=($!)
-wait_http "http://127.0.0.1:$UPSTREAM_PORT/"
-wait_http "http://127.0.0.1:$REGISTRY_PORT/readyz"
-wait_http "http://127.0.0.1:$COST_PORT/readyz"
-wait_http "http://127.0.0.1:$ORCHESTRATOR_PORT/readyz"
+bench_wait_http "http://127.0.0.1:$UPSTREAM_PORT/"
+bench_wait_http "http://127.0.0.1:$REGISTRY_PORT/readyz"
+bench_wait_http "http://127.0.0.1:$COST_PORT/readyz"
+bench_wait_http "http://127.0.0.1:$ORCHESTRATOR_PORT/readyz"
 until curl -sf "http://127.0.0.1:$GATEWAY_PORT/readyz" >/dev/null; do sleep 0.3; done
 
 say "measuring the chat path with and without a template ($PAIRS pairs, one request at a time)…"
