@@ -46,7 +46,9 @@ struct ExperimentController: Sendable {
     func create(_ request: Request, _ context: ConduitRequestContext) async throws -> Response {
         let caller = try context.require(.writePrompts, "Running experiments needs the developer or admin role.")
         let ask = try await request.decodeJSON(CreateRequest.self, context: context)
-        guard let prompt = ask.prompt else { throw APIError.invalidRequest("'prompt' names the prompt the experiment runs on.", param: "prompt") }
+        guard let prompt = ask.prompt, PromptNames.isValidName(prompt) else {
+            throw APIError.invalidRequest("'prompt' names the prompt the experiment runs on.", param: "prompt")
+        }
         let label = ask.label ?? "production"
         let subject = ask.subject ?? "user"
         guard ["user", "session"].contains(subject) else { throw APIError.invalidRequest("'subject' is user or session.", param: "subject") }
@@ -56,6 +58,14 @@ struct ExperimentController: Sendable {
         }
         guard let variants = ask.variants, (2...10).contains(variants.count) else {
             throw APIError.invalidRequest("'variants' lists 2 to 10 variants, the control first: {\"name\", \"label\" | \"version\", \"weight\"}.", param: "variants")
+        }
+        if let name = ask.name, name.isEmpty || name.utf8.count > 200 || name.utf8.contains(0) {
+            throw APIError.invalidRequest("'name' is 1 to 200 bytes of text.", param: "name")
+        }
+        guard PromptNames.isValidLabel(label) else { throw APIError.invalidRequest("'label' is a label of the prompt.", param: "label") }
+        guard variants.allSatisfy({ variant in variant.version.map(PromptController.versions.contains) ?? true }),
+              variants.allSatisfy({ variant in variant.label.map(PromptNames.isValidLabel) ?? true }) else {
+            throw APIError.invalidRequest("A variant's 'version' is a version number from 1 and its 'label' a label.", param: "variants")
         }
         guard Set(variants.map(\.name)).count == variants.count, variants.allSatisfy({ PromptNames.isValidLabel($0.name) }) else {
             throw APIError.invalidRequest("Each variant has its own 'name' (letters, digits, '.', '-', '_').", param: "variants")

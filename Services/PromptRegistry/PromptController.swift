@@ -19,6 +19,15 @@ struct PromptController: Sendable {
     var maxMessages = 200
 
     static let reservedSegments: Set<String> = ["versions", "diff", "labels", "render", "history"]
+    /// Version numbers as Postgres keeps them (`integer`).
+    static let versions = 1...Int(Int32.max)
+
+    /// A 400 for text Postgres cannot keep whole (it would cut it at the NUL).
+    static func checkText(_ texts: [String], param: String) throws {
+        guard !texts.contains(where: { $0.utf8.contains(0) }) else {
+            throw APIError.invalidRequest("'\(param)' must not contain NUL characters.", param: param)
+        }
+    }
 
     func addRoutes(to router: some RouterMethods<ConduitRequestContext>) {
         router.post("/v1/prompts") { request, context in try await create(request, context) }
@@ -127,6 +136,10 @@ struct PromptController: Sendable {
             }
             body = .chat(messages)
         }
+        try Self.checkText(body.templates, param: ask.template != nil ? "template" : "messages")
+        if case .chat(let messages) = body {
+            try Self.checkText(messages.compactMap { if case .message(let role, _) = $0 { role } else { nil } }, param: "messages")
+        }
         guard body.templates.reduce(0, { $0 + $1.utf8.count }) <= maxTemplateBytes else {
             throw APIError.invalidRequest("A template is at most \(maxTemplateBytes) bytes.", param: ask.template != nil ? "template" : "messages")
         }
@@ -139,6 +152,8 @@ struct PromptController: Sendable {
         if let message = ask.commitMessage, message.utf8.count > 1000 {
             throw APIError.invalidRequest("'commit_message' is at most 1000 bytes.", param: "commit_message")
         }
+        try Self.checkText([ask.commitMessage ?? ""], param: "commit_message")
+        if let config = ask.config { try Self.checkText([JSONValue.object(config).jsonString], param: "config") }
         let tenant = caller.tenant
         // The template must compile now, partials and all: a broken version is never stored.
         try await compile(PromptVersion(name: name, version: 0, body: body), tenant: tenant)
@@ -191,6 +206,7 @@ struct PromptController: Sendable {
         guard let label = ask.label else { throw APIError.invalidRequest("'label' is required.", param: "label") }
         try Self.checkLabel(label, param: "label")
         guard let version = ask.version else { throw APIError.invalidRequest("'version' is required.", param: "version") }
+        guard Self.versions.contains(version) else { throw APIError.invalidRequest("'version' is a version number from 1.", param: "version") }
         let write: PromptWrite
         do {
             write = try await store.moveLabel(tenant: caller.tenant, name: name, label: label, version: version, protect: ask.protected,
@@ -220,8 +236,10 @@ struct PromptController: Sendable {
         let tenant = try context.callerTenant()
         let selector: PromptSelector = try ask.version.map { number in
             guard ask.label == nil else { throw APIError.invalidRequest("Give 'label' or 'version', not both.", param: "version") }
+            guard Self.versions.contains(number) else { throw APIError.invalidRequest("'version' is a version number from 1.", param: "version") }
             return .version(number)
         } ?? .label(ask.label ?? "production")
+        if let label = ask.label { try Self.checkLabel(label, param: "label", allowLatest: true) }
         guard let state = try await store.state(tenant: tenant, name: name), !state.deleted || selector != .production else { throw Self.notFound(name) }
         guard let version = try await store.version(tenant: tenant, name: name, selector) else { throw Self.notFound(name, selector) }
         let rendered: RenderedPrompt
@@ -239,7 +257,8 @@ struct PromptController: Sendable {
     }
 
     func diff(_ name: String, tenant: String, _ request: Request) async throws -> Response {
-        guard let from = request.uri.queryParameters["from"].flatMap({ Int($0) }), let to = request.uri.queryParameters["to"].flatMap({ Int($0) }) else {
+        guard let from = request.uri.queryParameters["from"].flatMap({ Int($0) }), let to = request.uri.queryParameters["to"].flatMap({ Int($0) }),
+              Self.versions.contains(from), Self.versions.contains(to) else {
             throw APIError.invalidRequest("'from' and 'to' are the two version numbers to compare.", param: "from")
         }
         guard let old = try await store.version(tenant: tenant, name: name, .version(from)) else { throw Self.notFound(name, .version(from)) }
@@ -293,9 +312,10 @@ struct PromptController: Sendable {
         let label = request.uri.queryParameters["label"].map(String.init)
         if let text = request.uri.queryParameters["version"] {
             guard label == nil else { throw APIError.invalidRequest("Give 'label' or 'version', not both.", param: "version") }
-            guard let number = Int(text), number > 0 else { throw APIError.invalidRequest("'version' is a version number.", param: "version") }
+            guard let number = Int(text), Self.versions.contains(number) else { throw APIError.invalidRequest("'version' is a version number.", param: "version") }
             return .version(number)
         }
+        if let label { try checkLabel(label, param: "label", allowLatest: true) }
         return .label(label ?? "production")
     }
 
@@ -307,11 +327,11 @@ struct PromptController: Sendable {
         }
     }
 
-    static func checkLabel(_ label: String, param: String) throws {
+    static func checkLabel(_ label: String, param: String, allowLatest: Bool = false) throws {
         guard PromptNames.isValidLabel(label) else {
             throw APIError.invalidRequest("A label is 1 to 64 letters, digits, '.', '-' or '_', not all digits.", param: param)
         }
-        guard label != "latest" else { throw APIError.invalidRequest("'latest' always points at the newest version; it cannot be moved.", param: param) }
+        guard label != "latest" || allowLatest else { throw APIError.invalidRequest("'latest' always points at the newest version; it cannot be moved.", param: param) }
     }
 
     /// The fields the chat path applies must have their wire types.

@@ -90,6 +90,10 @@ struct PromptProcessTests {
         #expect(second2.json?["version"] == 2, "\(second2.body)")
         #expect(try await gateway.call("POST", "/v1/prompts", key: viewer, #"{"name":"x","template":"y"}"#).status == 403)
         #expect(try await gateway.call("POST", "/v1/prompts", key: developer, #"{"name":"\#(name)","template":"text now"}"#).json?["error"]?["code"] == "prompt_type_mismatch")
+        // Numbers and text Postgres cannot keep are refused before they reach it.
+        #expect(try await gateway.call("GET", "/v1/prompts/\(name)?version=99999999999", key: viewer).status == 400)
+        #expect(try await gateway.call("POST", "/v1/prompts/\(name)/labels", key: developer, #"{"label":"qa","version":99999999999}"#).status == 400)
+        #expect(try await gateway.call("POST", "/v1/prompts", key: developer, #"{"name":"nul","template":"a\u0000b"}"#).json?["error"]?["param"] == "template")
 
         // Versions are immutable: the database itself refuses to change one.
         let postgres = PostgresClient(configuration: .init(port: TestEnvironment.postgresPort), logger: .init(label: "check"))

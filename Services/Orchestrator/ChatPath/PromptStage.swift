@@ -24,7 +24,7 @@ struct PromptStage: ChatStage {
             throw APIError.invalidRequest("'conduit.prompt.label' is 1 to 64 letters, digits, '.', '-' or '_'.", param: "conduit.prompt.label")
         }
         if let version = options.version {
-            guard version > 0 else { throw APIError.invalidRequest("'conduit.prompt.version' is a version number from 1.", param: "conduit.prompt.version") }
+            guard version > 0, version <= Int(Int32.max) else { throw APIError.invalidRequest("'conduit.prompt.version' is a version number from 1.", param: "conduit.prompt.version") }
             guard options.label == nil else { throw APIError.invalidRequest("Give 'conduit.prompt.label' or 'version', not both.", param: "conduit.prompt.version") }
         }
     }
