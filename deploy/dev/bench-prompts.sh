@@ -3,7 +3,7 @@
 # concurrent reads, and the experiment statistics on simulations. Release builds of gateway,
 # orchestrator, prompt-registry and cost-service over the test-profile servers on bench ports,
 # and an instant upstream.
-#   - prompt_added_p50_ms / _p99_ms: PAIRS (4000) pairs of chat requests through the gateway,
+#   - prompt_added_p50_ms / _p99_ms: PAIRS (10000) pairs of chat requests through the gateway,
 #     one at a time on a kept-alive connection each, alternating: one with `conduit.prompt` (a
 #     chat template with a partial, a placeholder and four variables), one with the same
 #     messages written out; added is the first's percentile minus the second's. The version is
@@ -21,7 +21,7 @@ STACK="$ROOT/deploy/dev/stack.sh"
 source "$ROOT/deploy/dev/bench-lib.sh"
 DIR="$ROOT/.stack/bench/prompts"
 DURATION=${DURATION:-10s}
-PAIRS=${PAIRS:-4000}
+PAIRS=${PAIRS:-10000}
 CONNECTIONS=${CONNECTIONS:-8}
 PG_PORT=55932 REDIS_PORT=56979 KAFKA_PORT=59692
 UPSTREAM_PORT=19290 GATEWAY_PORT=19280 ORCHESTRATOR_PORT=19281 COST_PORT=19284 REGISTRY_PORT=19285
