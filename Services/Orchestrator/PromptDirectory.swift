@@ -37,6 +37,9 @@ final class HotPromptDirectory: PromptDirectory, Service {
         var staleAfter: Duration = .seconds(1)
         /// Compiled prompts kept, at most (`CONDUIT_ORCHESTRATOR_PROMPT_CACHE_ENTRIES`).
         var maxEntries = 10_000
+        /// The change counter and log the registry writes (a test gives its own).
+        var revisionKey = PromptHotCopy.revisionKey
+        var changesKey = PromptHotCopy.changesKey
     }
 
     struct Key: Hashable, Sendable {
@@ -205,11 +208,11 @@ final class HotPromptDirectory: PromptDirectory, Service {
     /// One poll: drops what changed since the last one.
     func poll() async {
         do {
-            let revision = try await redis.send(RedisCommand("GET", PromptHotCopy.revisionKey)).string.flatMap { Int($0) } ?? 0
+            let revision = try await redis.send(RedisCommand("GET", configuration.revisionKey)).string.flatMap { Int($0) } ?? 0
             let seen = state.withLockedValue { $0.seenRevision }
             var changed: Set<String>? = []
             if let seen, revision > seen {
-                let reply = try await redis.send(RedisCommand("ZRANGEBYSCORE", PromptHotCopy.changesKey, "(\(seen)", String(revision), "WITHSCORES"))
+                let reply = try await redis.send(RedisCommand("ZRANGEBYSCORE", configuration.changesKey, "(\(seen)", String(revision), "WITHSCORES"))
                 let items = reply.array ?? []
                 let scores = stride(from: 1, to: items.count, by: 2).compactMap { items[$0].string.flatMap(Double.init) }
                 // Every change since `seen` must still be listed, else some were trimmed.

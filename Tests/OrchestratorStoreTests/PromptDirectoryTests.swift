@@ -20,6 +20,10 @@ struct PromptDirectoryTests {
     struct Copy {
         let redis: RedisClient
         let tenant: String
+        /// This test's own change counter and log, so that what it does to them (a trim)
+        /// touches no other test's orchestrators.
+        var revisionKey: String { "tpl-test:\(tenant):rev" }
+        var changesKey: String { "tpl-test:\(tenant):changes" }
 
         /// Writes `name`'s label (and version) as the registry would, announcing it unless `quietly`.
         func put(_ name: String, _ text: String, version: Int, label: String = "production", quietly: Bool = false) async throws {
@@ -31,18 +35,19 @@ struct PromptDirectoryTests {
 
         @discardableResult
         func announce(_ name: String) async throws -> Int {
-            let revision = try await redis.send(RedisCommand("INCR", PromptHotCopy.revisionKey)).int ?? 0
-            _ = try await redis.send(RedisCommand("ZADD", PromptHotCopy.changesKey, String(revision), PromptHotCopy.member(tenant: tenant, name: name)))
+            let revision = try await redis.send(RedisCommand("INCR", revisionKey)).int ?? 0
+            _ = try await redis.send(RedisCommand("ZADD", changesKey, String(revision), PromptHotCopy.member(tenant: tenant, name: name)))
             return revision
         }
     }
 
-    static func directory(_ redis: RedisClient, registry: String = "http://127.0.0.1:9") -> HotPromptDirectory {
+    static func directory(_ copy: Copy, registry: String = "http://127.0.0.1:9", staleAfter: Duration = .seconds(300)) -> HotPromptDirectory {
         let http = HTTPClient(logger: logger)
         var urls: [ServiceName: String] = [:]
         urls[.promptRegistry] = registry
         // Polled only when a test says so; what it polled stays fresh however slow the machine.
-        return HotPromptDirectory(redis: redis, registry: ServiceClient(http: http, baseURLs: urls), configuration: .init(staleAfter: .seconds(300)),
+        return HotPromptDirectory(redis: copy.redis, registry: ServiceClient(http: http, baseURLs: urls),
+                                  configuration: .init(staleAfter: staleAfter, revisionKey: copy.revisionKey, changesKey: copy.changesKey),
                                   metricsRegistry: nil, logger: logger)
     }
 
@@ -55,7 +60,7 @@ struct PromptDirectoryTests {
         let copy = Copy(redis: redis, tenant: TestEnvironment.uniqueName("tenant"))
         try await copy.put("tone", "kind", version: 1)
         try await copy.put("outer", "Be {{> tone}}.", version: 1)
-        let directory = Self.directory(redis)
+        let directory = Self.directory(copy)
         await directory.poll()
         #expect(try await Self.text(directory, copy.tenant, "outer") == "Be kind.")
 
@@ -80,27 +85,25 @@ struct PromptDirectoryTests {
         try await copy.put("greet", "one", version: 1)
 
         // Never polled: nothing is kept, every lookup reads Redis.
-        let cold = Self.directory(redis)
+        let cold = Self.directory(copy)
         #expect(try await Self.text(cold, copy.tenant, "greet") == "one")
         try await copy.put("greet", "two", version: 2, quietly: true)
         #expect(try await Self.text(cold, copy.tenant, "greet") == "two")
 
         // Polled, then the change log loses the change as the registry trims it (the oldest
-        // first, so everything up to it goes; other tests' changes too, which only makes their
-        // orchestrators drop what they hold): everything held here is dropped.
-        let warm = Self.directory(redis)
+        // first, so everything up to it goes): everything held is dropped.
+        let warm = Self.directory(copy)
         await warm.poll()
         #expect(try await Self.text(warm, copy.tenant, "greet") == "two")
         try await copy.put("greet", "three", version: 3, quietly: true)
         let trimmed = try await copy.announce("greet")
-        _ = try await redis.send(RedisCommand("ZREMRANGEBYSCORE", PromptHotCopy.changesKey, "-inf", String(trimmed)))
+        _ = try await redis.send(RedisCommand("ZREMRANGEBYSCORE", copy.changesKey, "-inf", String(trimmed)))
         try await copy.announce("unrelated")
         await warm.poll()
         #expect(try await Self.text(warm, copy.tenant, "greet") == "three")
 
         // Its last good poll too old: memory is not used (polls failing look like this).
-        let lapsed = HotPromptDirectory(redis: redis, registry: ServiceClient(http: HTTPClient(logger: Self.logger), baseURLs: [:]),
-                                        configuration: .init(staleAfter: .milliseconds(200)), metricsRegistry: nil, logger: Self.logger)
+        let lapsed = Self.directory(copy, staleAfter: .milliseconds(200))
         await lapsed.poll()
         #expect(try await Self.text(lapsed, copy.tenant, "greet") == "three")
         try await Task.sleep(for: .milliseconds(300))
@@ -112,6 +115,7 @@ struct PromptDirectoryTests {
     @Test func withoutACompleteCopyTheRegistryIsAsked() async throws {
         let redis = RedisClient(configuration: .init(port: TestEnvironment.redisPort, connections: 1), logger: Self.logger)
         let tenant = TestEnvironment.uniqueName("tenant")
+        let copy = Copy(redis: redis, tenant: tenant)
         let asked = Locked<[String]>([])
         let registry = try TestHTTPServer { request, connection in
             asked.withLock { $0.append(request.path) }
@@ -122,7 +126,7 @@ struct PromptDirectoryTests {
             connection.respond(headers: ["Content-Type": "application/json"], body: Array(body.utf8))
         }
         defer { registry.stop() }
-        let directory = Self.directory(redis, registry: registry.baseURL)
+        let directory = Self.directory(copy, registry: registry.baseURL)
         await directory.poll()
         #expect(try await Self.text(directory, tenant, "folder/cold") == "from the registry")
         #expect(asked.withLock { $0 } == ["/internal/prompts/folder/cold?label=production"])
