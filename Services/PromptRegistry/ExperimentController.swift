@@ -191,8 +191,12 @@ struct ExperimentController: Sendable {
         guard current["status"] == "running" else { throw APIError.invalidRequest("The experiment is already concluded.", code: "experiment_concluded") }
         guard case .string(let prompt)? = current["prompt"], case .string(let label)? = current["label"] else { throw APIError.notFound("No experiment is '\(id)'.") }
         let winner = ask.winner ?? current["recommended_winner"].flatMap { if case .string(let name) = $0 { name } else { nil } }
-        let variants = try await postgres.query("SELECT variants FROM prompts.experiments WHERE id = $1", id)[0]
-            .decode(PostgresJSON.self, at: 0).decode([ExperimentAssignment.Variant].self)
+        // The page lists the variants it read with the experiment.
+        let variants: [ExperimentAssignment.Variant] = (current["variants"]?.arrayValue ?? []).compactMap { entry in
+            guard case .string(let name)? = entry["name"] else { return nil }
+            return ExperimentAssignment.Variant(name: name, label: entry["label"]?.stringValue, version: entry["version"]?.intValue,
+                                                weight: entry["weight"]?.doubleValue ?? 0)
+        }
         if let winner, !variants.contains(where: { $0.name == winner }) {
             throw APIError.invalidRequest("The experiment has no variant '\(winner)'.", param: "winner")
         }

@@ -180,10 +180,10 @@ struct PromptController: Sendable {
         // A deleted prompt's versions stay readable by number; its labels are gone.
         if state.deleted, case .label = selector { throw Self.notFound(name) }
         // A label's version came with the state; a number is one more query.
-        let labelled: PromptVersion? = if case .label(let label) = selector { state.labels.first { $0.label == label }?.version } else { nil }
-        guard let version = try await labelled.asyncOr({ try await store.version(tenant: tenant, name: name, selector) }) else {
-            throw Self.notFound(name, selector)
-        }
+        var found: PromptVersion?
+        if case .label(let label) = selector { found = state.labels.first { $0.label == label }?.version }
+        if found == nil { found = try await store.version(tenant: tenant, name: name, selector) }
+        guard let version = found else { throw Self.notFound(name, selector) }
         var answer = try Self.json(version).objectValue ?? [:]
         answer["labels"] = .array(state.labels.filter { $0.version.version == version.version }.map { .string($0.label) })
         answer["all_labels"] = .object(Dictionary(uniqueKeysWithValues: state.labels.map {
@@ -363,11 +363,7 @@ struct PromptController: Sendable {
         APIError(status: .forbidden, type: .permission, message: "The label '\(label)' is protected: only a tenant admin moves or unprotects it.", code: "protected_label")
     }
 
-    static func json(_ version: PromptVersion) throws -> JSONValue {
-        let encoder = JSONEncoder()
-        encoder.dateEncodingStrategy = .iso8601
-        return try JSONDecoder().decode(JSONValue.self, from: encoder.encode(version))
-    }
+    static func json(_ version: PromptVersion) throws -> JSONValue { try JSONValue.encoding(version) }
 }
 
 extension JSONValue {
@@ -383,10 +379,3 @@ func require<T>(_ value: T?) throws -> T {
     return value
 }
 
-extension Optional where Wrapped: Sendable {
-    /// The value, else what `other` finds.
-    func asyncOr(_ other: () async throws -> Wrapped?) async rethrows -> Wrapped? {
-        if let self { return self }
-        return try await other()
-    }
-}
