@@ -36,6 +36,7 @@ let services = [
     ]),
     service("Orchestrator", product: "orchestrator", dependencies: redis + kafka + http + [
         "Providers", "SemanticCache", "Budgets", "Routing", "Prompts", .product(name: "Crypto", package: "swift-crypto"),
+        .product(name: "Tracing", package: "swift-distributed-tracing"),
     ]),
     service("Embedder", product: "embedder", dependencies: kafka + http + ["TextEmbedding", "Providers"]),
     service("Retriever", product: "retriever", dependencies: postgres + kafka + http + ["SearchEngine"]),
@@ -69,6 +70,9 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams.git", from: "5.0.1"),
         .package(url: "https://github.com/vapor/jwt-kit.git", from: "5.7.1"),
         .package(url: "https://github.com/hummingbird-project/swift-mustache.git", from: "2.1.1"),
+        // Traces over OTLP/HTTP only: the gRPC exporter would add grpc-swift to every build.
+        .package(url: "https://github.com/swift-otel/swift-otel.git", from: "1.6.0", traits: ["OTLPHTTP"]),
+        .package(url: "https://github.com/apple/swift-distributed-tracing.git", from: "1.7.3"),
     ],
     targets: services.map(\.1) + [
         // Wire types: Foundation only, no I/O.
@@ -92,6 +96,8 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
+                .product(name: "OTel", package: "swift-otel"),
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
             ],
             path: "Shared/ConduitKit"
         ),

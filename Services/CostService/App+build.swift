@@ -73,7 +73,7 @@ func buildApplication(configuration: ServiceConfiguration, logger: Logger) async
         configuration: configuration,
         services: [
             postgres, redis, producer, http, GatedService(consumer, after: migrated), GatedService(ledger, after: migrated),
-            GatedService(reconciler, after: migrated),
+            GatedService(reconciler, after: migrated), try ConsumerLagReporter(consumers: [consumer], registry: registry, configuration: configuration),
         ],
         logger: logger,
         beforeServerStarts: [{

@@ -95,7 +95,8 @@ func buildApplication(configuration: ServiceConfiguration, logger: Logger) async
         registry: registry, readiness: [.kafka(producer)])
     // Shutdown runs in reverse: the pipeline stops first, then the consumer commits, the batcher
     // finishes, and the producer flushes last.
-    return makeConduitApplication(router: router, configuration: configuration, services: [producer, usage, http, engine, indexingEngine, batcher, consumer, pipeline], logger: logger)
+    return makeConduitApplication(router: router, configuration: configuration, services: [producer, usage, http, engine, indexingEngine, batcher, consumer, pipeline,
+        try ConsumerLagReporter(consumers: [consumer], registry: registry, configuration: configuration)], logger: logger)
 }
 
 /// The routes: `/v1/embeddings` and `/v1/models` over the controller's batcher and usage recorder.

@@ -84,7 +84,7 @@ func buildApplication(configuration: ServiceConfiguration, logger: Logger) async
         configuration: configuration,
         services: [
             postgres, redis, producer, http, GatedService(watcher, after: migrated), GatedService(auditConsumer, after: migrated),
-            GatedService(sink, after: migrated),
+            GatedService(sink, after: migrated), try ConsumerLagReporter(consumers: [auditConsumer], registry: registry, configuration: configuration),
         ],
         logger: logger,
         beforeServerStarts: [

@@ -33,5 +33,5 @@ func buildApplication(configuration: ServiceConfiguration, logger: Logger) async
     let router = makeConduitRouter(configuration: configuration, registry: registry, readiness: [.kafka(consumer)])
     // No routes of its own yet; those to come go in this group, behind the signed identity.
     _ = try router.internalRoutes(configuration)
-    return makeConduitApplication(router: router, configuration: configuration, services: [consumer, counter], logger: logger)
+    return makeConduitApplication(router: router, configuration: configuration, services: [consumer, counter, try ConsumerLagReporter(consumers: [consumer], registry: registry, configuration: configuration)], logger: logger)
 }

@@ -2,8 +2,9 @@ import ConduitProtocol
 import Prometheus
 
 /// The platform's LLM metrics from usage events, under the names dashboards chart. Labels are
-/// model, provider and status only, each bounded by a `LabelLimiter` (`CONDUIT_METRICS_MAX_LABEL_VALUES`);
-/// never a tenant, key, user or request, so the series stay few however many callers there are.
+/// model, provider, status, tier and selection reason only, each bounded by a `LabelLimiter`
+/// (`CONDUIT_METRICS_MAX_LABEL_VALUES` for models); never a tenant, key, user or request, so the
+/// series stay few however many callers there are.
 struct UsageMetrics: Sendable {
     static let costBuckets = [0.000_01, 0.000_1, 0.001, 0.01, 0.1, 1, 10]
     static let secondsBuckets = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120]
@@ -12,6 +13,8 @@ struct UsageMetrics: Sendable {
     let models: LabelLimiter
     let providers: LabelLimiter
     let statuses: LabelLimiter
+    let tiers = LabelLimiter(limit: 16)
+    let reasons = LabelLimiter(limit: 16)
 
     init(registry: PrometheusCollectorRegistry, maxLabelValues: Int = 100) {
         self.registry = registry
@@ -33,7 +36,8 @@ struct UsageMetrics: Sendable {
         }
         if let cost = event.costUSD, cost.isFinite, cost >= 0 {
             counter("cost", "dollars_total", "Spend in USD, by model.", [("model", model)]).increment(by: cost)
-            histogram("cost_per_request", "dollars", "Cost of one model call in USD, by model.", [("model", model)], Self.costBuckets).record(cost)
+            histogram("cost_per_request", "dollars", "Cost of one model call in USD, by model and the serving deployment's tier.",
+                      [("model", model), ("tier", tiers.value(event.tier))], Self.costBuckets).record(cost)
         }
         if let milliseconds = event.latencyMilliseconds, milliseconds >= 0 {
             histogram("request_duration", "seconds", "From a request's arrival to its last byte, by model.", [("model", model)], Self.secondsBuckets)
@@ -42,6 +46,13 @@ struct UsageMetrics: Sendable {
         if let milliseconds = event.timeToFirstTokenMilliseconds, milliseconds >= 0 {
             histogram("time_to_first_token", "seconds", "Streams: from a request's arrival to its first content, by model.", [("model", model)], Self.secondsBuckets)
                 .record(Double(milliseconds) / 1000)
+        }
+        if let reason = event.selectionReason {
+            counter("model_selection", "total", "Model calls by the model that served them and why it was chosen (requested, fallback, or a router's reason).",
+                    [("selected_model", model), ("reason", reasons.value(reason))]).increment()
+        }
+        if event.kind == "chat", event.cacheHit == false {
+            counter("cache_misses", "total", "Chat requests the semantic cache did not answer, by model.", [("model", model)]).increment()
         }
         if event.cacheHit == true {
             counter("cache_hits", "total", "Answers from the semantic cache, by model.", [("model", model)]).increment()

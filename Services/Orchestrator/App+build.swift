@@ -179,7 +179,8 @@ func buildRouter(
                 holdTTL: .seconds(try environment.int("CONDUIT_BUDGET_HOLD_TTL_S", default: 900)),
                 backlog: SettleBacklog(limit: try environment.int("CONDUIT_BUDGET_SETTLE_BACKLOG", default: 1000), registry: registry), logger: logger),
         ],
-        models: dependencies.models, usage: dependencies.usage, metrics: StageMetrics(registry: registry))
+        models: dependencies.models, usage: dependencies.usage, metrics: StageMetrics(registry: registry),
+        traceContent: configuration.tracing.recordContent)
     let router = makeConduitRouter(configuration: configuration, registry: registry, readiness: dependencies.readiness)
     let routes = try router.internalRoutes(configuration)
     ChatController(pipeline: pipeline, tokenizer: dependencies.tokenizer).addRoutes(to: routes)

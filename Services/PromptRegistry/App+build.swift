@@ -42,12 +42,13 @@ func buildApplication(configuration: ServiceConfiguration, logger: Logger) async
     let routes = try router.internalRoutes(configuration)
     PromptController(store: store, hotCopy: hotCopy, maxTemplateBytes: try environment.int("CONDUIT_PROMPT_MAX_TEMPLATE_BYTES", default: 100_000))
         .addRoutes(to: routes)
-    ExperimentController(store: store, hotCopy: hotCopy).addRoutes(to: routes)
+    ExperimentController(store: store, hotCopy: hotCopy, registry: registry).addRoutes(to: routes)
     let migrated = StartGate()
     return makeConduitApplication(
         router: router,
         configuration: configuration,
-        services: [postgres, redis, GatedService(hotCopy, after: migrated), GatedService(consumer, after: migrated), GatedService(outcomes, after: migrated)],
+        services: [postgres, redis, GatedService(hotCopy, after: migrated), GatedService(consumer, after: migrated), GatedService(outcomes, after: migrated),
+                   try ConsumerLagReporter(consumers: [consumer], registry: registry, configuration: configuration)],
         logger: logger,
         beforeServerStarts: [{
             try await migrate(PromptMigrations.prompts, on: postgres, logger: logger)

@@ -3,6 +3,7 @@ import ConduitProtocol
 import Foundation
 import Hummingbird
 import Postgres
+import Prometheus
 import Prompts
 
 /// `/v1/experiments`: traffic split between a prompt's versions or labels, sticky per user or
@@ -11,7 +12,12 @@ import Prompts
 struct ExperimentController: Sendable {
     let store: PromptStore
     let hotCopy: HotCopyWriter
+    /// Where `llm_response_quality_score` is recorded, if anywhere.
+    var registry: PrometheusCollectorRegistry?
     var postgres: PostgresClient { store.postgres }
+
+    /// Feedback scores are any finite number; these buckets fit 0…1, 1…5 and 1…10 scales.
+    static let qualityBuckets = [0, 0.1, 0.25, 0.5, 0.75, 0.9, 1, 2, 3, 4, 5, 7.5, 10]
 
     /// The metrics an experiment can be decided on, and whether higher is better.
     static let metrics: [String: Bool] = ["thumbs": true, "score": true, "error_rate": false, "latency_ms": false, "cost_usd": false]
@@ -255,7 +261,22 @@ struct ExperimentController: Sendable {
             INSERT INTO prompts.feedback (tenant_id, request_id, score, thumbs_up, comment) VALUES ($1, $2, $3, $4, $5)
             ON CONFLICT (tenant_id, request_id) DO UPDATE SET score = excluded.score, thumbs_up = excluded.thumbs_up, comment = excluded.comment, created_at = now()
             """, caller.tenant, id, ask.score, thumbs, ask.comment)
+        recordQuality(score: ask.score, thumbs: thumbs)
         return try jsonResponse(JSONValue.object(["request_id": .string(id), "recorded": true]), status: .created)
+    }
+
+    /// `llm_response_quality_score{kind}`: `score` observes the score, `thumbs` observes 1 for
+    /// up and 0 for down. No other label: feedback names a request, never a model we could trust.
+    func recordQuality(score: Double?, thumbs: Bool?) {
+        guard let registry else { return }
+        func histogram(_ kind: String) -> ValueHistogram {
+            registry.makeValueHistogram(
+                descriptor: .init(namespace: "llm", metricName: "response_quality", unitName: "score",
+                                  helpText: "Feedback on answers: scores as sent (kind=score), thumbs as 1 up / 0 down (kind=thumbs)."),
+                labels: [("kind", kind)], buckets: Self.qualityBuckets)
+        }
+        if let score { histogram("score").record(score) }
+        if let thumbs { histogram("thumbs").record(thumbs ? 1.0 : 0.0) }
     }
 
     static func experiment(_ row: PostgresRow) throws -> JSONValue {

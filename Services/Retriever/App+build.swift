@@ -65,12 +65,13 @@ func buildApplication(configuration: ServiceConfiguration, logger: Logger) async
         interval: .seconds(try environment.int("CONDUIT_RETRIEVER_SNAPSHOT_INTERVAL_S", default: 300)),
         catalog: catalog, logger: logger)
 
+    let registry = PrometheusCollectorRegistry()
     let router = try buildRouter(
         configuration: configuration,
         dependencies: RetrieverDependencies(
             catalog: catalog, repository: repository, embeddings: embeddings, snapshots: snapshots, engine: engine,
             readiness: [.postgres(postgres), .kafka(producer)]),
-        registry: PrometheusCollectorRegistry())
+        registry: registry)
     // The consumer joins its group only after the indexes are loaded, so events apply on top
     // of them: applied during the load, the loader would replace them with an older state
     // whose offsets were already committed.
@@ -78,7 +79,8 @@ func buildApplication(configuration: ServiceConfiguration, logger: Logger) async
     return makeConduitApplication(
         router: router,
         configuration: configuration,
-        services: [postgres, producer, http, engine, snapshots, GatedService(consumer, after: loaded), GatedService(chunks, after: loaded)],
+        services: [postgres, producer, http, engine, snapshots, GatedService(consumer, after: loaded), GatedService(chunks, after: loaded),
+                   try ConsumerLagReporter(consumers: [consumer], registry: registry, configuration: configuration)],
         logger: logger,
         beforeServerStarts: [
             { try await migrate(RetrieverMigrations.retriever, on: postgres, logger: logger) },

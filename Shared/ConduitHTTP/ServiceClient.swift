@@ -12,12 +12,13 @@ public struct ServiceClient: Sendable {
         self.baseURLs = baseURLs
     }
 
-    /// The headers that carry a request to the next hop: its id, the trace (with a new span) and
-    /// the caller's signed identity; `extra` adds headers of the caller's the next hop reads.
+    /// The headers that carry a request to the next hop: its id, the trace (this hop's span as
+    /// the parent, as W3C Trace Context has it) and the caller's signed identity; `extra` adds
+    /// headers of the caller's the next hop reads.
     public static func propagatedHeaders(from context: ConduitRequestContext, extra: [(name: String, value: String)] = []) -> [(name: String, value: String)] {
         var headers = [
             (name: ConduitHeader.requestID, value: context.requestID),
-            (ConduitHeader.traceparent, context.trace.child().traceparent),
+            (ConduitHeader.traceparent, context.trace.traceparent),
         ]
         if let token = context.identityToken { headers.append((ConduitHeader.identity, token)) }
         return headers + extra

@@ -12,7 +12,8 @@ public func makeConduitRouter(
     readiness: [ReadinessCheck]
 ) -> Router<ConduitRequestContext> {
     let router = Router(context: ConduitRequestContext.self)
-    router.add(middleware: RequestContextMiddleware())
+    if configuration.tracing.enabled { router.add(middleware: tracingMiddleware()) }
+    router.add(middleware: RequestContextMiddleware(tracing: configuration.tracing.enabled))
     router.add(middleware: RequestLogMiddleware())
     router.add(middleware: HTTPMetricsMiddleware(registry: registry, service: configuration.service.rawValue))
     router.add(middleware: ErrorEnvelopeMiddleware())

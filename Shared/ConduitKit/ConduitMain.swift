@@ -24,9 +24,11 @@ public enum ConduitMain {
         var logger = Logger(label: service.rawValue)
         logger[metadataKey: LogKey.service] = .string(service.rawValue)
         do {
+            // The exporter starts first and stops last, so the spans of draining requests still leave.
+            let tracing = try ConduitTracing.bootstrap(service: service, settings: configuration.tracing, logger: logger)
             let app = try await build(configuration, logger)
             logger.info("starting", metadata: ["address": "\(configuration.host):\(configuration.port)"])
-            var group = ServiceGroupConfiguration(services: [app], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+            var group = ServiceGroupConfiguration(services: (tracing.map { [$0] } ?? []) + [app], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
             group.maximumGracefulShutdownDuration = configuration.shutdownTimeout
             group.maximumCancellationDuration = .seconds(5)
             try await ServiceGroup(configuration: group).run()

@@ -8,13 +8,21 @@ import Logging
 public struct RequestContextMiddleware: RouterMiddleware {
     public typealias Context = ConduitRequestContext
 
-    public init() {}
+    /// With tracing on, the trace context is the current span's (`TracingMiddleware` runs
+    /// first), so log lines and the next hop name the spans the collector receives.
+    let tracing: Bool
+
+    public init(tracing: Bool = false) {
+        self.tracing = tracing
+    }
 
     public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         var context = context
         let received = request.headers[HTTPField.Name(ConduitHeader.requestID)!]
         context.requestID = received.flatMap(Self.acceptableID) ?? UUID().uuidString.lowercased()
-        if let parent = request.headers[HTTPField.Name(ConduitHeader.traceparent)!].flatMap(TraceContext.init(traceparent:)) {
+        if tracing, let span = ConduitTracing.currentTraceparent().flatMap(TraceContext.init(traceparent:)) {
+            context.trace = span
+        } else if let parent = request.headers[HTTPField.Name(ConduitHeader.traceparent)!].flatMap(TraceContext.init(traceparent:)) {
             context.trace = parent.child()
         } else {
             context.trace = .random()

@@ -58,6 +58,8 @@ public struct ServiceConfiguration: Sendable {
     public var internalKeys: InternalKeyring?
     /// The environment this was read from, for settings of one service only.
     public var environment: ConduitEnvironment
+    /// OpenTelemetry traces (`CONDUIT_OTLP_ENDPOINT`, …; see `TracingSettings`).
+    public var tracing: TracingSettings
 
     public init(service: ServiceName, environment: ConduitEnvironment = ConduitEnvironment()) throws {
         self.service = service
@@ -78,6 +80,7 @@ public struct ServiceConfiguration: Sendable {
         serviceURLs = urls
         debugEndpoints = try environment.bool("CONDUIT_DEBUG_ENDPOINTS", default: false)
         internalKeys = try InternalKeyring(environment: environment)
+        tracing = try TracingSettings(environment: environment)
     }
 
     /// The signing keys, or the configuration error that stops a service started without them.

@@ -253,6 +253,11 @@ public struct UsageEvent: Codable, Sendable, Hashable {
     /// The experiment that chose the version, and its variant.
     public var experimentID: String?
     public var variant: String?
+    /// The serving deployment's tier in the catalog (`tier:`), when it has one.
+    public var tier: String?
+    /// Why this model served the request: `requested` when the caller named it, else the
+    /// router's reason (`complexity`, `budget`, `quality_floor`, …; `ModelSelector`).
+    public var selectionReason: String?
 
     public init(requestID: String, tenant: String, kind: String, model: String, promptTokens: Int, completionTokens: Int, status: String, timestamp: Date,
                 eventID: String = UUIDv7.make()) {
@@ -289,7 +294,8 @@ public struct UsageEvent: Codable, Sendable, Hashable {
         case promptName = "prompt_name"
         case promptVersion = "prompt_version"
         case experimentID = "experiment_id"
-        case variant
+        case variant, tier
+        case selectionReason = "selection_reason"
     }
 }
 

@@ -244,3 +244,39 @@ extension KafkaConsumer {
         try await threads.runIfActive { try handle.checkBroker(timeoutMilliseconds: milliseconds) }
     }
 }
+
+/// How far one assigned partition's consumer is behind its log.
+public struct PartitionLag: Sendable, Hashable {
+    public var topic: String
+    public var partition: Int32
+    /// Messages between the consumer's position and the partition's end (0 when caught up).
+    public var messages: Int64
+}
+
+extension KafkaConsumer {
+    /// The lag of every partition this member owns: the partition's high watermark as last
+    /// fetched minus the consumer's position. Both come from librdkafka's local state (no broker
+    /// round trip), so this is cheap; it runs on the consumer's threads all the same. A partition
+    /// with no position yet (nothing fetched since assignment) is left out.
+    public func lag() async -> [PartitionLag] {
+        guard let handle = handle.withLockedValue({ $0 }) else { return [] }
+        return (try? await threads.runIfActive { Self.lag(handle) }) ?? []
+    }
+
+    private static func lag(_ handle: KafkaHandle) -> [PartitionLag] {
+        var assigned: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?
+        guard rd_kafka_assignment(handle.pointer, &assigned) == RD_KAFKA_RESP_ERR_NO_ERROR, let list = assigned else { return [] }
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        guard rd_kafka_position(handle.pointer, list) == RD_KAFKA_RESP_ERR_NO_ERROR else { return [] }
+        var lags: [PartitionLag] = []
+        for index in 0..<Int(list.pointee.cnt) {
+            let element = list.pointee.elems[index]
+            guard element.offset >= 0, let name = element.topic else { continue }
+            var low: Int64 = 0
+            var high: Int64 = 0
+            guard rd_kafka_get_watermark_offsets(handle.pointer, name, element.partition, &low, &high) == RD_KAFKA_RESP_ERR_NO_ERROR, high >= 0 else { continue }
+            lags.append(PartitionLag(topic: String(cString: name), partition: element.partition, messages: max(0, high - element.offset)))
+        }
+        return lags
+    }
+}

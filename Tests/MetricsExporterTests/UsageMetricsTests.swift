@@ -27,6 +27,9 @@ struct UsageMetricsTests {
         event.cachedTokens = 40
         event.latencyMilliseconds = 1200
         event.timeToFirstTokenMilliseconds = 300
+        event.tier = "standard"
+        event.selectionReason = "requested"
+        event.cacheHit = false
         return event
     }
 
@@ -45,7 +48,9 @@ struct UsageMetricsTests {
         #expect(text.contains(#"llm_tokens_total{model="gpt-4o",kind="prompt"} 500"#))
         #expect(text.contains(#"llm_tokens_total{model="gpt-4o",kind="cached"} 200"#))
         #expect(text.contains(#"llm_cost_dollars_total{model="gpt-4o"} 0.008"#))
-        #expect(text.contains(#"llm_cost_per_request_dollars_count{model="gpt-4o"} 5"#))
+        #expect(text.contains(#"llm_cost_per_request_dollars_count{model="gpt-4o",tier="standard"} 5"#))
+        #expect(text.contains(#"llm_model_selection_total{selected_model="gpt-4o",reason="requested"} 5"#))
+        #expect(text.contains(#"llm_cache_misses_total{model="gpt-4o"} 4"#))
         #expect(text.contains(#"llm_request_duration_seconds_bucket{model="gpt-4o",le="2.5"} 5"#))
         #expect(text.contains(#"llm_time_to_first_token_seconds_bucket{model="gpt-4o",le="0.25"} 0"#))
         #expect(text.contains(#"llm_cache_hits_total{model="gpt-4o"} 1"#))
@@ -60,10 +65,15 @@ struct UsageMetricsTests {
         let metrics = UsageMetrics(registry: registry, maxLabelValues: 5)
         metrics.record(Self.event(model: "m0"))
         let before = Self.series(Self.exposition(registry)).count
-        for index in 0..<10_000 { metrics.record(Self.event(model: "m0", tenant: "tenant-\(index)", key: "key-\(index)")) }
+        for index in 0..<10_000 {
+            var event = Self.event(model: "m0", tenant: "tenant-\(index)", key: "key-\(index)")
+            event.user = "user-\(index)"
+            event.team = "team-\(index % 100)"
+            metrics.record(event)
+        }
         let text = Self.exposition(registry)
         #expect(Self.series(text).count == before)
-        #expect(!text.contains("tenant-") && !text.contains("key-"))
+        #expect(!text.contains("tenant-") && !text.contains("key-") && !text.contains("user-") && !text.contains("team-"))
         for index in 0..<50 { metrics.record(Self.event(model: "model-\(index)")) }
         let bounded = Self.exposition(registry)
         #expect(metrics.models.count == 5)

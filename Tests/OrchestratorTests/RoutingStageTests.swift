@@ -116,7 +116,7 @@ struct RoutingStageTests {
             _ = try await ChatAPITests.chat(client, Self.body("hi"))
             _ = try await ChatAPITests.chat(client, Self.body("thanks"))
             let metrics = try await client.execute(uri: "/metrics", method: .get)
-            #expect(String(buffer: metrics.body).contains(#"llm_model_selection_total{selected_model="quick",reason="complexity"} 2"#))
+            #expect(String(buffer: metrics.body).contains(#"conduit_router_choices_total{selected_model="quick",reason="complexity"} 2"#))
         }
     }
 }

@@ -14,6 +14,8 @@ struct ChatPipeline: Sendable {
     let models: any ChatModels
     let usage: any UsageRecorder
     var metrics: StageMetrics?
+    /// Prompt and completion text on model-call spans (`CONDUIT_TRACE_CONTENT`).
+    var traceContent = false
 
     func run(_ turn: ChatTurn, context: ConduitRequestContext) async throws -> Response {
         var turn = turn
@@ -36,15 +38,19 @@ struct ChatPipeline: Sendable {
         }
         if turn.body.stream == true {
             let opened: (ProviderStream, ProviderRouter.Served)
+            let call = ModelCallSpan.start(turn.body, content: traceContent)
             do {
                 opened = try await models.stream(turn.body)
             } catch {
                 usage.record(turn.billing.failed(error, started: turn.started))
                 await abandon(turn, costUSD: 0)
-                throw ChatErrors.apiError(for: error)
+                let apiError = ChatErrors.apiError(for: error)
+                call.fail(error, type: apiError.envelope.error.type)
+                throw apiError
             }
-            return StreamRelay(turn: turn, stream: opened.0, served: opened.1, pipeline: self, logger: context.logger).response()
+            return StreamRelay(turn: turn, stream: opened.0, served: opened.1, pipeline: self, call: call, logger: context.logger).response()
         }
+        let call = ModelCallSpan.start(turn.body, content: traceContent)
         do {
             var (completion, served) = try await models.complete(turn.body)
             let text = completion.choices.first?.message.content?.plainText ?? ""
@@ -52,6 +58,7 @@ struct ChatPipeline: Sendable {
             completion.conduit = turn.info(answer: text)
             let event = turn.billing.finished(served: served, usage: tokens, started: turn.started, firstToken: nil, status: "ok")
             usage.record(event)
+            call.finish(served: served, usage: tokens, responseID: completion.id, finishReason: completion.choices.first?.finishReason, completion: text)
             await finish(turn, answer: ChatAnswer(completion: completion, servedModel: served.model, costUSD: event.costUSD ?? 0))
             var response = try jsonResponse(completion)
             response.headers[HTTPField.Name("X-Conduit-Deployment")!] = served.deployment.id
@@ -61,7 +68,9 @@ struct ChatPipeline: Sendable {
         } catch {
             usage.record(turn.billing.failed(error, started: turn.started))
             await abandon(turn, costUSD: 0)
-            throw ChatErrors.apiError(for: error)
+            let apiError = ChatErrors.apiError(for: error)
+            call.fail(error, type: apiError.envelope.error.type)
+            throw apiError
         }
     }
 

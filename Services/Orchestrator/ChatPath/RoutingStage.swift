@@ -70,10 +70,11 @@ struct RoutingStage: ChatStage {
         turn.primary = choice.deployment
         turn.counter = TokenCounter(deployment: choice.deployment, tokenizer: tokenizer)
         turn.routing = choice.info
+        turn.billing.selectionReason = choice.reason.rawValue
         turn.responseHeaders[HTTPField.Name("X-Conduit-Route")!] = "\(choice.model); reason=\(choice.reason.rawValue); complexity=\(choice.info.complexity)"
         registry.makeCounter(
-            descriptor: .init(namespace: "llm", subsystem: "model", metricName: "selection", unitName: "total",
-                              helpText: "Models chosen by routers (model: auto), by the model chosen and the reason."),
+            descriptor: .init(namespace: "conduit", subsystem: "router", metricName: "choices", unitName: "total",
+                              helpText: "Models chosen by this replica's routers (model: auto), by the model chosen and the reason."),
             labels: [("selected_model", choice.model), ("reason", choice.reason.rawValue)]
         ).increment()
         return nil

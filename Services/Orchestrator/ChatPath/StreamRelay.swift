@@ -15,6 +15,8 @@ struct StreamRelay: Sendable {
     let stream: ProviderStream
     let served: ProviderRouter.Served
     let pipeline: ChatPipeline
+    /// Ends with the stream.
+    let call: ModelCallSpan
     let logger: Logger
 
     func response() -> Response {
@@ -94,6 +96,7 @@ struct StreamRelay: Sendable {
             try await output.done()
             let event = turn.billing.finished(served: served, usage: tokens, started: turn.started, firstToken: progress.firstToken, status: "ok")
             usage.record(event)
+            call.finish(served: served, usage: tokens, responseID: progress.stamp?.id, finishReason: progress.finishReason, completion: progress.answer)
             if let stamp = progress.stamp, !progress.calledTools {
                 var completion = ChatCompletion(
                     id: stamp.id, created: stamp.created, model: stamp.model,
@@ -109,6 +112,7 @@ struct StreamRelay: Sendable {
                 served: served, usage: progress.reported ?? TokenEstimate.usage(request: body, characters: progress.generated), started: turn.started,
                 firstToken: progress.firstToken, status: "client_closed")
             usage.record(event)
+            call.fail(error, type: "client_closed")
             await pipeline.abandon(turn, costUSD: event.costUSD ?? 0)
             logger.info("client closed the stream; upstream cancelled")
             throw error
@@ -120,6 +124,7 @@ struct StreamRelay: Sendable {
                 served: served, usage: TokenEstimate.usage(request: body, characters: progress.generated), started: turn.started,
                 firstToken: progress.firstToken, status: apiError.envelope.error.type)
             usage.record(event)
+            call.fail(error, type: apiError.envelope.error.type)
             await pipeline.abandon(turn, costUSD: event.costUSD ?? 0)
             try? await output.fail(apiError.envelope)
         }

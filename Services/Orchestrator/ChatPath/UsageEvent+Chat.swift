@@ -10,6 +10,9 @@ extension UsageEvent {
         event.servedModel = served.model
         event.deployment = served.deployment.id
         event.provider = served.deployment.provider.rawValue
+        event.tier = served.deployment.tier
+        // A router's reason stands (`RoutingStage`); otherwise the caller's model served it, or a fallback did.
+        event.selectionReason = event.selectionReason ?? (served.model == model ? "requested" : "fallback")
         event.promptTokens = usage.promptTokens
         event.completionTokens = usage.completionTokens
         event.cachedTokens = usage.cachedTokens
