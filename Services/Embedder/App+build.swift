@@ -80,6 +80,7 @@ func buildApplication(configuration: ServiceConfiguration, logger: Logger) async
         chunker: chunker,
         configuration: pipelineConfiguration,
         engine: indexingEngine,
+        registry: registry,
         logger: logger
     )
     let http = HTTPClient(configuration: configuration.http, logger: logger)

@@ -4,6 +4,7 @@ import ConduitProtocol
 import Foundation
 import Kafka
 import Logging
+import Prometheus
 import ServiceLifecycle
 import TextEmbedding
 
@@ -30,6 +31,8 @@ struct IndexingPipeline: Service {
     /// Decoding, extraction, chunking, tokenizing and encoding (a megabyte of text) run here,
     /// not on the cooperative pool; inference runs on the batcher's threads.
     let engine: EngineExecutor
+    /// Counts processed and dead-lettered requests (`conduit_kafka_messages_total`), if set.
+    var registry: PrometheusCollectorRegistry?
     let logger: Logger
 
     /// Why an event cannot be indexed; the text goes into the DLQ record.
@@ -40,7 +43,7 @@ struct IndexingPipeline: Service {
     }
 
     func handle(_ message: KafkaMessage) async throws {
-        try await consumer.process(message, deadLetters: dlq, service: "embedder", logger: logger) {
+        try await consumer.process(message, deadLetters: dlq, service: "embedder", logger: logger, registry: registry) {
             let pipeline = self
             let event = try await engine.run { try pipeline.process(try pipeline.decode(message)) }
             try await publish(event)

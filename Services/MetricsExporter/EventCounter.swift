@@ -12,9 +12,17 @@ import ServiceLifecycle
 /// committed once counted, so a restart counts again at most what was counted since the last
 /// commit (a second or so: the consumer's commit interval).
 struct EventCounter: Service {
+    /// The topics read; each event is typed by the topic it came from.
+    struct Topics: Sendable {
+        var usage = KafkaTopic.usage
+        var audit = KafkaTopic.audit
+        var alerts = KafkaTopic.alerts
+    }
+
     let consumer: KafkaConsumer
     let registry: PrometheusCollectorRegistry
     let usage: UsageMetrics
+    var topics = Topics()
     var alerts: AlertMetrics?
     let logger: Logger
     /// Event kinds are free text on the wire: bounded like every label.
@@ -44,11 +52,11 @@ struct EventCounter: Service {
     func record(_ message: KafkaMessage) {
         let fields = (try? JSONSerialization.jsonObject(with: Data(message.value))) as? [String: Any]
         guard let fields, fields["schema_version"] != nil else { return malformed(message) }
-        if message.topic == KafkaTopic.usage {
+        if message.topic == topics.usage {
             guard let event = try? EventCoding.decoder().decode(UsageEvent.self, from: Data(message.value)) else { return malformed(message) }
             usage.record(event)
         }
-        if message.topic == KafkaTopic.alerts, let alerts {
+        if message.topic == topics.alerts, let alerts {
             guard let event = try? EventCoding.decoder().decode(AlertEvent.self, from: Data(message.value)) else { return malformed(message) }
             alerts.record(event)
         }

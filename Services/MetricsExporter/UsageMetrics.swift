@@ -16,8 +16,12 @@ struct UsageMetrics: Sendable {
     let tiers = LabelLimiter(limit: 16)
     let reasons = LabelLimiter(limit: 16)
 
-    init(registry: PrometheusCollectorRegistry, maxLabelValues: Int = 100) {
+    /// Teams as label values of `llm_team_cost_dollars_total` (nil: that metric is off).
+    let teams: LabelLimiter?
+
+    init(registry: PrometheusCollectorRegistry, maxLabelValues: Int = 100, maxTeams: Int = 50) {
         self.registry = registry
+        teams = maxTeams > 0 ? LabelLimiter(limit: maxTeams) : nil
         models = LabelLimiter(limit: maxLabelValues)
         providers = LabelLimiter(limit: 16)
         statuses = LabelLimiter(limit: 32)
@@ -36,6 +40,10 @@ struct UsageMetrics: Sendable {
         }
         if let cost = event.costUSD, cost.isFinite, cost >= 0 {
             counter("cost", "dollars_total", "Spend in USD, by model.", [("model", model)]).increment(by: cost)
+            if let teams {
+                counter("team_cost", "dollars_total", "Spend in USD, by the key's team (bounded by CONDUIT_METRICS_MAX_TEAMS; later teams count as other).",
+                        [("team", teams.value(event.team))]).increment(by: cost)
+            }
             histogram("cost_per_request", "dollars", "Cost of one model call in USD, by model and the serving deployment's tier.",
                       [("model", model), ("tier", tiers.value(event.tier))], Self.costBuckets).record(cost)
         }
@@ -53,6 +61,10 @@ struct UsageMetrics: Sendable {
         }
         if event.kind == "chat", event.cacheHit == false {
             counter("cache_misses", "total", "Chat requests the semantic cache did not answer, by model.", [("model", model)]).increment()
+        }
+        if let citations = event.citations, citations >= 0 {
+            counter("rag_answers", "total", "Answers grounded on retrieved documents, by model.", [("model", model)]).increment()
+            counter("rag_citations", "total", "Sources cited by grounded answers, by model.", [("model", model)]).increment(by: Int64(citations))
         }
         if event.cacheHit == true {
             counter("cache_hits", "total", "Answers from the semantic cache, by model.", [("model", model)]).increment()

@@ -55,17 +55,17 @@ func buildApplication(configuration: ServiceConfiguration, logger: Logger) async
     let embeddings = EmbedderQueryEmbedding(
         client: ServiceClient(http: http, baseURLs: configuration.serviceURLs),
         defaultModel: environment.string("CONDUIT_RETRIEVER_EMBEDDING_MODEL", default: "all-minilm-l6-v2"))
+    let registry = PrometheusCollectorRegistry()
     let chunks = ChunkConsumer(
         consumer: consumer,
         dlq: DeadLetterQueue(producer: producer, topic: environment.string("CONDUIT_RETRIEVER_DLQ_TOPIC", default: KafkaTopic.indexingDLQ)),
-        repository: repository, catalog: catalog, defaults: defaults, engine: engine, logger: logger)
+        repository: repository, catalog: catalog, defaults: defaults, engine: engine, registry: registry, logger: logger)
 
     let snapshots = SnapshotStore(
         directory: URL(fileURLWithPath: environment.string("CONDUIT_RETRIEVER_SNAPSHOT_DIR", default: ".stack/snapshots/retriever")),
         interval: .seconds(try environment.int("CONDUIT_RETRIEVER_SNAPSHOT_INTERVAL_S", default: 300)),
         catalog: catalog, logger: logger)
 
-    let registry = PrometheusCollectorRegistry()
     let router = try buildRouter(
         configuration: configuration,
         dependencies: RetrieverDependencies(

@@ -4,6 +4,7 @@ import ConduitProtocol
 import Foundation
 import Kafka
 import Logging
+import Prometheus
 import SearchEngine
 import ServiceLifecycle
 
@@ -21,6 +22,8 @@ struct ChunkConsumer: Service {
     let defaults: SearchCollection.Configuration
     /// Where index inserts run (they hold the collection's write lock): never on the cooperative pool.
     let engine: EngineExecutor
+    /// Counts processed and dead-lettered events (`conduit_kafka_messages_total`), if set.
+    var registry: PrometheusCollectorRegistry?
     let logger: Logger
 
     typealias Rejection = MessageRejection
@@ -30,7 +33,7 @@ struct ChunkConsumer: Service {
     }
 
     func handle(_ message: KafkaMessage) async throws {
-        try await consumer.process(message, deadLetters: dlq, service: "retriever", logger: logger) {
+        try await consumer.process(message, deadLetters: dlq, service: "retriever", logger: logger, registry: registry) {
             let consumer = self
             // Decoding an event of up to a megabyte (JSON, base64 vectors) is engine work too.
             let event = try await engine.run { try consumer.decode(message) }

@@ -4,6 +4,7 @@ import Foundation
 import Kafka
 import Logging
 import NIOConcurrencyHelpers
+import Prometheus
 import ServiceLifecycle
 
 extension KafkaConsumer {
@@ -65,10 +66,10 @@ extension KafkaConsumer {
     /// it); either way its offset is then marked durable. Other errors propagate (and stop the
     /// consumer) without marking anything, so the message is seen again.
     public func process(
-        _ message: KafkaMessage, deadLetters: DeadLetterQueue, service: String, logger: Logger,
+        _ message: KafkaMessage, deadLetters: DeadLetterQueue, service: String, logger: Logger, registry: PrometheusCollectorRegistry? = nil,
         _ work: () async throws -> Void
     ) async throws {
-        try await settle(message, deadLetters: deadLetters, service: service, logger: logger, work)
+        try await settle(message, deadLetters: deadLetters, service: service, logger: logger, registry: registry, work)
         do {
             try markDurable(message)
         } catch {
@@ -112,18 +113,30 @@ extension KafkaConsumer {
     }
 
     /// `process` without the marking: `work` runs, a rejected message goes to `deadLetters`; the
-    /// caller marks the offset (`forEachMessageConcurrently` does, in order).
+    /// caller marks the offset (`forEachMessageConcurrently` does, in order). With a `registry`,
+    /// `conduit_kafka_messages_total{topic,outcome}` counts each message as `processed` or
+    /// `dead_lettered` (what indexing throughput and DLQ growth are charted from).
     public func settle(
-        _ message: KafkaMessage, deadLetters: DeadLetterQueue, service: String, logger: Logger,
+        _ message: KafkaMessage, deadLetters: DeadLetterQueue, service: String, logger: Logger, registry: PrometheusCollectorRegistry? = nil,
         _ work: () async throws -> Void
     ) async throws {
         do {
             try await work()
+            count(message, outcome: "processed", in: registry)
         } catch let rejection as MessageRejection {
             try await retryUntilCancelled(logger: logger, "dead-lettering a message") {
                 try await deadLetters.send(message, reason: rejection.reason, service: service)
             }
+            count(message, outcome: "dead_lettered", in: registry)
             logger.warning("message rejected", metadata: ["reason": "\(rejection.reason)", "offset": "\(message.offset)"])
         }
+    }
+
+    private func count(_ message: KafkaMessage, outcome: String, in registry: PrometheusCollectorRegistry?) {
+        registry?.makeCounter(
+            descriptor: .init(namespace: "conduit", subsystem: "kafka", metricName: "messages", unitName: "total",
+                              helpText: "Consumed messages by topic and outcome (processed, dead_lettered)."),
+            labels: [("topic", message.topic), ("outcome", outcome)]
+        ).increment()
     }
 }

@@ -258,6 +258,8 @@ public struct UsageEvent: Codable, Sendable, Hashable {
     /// Why this model served the request: `requested` when the caller named it, else the
     /// router's reason (`complexity`, `budget`, `quality_floor`, …; `ModelSelector`).
     public var selectionReason: String?
+    /// RAG: the sources the answer cites (nil when the request retrieved nothing).
+    public var citations: Int?
 
     public init(requestID: String, tenant: String, kind: String, model: String, promptTokens: Int, completionTokens: Int, status: String, timestamp: Date,
                 eventID: String = UUIDv7.make()) {
@@ -296,6 +298,7 @@ public struct UsageEvent: Codable, Sendable, Hashable {
         case experimentID = "experiment_id"
         case variant, tier
         case selectionReason = "selection_reason"
+        case citations
     }
 }
 

@@ -47,7 +47,14 @@ public final class ProviderRouter: Sendable {
         self.logger = logger
         self.sleep = sleep
         for model in catalog.models {
-            for deployment in model.deployments { metrics.circuitOpen(deployment.id).set(to: 0.0) }
+            // Every deployment's series exist from the start (at 0), so rates and alerts over them
+            // read "none yet" rather than "no data".
+            for deployment in model.deployments {
+                metrics.circuitOpen(deployment.id).set(to: 0.0)
+                _ = metrics.retries(deployment.id)
+                _ = metrics.fallbacks(deployment.id)
+                _ = metrics.circuitOpened(deployment.id)
+            }
         }
     }
 

@@ -42,16 +42,21 @@ struct UsageMetricsTests {
         hit.cacheHit = true
         hit.savedUSD = 0.002
         metrics.record(hit)
+        var grounded = Self.event(model: "gpt-4o", cost: 0)
+        grounded.citations = 2
+        metrics.record(grounded)
         let text = Self.exposition(registry)
-        #expect(text.contains(#"llm_requests_total{model="gpt-4o",provider="openai",status="ok"} 4"#))
+        #expect(text.contains(#"llm_requests_total{model="gpt-4o",provider="openai",status="ok"} 5"#))
+        #expect(text.contains(#"llm_rag_answers_total{model="gpt-4o"} 1"#))
+        #expect(text.contains(#"llm_rag_citations_total{model="gpt-4o"} 2"#))
         #expect(text.contains(#"llm_requests_total{model="gpt-4o",provider="openai",status="upstream_error"} 1"#))
-        #expect(text.contains(#"llm_tokens_total{model="gpt-4o",kind="prompt"} 500"#))
-        #expect(text.contains(#"llm_tokens_total{model="gpt-4o",kind="cached"} 200"#))
+        #expect(text.contains(#"llm_tokens_total{model="gpt-4o",kind="prompt"} 600"#))
+        #expect(text.contains(#"llm_tokens_total{model="gpt-4o",kind="cached"} 240"#))
         #expect(text.contains(#"llm_cost_dollars_total{model="gpt-4o"} 0.008"#))
-        #expect(text.contains(#"llm_cost_per_request_dollars_count{model="gpt-4o",tier="standard"} 5"#))
-        #expect(text.contains(#"llm_model_selection_total{selected_model="gpt-4o",reason="requested"} 5"#))
-        #expect(text.contains(#"llm_cache_misses_total{model="gpt-4o"} 4"#))
-        #expect(text.contains(#"llm_request_duration_seconds_bucket{model="gpt-4o",le="2.5"} 5"#))
+        #expect(text.contains(#"llm_cost_per_request_dollars_count{model="gpt-4o",tier="standard"} 6"#))
+        #expect(text.contains(#"llm_model_selection_total{selected_model="gpt-4o",reason="requested"} 6"#))
+        #expect(text.contains(#"llm_cache_misses_total{model="gpt-4o"} 5"#))
+        #expect(text.contains(#"llm_request_duration_seconds_bucket{model="gpt-4o",le="2.5"} 6"#))
         #expect(text.contains(#"llm_time_to_first_token_seconds_bucket{model="gpt-4o",le="0.25"} 0"#))
         #expect(text.contains(#"llm_cache_hits_total{model="gpt-4o"} 1"#))
         #expect(text.contains(#"llm_cache_savings_dollars_total{model="gpt-4o"} 0.002"#))
@@ -68,16 +73,32 @@ struct UsageMetricsTests {
         for index in 0..<10_000 {
             var event = Self.event(model: "m0", tenant: "tenant-\(index)", key: "key-\(index)")
             event.user = "user-\(index)"
-            event.team = "team-\(index % 100)"
             metrics.record(event)
         }
         let text = Self.exposition(registry)
         #expect(Self.series(text).count == before)
-        #expect(!text.contains("tenant-") && !text.contains("key-") && !text.contains("user-") && !text.contains("team-"))
+        #expect(!text.contains("tenant-") && !text.contains("key-") && !text.contains("user-"))
         for index in 0..<50 { metrics.record(Self.event(model: "model-\(index)")) }
         let bounded = Self.exposition(registry)
         #expect(metrics.models.count == 5)
         #expect(bounded.contains(#"llm_requests_total{model="other",provider="openai",status="ok"} 46"#))
         #expect(!bounded.contains("model-10"))
+    }
+
+    /// Spend by team is the one caller-side label, and it is bounded too; 0 turns it off.
+    @Test func teamSpendIsBoundedAndCanBeOff() {
+        let registry = PrometheusCollectorRegistry()
+        let metrics = UsageMetrics(registry: registry, maxTeams: 3)
+        for index in 0..<100 {
+            var event = Self.event(model: "m0")
+            event.team = "team-\(index)"
+            metrics.record(event)
+        }
+        let text = Self.exposition(registry)
+        #expect(Self.series(text).filter { $0.hasPrefix("llm_team_cost_dollars_total") }.count == 4)
+        #expect(text.contains(#"llm_team_cost_dollars_total{team="other"} 0.19"#))
+        let off = PrometheusCollectorRegistry()
+        UsageMetrics(registry: off, maxTeams: 0).record(Self.event(model: "m0"))
+        #expect(!Self.exposition(off).contains("llm_team_cost"))
     }
 }

@@ -56,7 +56,8 @@ struct ChatPipeline: Sendable {
             let text = completion.choices.first?.message.content?.plainText ?? ""
             let tokens = completion.usage.map { ProviderUsage($0) } ?? TokenEstimate.usage(request: turn.body, completionText: text)
             completion.conduit = turn.info(answer: text)
-            let event = turn.billing.finished(served: served, usage: tokens, started: turn.started, firstToken: nil, status: "ok")
+            var event = turn.billing.finished(served: served, usage: tokens, started: turn.started, firstToken: nil, status: "ok")
+            event.citations = completion.conduit?.retrieval == nil ? nil : completion.conduit?.citations?.count ?? 0
             usage.record(event)
             call.finish(served: served, usage: tokens, responseID: completion.id, finishReason: completion.choices.first?.finishReason, completion: text)
             await finish(turn, answer: ChatAnswer(completion: completion, servedModel: served.model, costUSD: event.costUSD ?? 0))

@@ -94,7 +94,8 @@ struct StreamRelay: Sendable {
             }
             if turn.reportsUsage { try await output.comment(tokens: tokens.promptTokens + tokens.completionTokens) }
             try await output.done()
-            let event = turn.billing.finished(served: served, usage: tokens, started: turn.started, firstToken: progress.firstToken, status: "ok")
+            var event = turn.billing.finished(served: served, usage: tokens, started: turn.started, firstToken: progress.firstToken, status: "ok")
+            event.citations = info?.retrieval == nil ? nil : info?.citations?.count ?? 0
             usage.record(event)
             call.finish(served: served, usage: tokens, responseID: progress.stamp?.id, finishReason: progress.finishReason, completion: progress.answer)
             if let stamp = progress.stamp, !progress.calledTools {
