@@ -12,8 +12,7 @@ public func makeConduitRouter(
     readiness: [ReadinessCheck]
 ) -> Router<ConduitRequestContext> {
     let router = Router(context: ConduitRequestContext.self)
-    if configuration.tracing.enabled { router.add(middleware: tracingMiddleware()) }
-    router.add(middleware: RequestContextMiddleware(tracing: configuration.tracing.enabled))
+    router.add(middleware: RequestContextMiddleware(sampleRatio: configuration.tracing.enabled ? configuration.tracing.sampleRatio : nil))
     router.add(middleware: RequestLogMiddleware())
     router.add(middleware: HTTPMetricsMiddleware(registry: registry, service: configuration.service.rawValue))
     router.add(middleware: ErrorEnvelopeMiddleware())

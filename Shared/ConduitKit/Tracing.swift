@@ -43,6 +43,11 @@ public enum ConduitTracing {
     /// Installs swift-otel's tracer as the process's tracer when `settings` enable tracing, and
     /// returns the service that exports its spans (run it beside the application; it flushes on
     /// shutdown). The service's name is the resource's `service.name`. Once per process.
+    ///
+    /// The tracer records every span it is asked for (`alwaysOn`): sampling happens before,
+    /// in `RequestContextMiddleware`, which starts a server span only for a request it keeps
+    /// (a caller's sampled flag, else `sampleRatio` of new traces). A request it drops costs
+    /// no tracing call at all, and nothing below it starts spans, having no span to nest under.
     static func bootstrap(service: ServiceName, settings: TracingSettings, logger: Logger) throws -> (any Service)? {
         guard let endpoint = settings.endpoint else { return nil }
         guard bootstrapped.withLock({ done in defer { done = true }; return !done }) else { return nil }
@@ -53,9 +58,7 @@ public enum ConduitTracing {
         configuration.metrics.enabled = false
         configuration.traces.enabled = true
         configuration.propagators = [.traceContext]
-        if let sampler = OTel.Configuration.TracesConfiguration.SamplerConfiguration.parentBasedTraceIDRatio(ratio: settings.sampleRatio) {
-            configuration.traces.sampler = sampler
-        }
+        configuration.traces.sampler = .alwaysOn
         configuration.traces.batchSpanProcessor.maxQueueSize = settings.queueSize
         configuration.traces.batchSpanProcessor.scheduleDelay = .seconds(1)
         configuration.traces.otlpExporter.protocol = .httpProtobuf
@@ -65,13 +68,39 @@ public enum ConduitTracing {
         return backend.service
     }
 
-    /// The current span's `traceparent`, when a tracer is installed and a span is current: what
-    /// this hop's logs and its calls to the next hop carry, so they name the spans the collector has.
-    static func currentTraceparent() -> String? {
-        guard let context = ServiceContext.current else { return nil }
+    /// Starts the server span of a kept request: the child of the caller's span when
+    /// `traceparent` names one, else a new trace. Returns the span and its context (what the
+    /// request's own trace context becomes).
+    static func startServerSpan(_ request: Request, parent: String?) -> (span: any Span, trace: TraceContext)? {
+        var context = ServiceContext.topLevel
+        if let parent { InstrumentationSystem.instrument.extract([ConduitHeader.traceparent: parent], into: &context, using: DictionaryExtractor()) }
+        let span = InstrumentationSystem.tracer.startAnySpan("\(request.method.rawValue) \(request.uri.path)", context: context, ofKind: .server)
         var carrier: [String: String] = [:]
-        InstrumentationSystem.instrument.inject(context, into: &carrier, using: DictionaryInjector())
-        return carrier[ConduitHeader.traceparent]
+        InstrumentationSystem.instrument.inject(span.context, into: &carrier, using: DictionaryInjector())
+        guard let trace = carrier[ConduitHeader.traceparent].flatMap(TraceContext.init(traceparent:)) else {
+            span.end()
+            return nil
+        }
+        span.attributes["http.request.method"] = request.method.rawValue
+        span.attributes["url.path"] = request.uri.path
+        return (span, trace)
+    }
+
+    /// Ends a server span with what the response was.
+    static func finish(_ span: any Span, route: String?, status: Int) {
+        if let route {
+            span.operationName = route
+            span.attributes["http.route"] = route
+        }
+        span.attributes["http.response.status_code"] = status
+        if status >= 500 { span.setStatus(SpanStatus(code: .error)) }
+        span.end()
+    }
+}
+
+private struct DictionaryExtractor: Extractor {
+    func extract(key: String, from carrier: [String: String]) -> String? {
+        carrier[key.lowercased()]
     }
 }
 
@@ -79,11 +108,4 @@ private struct DictionaryInjector: Injector {
     func inject(_ value: String, forKey key: String, into carrier: inout [String: String]) {
         carrier[key.lowercased()] = value
     }
-}
-
-/// A server span per request (Hummingbird's `TracingMiddleware`: it continues the caller's
-/// `traceparent`, names the span by route and ends it after the last byte of the response,
-/// streams included). Added only when tracing is on; query strings are not recorded.
-func tracingMiddleware() -> TracingMiddleware<ConduitRequestContext> {
-    TracingMiddleware(recordingHeaders: [], redactingQueryParameters: [], attributes: nil)
 }

@@ -76,6 +76,35 @@ struct RouterTests {
         }
     }
 
+    /// With tracing on, a new trace is kept with the configured ratio and marked unsampled
+    /// otherwise, so the next hops drop it too; a caller's flag is kept either way. (No tracer
+    /// is installed in this process, so no span is exported: the sampling decision is what is
+    /// tested; the spans themselves by `ObservabilityProcessTests`.)
+    @Test func samplingFollowsTheRatioForNewTracesAndTheCallerForItsOwn() async throws {
+        func flags(ratio: String?, parent: String?) async throws -> [Bool] {
+            var environment = ["CONDUIT_GATEWAY_PORT": "0"]
+            if let ratio { environment["CONDUIT_OTLP_ENDPOINT"] = "http://127.0.0.1:9"; environment["CONDUIT_TRACE_SAMPLE_RATIO"] = ratio }
+            let configuration = try ServiceConfiguration(service: .gateway, environment: ConduitEnvironment(environment))
+            let router = makeConduitRouter(configuration: configuration, registry: PrometheusCollectorRegistry(), readiness: [])
+            router.get("/whoami") { _, context in context.trace.traceparent }
+            return try await Application(router: router).test(.router) { client in
+                var sampled: [Bool] = []
+                for _ in 0..<20 {
+                    let headers: HTTPFields = parent.map { [HTTPField.Name("traceparent")!: $0] } ?? [:]
+                    let response = try await client.execute(uri: "/whoami", method: .get, headers: headers)
+                    let trace = try #require(TraceContext(traceparent: String(buffer: response.body)))
+                    #expect(response.headers[HTTPField.Name("traceparent")!] == trace.traceparent)
+                    sampled.append(trace.sampled)
+                }
+                return sampled
+            }
+        }
+        #expect(try await flags(ratio: nil, parent: nil).allSatisfy { $0 })
+        #expect(try await flags(ratio: "0", parent: nil).allSatisfy { !$0 })
+        #expect(try await flags(ratio: "0", parent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01").allSatisfy { $0 })
+        #expect(try await flags(ratio: "1", parent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00").allSatisfy { !$0 })
+    }
+
     @Test func errorsBecomeTheOpenAIEnvelope() async throws {
         try await Self.makeApp().test(.router) { client in
             try await client.execute(uri: "/no/such/path", method: .get) { response in

@@ -64,6 +64,20 @@ PY
 [ -z "$untested" ] || fail "alerts without a promtool test that fires them: $untested"
 say "  deploy/prometheus: config, $(cat "$ROOT"/deploy/prometheus/rules/*.yml | grep -c '^ *- alert:') alerts, rule tests ok (each alert fires in one)"
 
+# Kubernetes' Prometheus config: Debian's promtool is built without Kubernetes discovery, so it
+# is checked as YAML for the shape it must have, and its ConfigMap renders and validates.
+KUBECONFIG=/dev/null kubectl kustomize "$ROOT/k8s/monitoring" >"$OUT/monitoring.yaml" || fail "kustomize of k8s/monitoring failed"
+"$VENV/bin/kubernetes-validate" --strict --quiet -k "$K8S_VERSION" "$OUT/monitoring.yaml" || fail "k8s/monitoring does not validate"
+"$VENV/bin/python" - "$ROOT/k8s/monitoring/prometheus.yml" <<'PY' || fail "k8s/monitoring/prometheus.yml lacks Kubernetes discovery of the conduit pods"
+import sys, yaml
+config = yaml.safe_load(open(sys.argv[1]))
+job = next(job for job in config["scrape_configs"] if job["job_name"] == "conduit")
+assert job["kubernetes_sd_configs"][0]["role"] == "pod"
+assert any(rule.get("target_label") == "service" for rule in job["relabel_configs"])
+assert config["rule_files"]
+PY
+say "  k8s/monitoring: Prometheus scrape config (Kubernetes pod discovery) renders and validates"
+
 python3 "$ROOT/deploy/grafana/make-dashboards.py" --check || fail "deploy/grafana/dashboards is not what make-dashboards.py writes"
 "$VENV/bin/python" "$ROOT/deploy/dev/check-dashboards.py" >"$OUT/dashboards.txt" || { cat "$OUT/dashboards.txt" >&2; fail "a dashboard does not validate"; }
 say "  deploy/grafana: $(tail -n 1 "$OUT/dashboards.txt" | sed 's/^check-dashboards: //')"

@@ -540,6 +540,7 @@ case "${1:-}" in
     test) shift; cmd_test "$@" ;;
     test-app) shift; cmd_test_app "$@" ;;
     install) install_deps ;;
+    install-collector) install_collector ;;
     env) shift; profile "${1:-dev}"; service_env ;;
     start-postgres|stop-postgres|start-redis|stop-redis|start-kafka|stop-kafka|start-llama|stop-llama|stop-servers|release-build|image-build|image-runtime|image-llama)
         verb=${1//-/_}; shift; "$verb" "$@" ;;

@@ -5,14 +5,15 @@ import Tracing
 /// The span of one model call, child of the request's span, with OpenTelemetry's GenAI semantic
 /// conventions: the operation, the model asked for and the one that answered, the provider, the
 /// tokens and the finish reason. Prompt and completion text only when `content` is on
-/// (`CONDUIT_TRACE_CONTENT`). A stream's span ends with its last chunk. Without a tracer
-/// installed every call here is a no-op.
+/// (`CONDUIT_TRACE_CONTENT`). A stream's span ends with its last chunk. Only a request that is
+/// traced (its server span is the current context) gets one; otherwise every call is a no-op.
 struct ModelCallSpan: Sendable {
-    let span: any Span
+    let span: (any Span)?
     let content: Bool
 
     static func start(_ request: ChatCompletionRequest, content: Bool) -> ModelCallSpan {
-        let span = startSpan("chat \(request.model)", ofKind: .client)
+        guard let parent = ServiceContext.current else { return ModelCallSpan(span: nil, content: content) }
+        let span = InstrumentationSystem.tracer.startAnySpan("chat \(request.model)", context: parent, ofKind: .client)
         if span.isRecording {
             span.updateAttributes { attributes in
                 attributes["gen_ai.operation.name"] = "chat"
@@ -31,6 +32,7 @@ struct ModelCallSpan: Sendable {
 
     /// The call answered (a stream: it ended): what served it and what it cost in tokens.
     func finish(served: ProviderRouter.Served, usage: ProviderUsage, responseID: String?, finishReason: String?, completion: String?) {
+        guard let span else { return }
         if span.isRecording {
             span.updateAttributes { attributes in
                 attributes["gen_ai.provider.name"] = served.deployment.provider.rawValue
@@ -49,6 +51,7 @@ struct ModelCallSpan: Sendable {
     }
 
     func fail(_ error: any Error, type: String) {
+        guard let span else { return }
         span.attributes["error.type"] = type
         span.setStatus(SpanStatus(code: .error))
         span.end()
