@@ -7,8 +7,9 @@ import Prometheus
 import ServiceLifecycle
 
 /// Counts the platform's events by topic and kind, and turns usage and alert events into the
-/// `llm_*` metrics (`UsageMetrics`, `AlertMetrics`). A value that is not a JSON object with a `schema_version` (or a
-/// usage event that does not decode) is counted as malformed and skipped; every offset is
+/// `llm_*` metrics (`UsageMetrics`, `AlertMetrics`). A value that is not a JSON object with a
+/// `schema_version` (or a usage or alert event that does not decode) is counted as malformed
+/// and skipped; every offset is
 /// committed once counted, so a restart counts again at most what was counted since the last
 /// commit (a second or so: the consumer's commit interval).
 struct EventCounter: Service {
@@ -27,6 +28,8 @@ struct EventCounter: Service {
     let logger: Logger
     /// Event kinds are free text on the wire: bounded like every label.
     let kinds = LabelLimiter(limit: 64)
+    /// Used by `record` only, one event at a time.
+    let decoder = EventCoding.decoder()
 
     func run() async throws {
         do {
@@ -49,21 +52,40 @@ struct EventCounter: Service {
         }
     }
 
+    /// What every event carries: its schema version and, for the count, a kind (audit events
+    /// name it `action`).
+    private struct Envelope: Decodable {
+        var schemaVersion: Int
+        var kind: String?
+        var action: String?
+
+        enum CodingKeys: String, CodingKey {
+            case kind, action
+            case schemaVersion = "schema_version"
+        }
+    }
+
+    /// One decode per event: usage and alert events straight into their types, others into
+    /// the envelope only.
     func record(_ message: KafkaMessage) {
-        let fields = (try? JSONSerialization.jsonObject(with: Data(message.value))) as? [String: Any]
-        guard let fields, fields["schema_version"] != nil else { return malformed(message) }
-        if message.topic == topics.usage {
-            guard let event = try? EventCoding.decoder().decode(UsageEvent.self, from: Data(message.value)) else { return malformed(message) }
+        let data = Data(message.value)
+        let kind: String?
+        switch message.topic {
+        case topics.usage:
+            guard let event = try? decoder.decode(UsageEvent.self, from: data) else { return malformed(message) }
             usage.record(event)
+            kind = event.kind
+        case topics.alerts where alerts != nil:
+            guard let event = try? decoder.decode(AlertEvent.self, from: data) else { return malformed(message) }
+            alerts?.record(event)
+            kind = event.kind
+        default:
+            guard let envelope = try? decoder.decode(Envelope.self, from: data) else { return malformed(message) }
+            kind = envelope.kind ?? envelope.action
         }
-        if message.topic == topics.alerts, let alerts {
-            guard let event = try? EventCoding.decoder().decode(AlertEvent.self, from: Data(message.value)) else { return malformed(message) }
-            alerts.record(event)
-        }
-        let kind = kinds.value((fields["kind"] as? String) ?? (fields["action"] as? String) ?? "event")
         registry.makeCounter(
             descriptor: .init(namespace: "conduit", subsystem: "events", metricName: "consumed", unitName: "total", helpText: "Events consumed, by topic and kind."),
-            labels: [("topic", message.topic), ("kind", kind)]
+            labels: [("topic", message.topic), ("kind", kinds.value(kind ?? "event"))]
         ).increment()
     }
 
