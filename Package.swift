@@ -135,6 +135,10 @@ let package = Package(
         .target(name: "Prompts", dependencies: [
             "ConduitProtocol", .product(name: "Mustache", package: "swift-mustache"), .product(name: "Crypto", package: "swift-crypto"),
         ], path: "Shared/Prompts"),
+        // Flows: YAML workflows (steps, dependencies, parallel groups, conditions, retries,
+        // fallbacks, nesting) and the engine that runs them over executors. Pure; the
+        // orchestrator supplies the executors that call models and services.
+        .target(name: "Flows", dependencies: ["ConduitProtocol", .product(name: "Yams", package: "Yams")], path: "Shared/Flows"),
         // A prefetch hint for the vector index's walk (Swift has no prefetch intrinsic).
         .target(name: "CSearchKernels", path: "Shared/CSearchKernels"),
 
@@ -192,6 +196,7 @@ let package = Package(
             "Budgets", "ConduitProtocol", "Redis", "TestSupport", .product(name: "Logging", package: "swift-log"),
         ], path: "Tests/BudgetsTests"),
         .testTarget(name: "PromptsTests", dependencies: ["Prompts", "ConduitProtocol"], path: "Tests/PromptsTests"),
+        .testTarget(name: "FlowsTests", dependencies: ["Flows", "ConduitProtocol"], path: "Tests/FlowsTests"),
         .testTarget(name: "PostgresTests", dependencies: ["Postgres", "TestSupport"], path: "Tests/PostgresTests"),
         .testTarget(name: "RedisTests", dependencies: ["Redis", "TestSupport", .product(name: "Prometheus", package: "swift-prometheus")], path: "Tests/RedisTests"),
         .testTarget(name: "KafkaTests", dependencies: ["Kafka", "TestSupport"], path: "Tests/KafkaTests"),
