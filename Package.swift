@@ -34,8 +34,8 @@ let services = [
     service("Gateway", product: "gateway", dependencies: postgres + redis + kafka + http + [
         .product(name: "Crypto", package: "swift-crypto"), .product(name: "JWTKit", package: "jwt-kit"),
     ]),
-    service("Orchestrator", product: "orchestrator", dependencies: redis + kafka + http + [
-        "Providers", "SemanticCache", "Budgets", "Routing", "Prompts", .product(name: "Crypto", package: "swift-crypto"),
+    service("Orchestrator", product: "orchestrator", dependencies: postgres + redis + kafka + http + [
+        "Providers", "SemanticCache", "Budgets", "Routing", "Prompts", "Flows", .product(name: "Crypto", package: "swift-crypto"),
         .product(name: "Tracing", package: "swift-distributed-tracing"),
     ]),
     service("Embedder", product: "embedder", dependencies: kafka + http + ["TextEmbedding", "Providers"]),

@@ -199,6 +199,7 @@ func addRoutes(to api: RouterGroup<ConduitRequestContext>, configuration: Servic
     )
     forwarding.addRoutes(to: api)
     forwarding.addPromptRoutes(to: api)
+    forwarding.addFlowRoutes(to: api)
     DocumentsController(
         queue: dependencies.indexing,
         maxDocumentCharacters: try configuration.environment.int("CONDUIT_EMBEDDER_MAX_DOCUMENT_CHARS", default: 1_000_000)

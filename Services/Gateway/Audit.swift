@@ -109,6 +109,9 @@ struct AuditMiddleware: RouterMiddleware {
         case ("prompts", _, _, _): return nil
         case ("experiments", .post, 2, _): return "experiment.create"
         case ("experiments", .post, 4, "conclude"): return "experiment.conclude"
+        // A new flow version is an admin action; runs are traffic, not administration.
+        case ("flows", .post, 2, _): return "flow.version"
+        case ("flows", _, _, _): return nil
         default: break
         }
         let verb: String

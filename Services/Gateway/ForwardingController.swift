@@ -80,6 +80,40 @@ struct ForwardingController: Sendable {
 
     /// Prompts, experiments and feedback go to the prompt-registry, which checks what needs
     /// more than reading (writing versions, protected labels) against the signed roles.
+    /// `/v1/flows`: uploads, listings and runs, on the orchestrator. A run waits up to the chat
+    /// timeout (a flow's steps are model calls); a streamed run passes through as it comes.
+    func addFlowRoutes(to router: some RouterMethods<ConduitRequestContext>) {
+        router.get("/v1/flows") { request, context in
+            try Self.allow(.readFlows, context)
+            return try await forward(request, context, to: .orchestrator, method: "GET", path: "/v1/flows")
+        }
+        router.post("/v1/flows") { request, context in
+            try Self.allow(.writeFlows, context)
+            return try await forward(request, context, to: .orchestrator, path: "/v1/flows")
+        }
+        router.get("/v1/flows/:name") { request, context in
+            try Self.allow(.readFlows, context)
+            return try await forward(request, context, to: .orchestrator, method: "GET", path: "/v1/flows/" + escapedPathSegment(try context.pathParameter("name")))
+        }
+        router.post("/v1/flows/:name/runs") { request, context in
+            try Self.allow(.runFlows, context)
+            let name = escapedPathSegment(try context.pathParameter("name"))
+            return try await forward(request, context, to: .orchestrator, path: "/v1/flows/\(name)/runs", timeout: chatTimeout)
+        }
+        router.get("/v1/flows/:name/runs/:id") { request, context in
+            try Self.allow(.readFlows, context)
+            let name = escapedPathSegment(try context.pathParameter("name"))
+            let id = escapedPathSegment(try context.pathParameter("id"))
+            return try await forward(request, context, to: .orchestrator, method: "GET", path: "/v1/flows/\(name)/runs/\(id)")
+        }
+        router.post("/v1/flows/:name/runs/:id/cancel") { request, context in
+            try Self.allow(.runFlows, context)
+            let name = escapedPathSegment(try context.pathParameter("name"))
+            let id = escapedPathSegment(try context.pathParameter("id"))
+            return try await forward(request, context, to: .orchestrator, path: "/v1/flows/\(name)/runs/\(id)/cancel")
+        }
+    }
+
     func addPromptRoutes(to router: some RouterMethods<ConduitRequestContext>) {
         router.get("/v1/prompts") { request, context in
             try Self.allow(.readPrompts, context)

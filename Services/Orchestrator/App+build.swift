@@ -2,8 +2,12 @@ import Budgets
 import ConduitHTTP
 import ConduitKafka
 import ConduitKit
+import ConduitPostgres
 import ConduitProtocol
 import ConduitRedis
+import Flows
+import Foundation
+import Postgres
 import HTTP
 import Hummingbird
 import Kafka
@@ -48,6 +52,11 @@ import SemanticCache
 /// | `CONDUIT_ORCHESTRATOR_PROMPT_POLL_MS` | 200 (how often the prompts' change counter in Redis is read) |
 /// | `CONDUIT_ORCHESTRATOR_PROMPT_STALE_MS` | 1000 (with no successful poll for this long, no prompt is served from memory) |
 /// | `CONDUIT_ORCHESTRATOR_PROMPT_CACHE_ENTRIES` | 10000 (compiled prompts kept in memory; least recently used go first) |
+/// | `CONDUIT_FLOWS_DIR` | `deploy/flows` (the shipped flows, every tenant's) |
+/// | `CONDUIT_FLOW_MAX_RUNNING` | 100 (runs in progress per replica; past it, 429) |
+/// | `CONDUIT_FLOW_MAX_CONCURRENT_STEPS` | 8 (steps of one run at once) |
+/// | `CONDUIT_FLOW_MAX_DEPTH` | 4 (flows nested in flows) |
+/// | `CONDUIT_FLOW_HTTP_HOSTS` | none (`host:port` list the `http` executor may call) |
 func buildApplication(configuration: ServiceConfiguration, logger: Logger) async throws -> some ApplicationProtocol {
     let environment = configuration.environment
     let catalogPath = environment.string("CONDUIT_MODEL_CATALOG", default: "deploy/models.yaml")
@@ -87,6 +96,8 @@ func buildApplication(configuration: ServiceConfiguration, logger: Logger) async
             staleAfter: .milliseconds(try environment.int("CONDUIT_ORCHESTRATOR_PROMPT_STALE_MS", default: 1000)),
             maxEntries: try environment.int("CONDUIT_ORCHESTRATOR_PROMPT_CACHE_ENTRIES", default: 10_000)),
         metricsRegistry: registry, logger: logger)
+    let postgres = PostgresClient(configuration: try configuration.postgres, logger: logger)
+    let flowsMigrated = StartGate()
     let dependencies = OrchestratorDependencies(
         models: providers,
         usage: usage,
@@ -103,9 +114,13 @@ func buildApplication(configuration: ServiceConfiguration, logger: Logger) async
             configuration: try budgetDirectoryConfiguration(environment), logger: logger),
         spend: BudgetCounters(redis: redis),
         prompts: prompts,
+        flows: GatedFlowStore(inner: PostgresFlowStore(postgres: postgres), migrated: flowsMigrated),
+        http: http,
         readiness: [.redis(redis), .kafka(producer)])
     let router = try buildRouter(configuration: configuration, dependencies: dependencies, registry: registry, logger: logger)
-    return makeConduitApplication(router: router, configuration: configuration, services: [redis, engine, producer, usage, http, semanticCache, prompts], logger: logger)
+    return makeConduitApplication(router: router, configuration: configuration, services: [
+        redis, engine, producer, usage, http, semanticCache, prompts, postgres, FlowMigrationService(postgres: postgres, migrated: flowsMigrated, logger: logger),
+    ], logger: logger)
 }
 
 /// What the orchestrator's routes stand on, as protocols: `buildApplication` gives the real
@@ -121,6 +136,10 @@ struct OrchestratorDependencies: Sendable {
     var budgets: any BudgetDirectory
     var spend: any SpendReservations
     var prompts: any PromptDirectory = NoPromptDirectory()
+    /// Where flows and runs are kept; nil: no flow routes.
+    var flows: (any FlowStore)?
+    /// For the flows' `http` executor.
+    var http: HTTPClient?
     var readiness: [ReadinessCheck] = []
 }
 
@@ -183,7 +202,33 @@ func buildRouter(
         traceContent: configuration.tracing.recordContent)
     let router = makeConduitRouter(configuration: configuration, registry: registry, readiness: dependencies.readiness)
     let routes = try router.internalRoutes(configuration)
-    ChatController(pipeline: pipeline, tokenizer: dependencies.tokenizer).addRoutes(to: routes)
+    let chat = ChatController(pipeline: pipeline, tokenizer: dependencies.tokenizer)
+    chat.addRoutes(to: routes)
     SessionController(store: dependencies.sessions, cache: dependencies.answers).addRoutes(to: routes)
+    if let store = dependencies.flows {
+        try flowController(configuration: configuration, store: store, chat: chat, dependencies: dependencies, logger: logger).addRoutes(to: routes)
+    }
     return router
+}
+
+/// The flows' engine over the orchestrator's executors, the shipped flows, and their routes.
+func flowController(configuration: ServiceConfiguration, store: any FlowStore, chat: ChatController, dependencies: OrchestratorDependencies,
+                    logger: Logger) throws -> FlowController {
+    let environment = configuration.environment
+    var limits = FlowEngine<FlowCaller>.Limits()
+    limits.maxConcurrentSteps = try environment.int("CONDUIT_FLOW_MAX_CONCURRENT_STEPS", default: 8)
+    limits.maxDepth = try environment.int("CONDUIT_FLOW_MAX_DEPTH", default: 4)
+    let hosts = Set(environment.string("CONDUIT_FLOW_HTTP_HOSTS", default: "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty })
+    let library = FlowLibrary(store: store, shipped: [:])
+    var executors: [any FlowExecutor<FlowCaller>] = [
+        ChatStepExecutor(chat: chat), RetrieveStepExecutor(services: dependencies.services), EmbedStepExecutor(services: dependencies.services),
+        NestedFlowExecutor(library: library), ExtractStepExecutor(), TransformExecutor<FlowCaller>(), CombineExecutor<FlowCaller>(),
+    ]
+    if let http = dependencies.http { executors.append(HTTPStepExecutor(http: http, allowedHosts: hosts)) }
+    let engine = FlowEngine(executors: executors, limits: limits)
+    let shipped = try FlowLibrary.loadShipped(from: environment.string("CONDUIT_FLOWS_DIR", default: "deploy/flows"), engine: engine, logger: logger)
+    let loaded = FlowLibrary(store: store, shipped: shipped)
+    loaded.attach(engine)
+    library.attach(engine)
+    return FlowController(library: loaded, maxRunning: try environment.int("CONDUIT_FLOW_MAX_RUNNING", default: 100), logger: logger)
 }

@@ -33,7 +33,16 @@ struct ChatController: Sendable {
 
     func complete(_ request: Request, _ context: ConduitRequestContext) async throws -> Response {
         let started = ContinuousClock.now
-        var body = try await request.decodeJSON(ChatCompletionRequest.self, context: context)
+        let body = try await request.decodeJSON(ChatCompletionRequest.self, context: context)
+        return try await complete(body, headers: request.headers, context: context, started: started)
+    }
+
+    /// A decoded request through the pipeline: validation, the caller's and model's defaults,
+    /// the usage event (attributed to the caller; `flowRun` tags it with the flow run it is a
+    /// step of). Flows' `chat` steps come in here too.
+    func complete(_ request: ChatCompletionRequest, headers: HTTPFields, context: ConduitRequestContext, started: ContinuousClock.Instant = .now,
+                  flowRun: (flow: String, run: String)? = nil) async throws -> Response {
+        var body = request
         try ChatRequestValidation.validate(body)
         let caller = try context.caller()
         body.conduit = Self.withDefaults(body.conduit, key: caller.chatDefaults, model: models.catalog.model(named: body.model))
@@ -42,9 +51,11 @@ struct ChatController: Sendable {
             kind: "chat", model: body.model, promptTokens: 0, completionTokens: 0, status: "ok", timestamp: Date())
         billing.attribute(to: caller, user: body.user)
         billing.cacheHit = false
+        billing.flow = flowRun?.flow
+        billing.flowRunID = flowRun?.run
         let primary = models.primaryDeployment(for: body.model)
         let turn = ChatTurn(
-            request: body, tenant: caller.tenant, requestHeaders: request.headers, primary: primary,
+            request: body, tenant: caller.tenant, requestHeaders: headers, primary: primary,
             counter: TokenCounter(deployment: primary, tokenizer: tokenizer), billing: billing, started: started)
         return try await pipeline.run(turn, context: context)
     }

@@ -16,6 +16,9 @@ import HTTPTypes
 /// | `readAudit` (the tenant's audit trail) | ✓ | ✓ | | ✓ | |
 /// | `readPrompts` (prompts, versions, experiments' results) | ✓ | ✓ | ✓ | ✓ | |
 /// | `writePrompts` (new versions, unprotected labels, experiments) | ✓ | ✓ | ✓ | | |
+/// | `readFlows` (flows, their runs) | ✓ | ✓ | ✓ | ✓ | |
+/// | `writeFlows` (upload flow versions) | ✓ | ✓ | ✓ | | |
+/// | `runFlows` (start and cancel runs) | ✓ | ✓ | ✓ | | ✓ |
 public enum Role: String, Sendable, CaseIterable, Codable {
     case platformAdmin = "platform_admin"
     case admin, developer, viewer, service
@@ -27,8 +30,9 @@ public enum Role: String, Sendable, CaseIterable, Codable {
         case (.admin, _): true
         case (.developer, .infer), (.developer, .writeDocuments), (.developer, .search), (.developer, .readUsage): true
         case (.developer, .readPrompts), (.developer, .writePrompts): true
-        case (.viewer, .search), (.viewer, .readUsage), (.viewer, .readAudit), (.viewer, .readPrompts): true
-        case (.service, .infer): true
+        case (.developer, .readFlows), (.developer, .writeFlows), (.developer, .runFlows): true
+        case (.viewer, .search), (.viewer, .readUsage), (.viewer, .readAudit), (.viewer, .readPrompts), (.viewer, .readFlows): true
+        case (.service, .infer), (.service, .runFlows): true
         default: false
         }
     }
@@ -39,6 +43,8 @@ public enum Permission: String, Sendable, CaseIterable {
     /// Prompts, versions, experiments: read them; write versions, move unprotected labels, run
     /// experiments. Protected labels move only with `manageKeys` (tenant admins).
     case readPrompts, writePrompts
+    /// Flows: read them and their runs; upload versions; start and cancel runs.
+    case readFlows, writeFlows, runFlows
 }
 
 extension CallerIdentity {

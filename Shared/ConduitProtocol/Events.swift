@@ -260,6 +260,9 @@ public struct UsageEvent: Codable, Sendable, Hashable {
     public var selectionReason: String?
     /// RAG: the sources the answer cites (nil when the request retrieved nothing).
     public var citations: Int?
+    /// A flow step's model call: the flow, and the run it belongs to.
+    public var flow: String?
+    public var flowRunID: String?
 
     public init(requestID: String, tenant: String, kind: String, model: String, promptTokens: Int, completionTokens: Int, status: String, timestamp: Date,
                 eventID: String = UUIDv7.make()) {
@@ -298,7 +301,8 @@ public struct UsageEvent: Codable, Sendable, Hashable {
         case experimentID = "experiment_id"
         case variant, tier
         case selectionReason = "selection_reason"
-        case citations
+        case citations, flow
+        case flowRunID = "flow_run_id"
     }
 }
 

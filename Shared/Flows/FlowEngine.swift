@@ -65,6 +65,21 @@ public struct FlowRunRecord: Codable, Sendable {
     public var startedAt: Date
     public var endedAt: Date?
 
+    public init(id: String, flow: String, version: String, status: Status, inputs: JSONValue, output: JSONValue?, error: String?,
+                steps: [FlowStepRecord], costUSD: Double, startedAt: Date, endedAt: Date?) {
+        self.id = id
+        self.flow = flow
+        self.version = version
+        self.status = status
+        self.inputs = inputs
+        self.output = output
+        self.error = error
+        self.steps = steps
+        self.costUSD = costUSD
+        self.startedAt = startedAt
+        self.endedAt = endedAt
+    }
+
     enum CodingKeys: String, CodingKey {
         case id, flow, version, status, inputs, output, error, steps
         case costUSD = "cost_usd"

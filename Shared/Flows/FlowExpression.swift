@@ -4,7 +4,9 @@ import ConduitProtocol
 /// single or double quotes, numbers, `true`, `false`, `null`, lists `[a, b]`), field access
 /// (`inputs.kind`, `steps.check.output.label`, `steps.split.output[0]`), comparisons (`==`,
 /// `!=`, `<`, `<=`, `>`, `>=`), `in` / `not in` (an element of a list, a substring of a
-/// string, a key of an object), `and`, `or`, `not` and parentheses. Nothing else: no calls, no
+/// string, a key of an object), `and`, `or`, `not` and parentheses. `and` and `or` give one of
+/// their operands, as in Python (`a or b` is `a` when it is truthy, else `b`; so
+/// `steps.x.output or 'none'` supplies a default), which a condition reads by truthiness. Nothing else: no calls, no
 /// assignment, no arithmetic, so evaluating one cannot do anything but read the run's values.
 public struct FlowExpression: Sendable, Hashable, CustomStringConvertible {
     public let source: String
@@ -125,9 +127,11 @@ public struct FlowExpression: Sendable, Hashable, CustomStringConvertible {
         case .not(let inner):
             return .bool(!isTruthy(evaluate(inner, scope)))
         case .and(let left, let right):
-            return .bool(isTruthy(evaluate(left, scope)) && isTruthy(evaluate(right, scope)))
+            let first = evaluate(left, scope)
+            return isTruthy(first) ? evaluate(right, scope) : first
         case .or(let left, let right):
-            return .bool(isTruthy(evaluate(left, scope)) || isTruthy(evaluate(right, scope)))
+            let first = evaluate(left, scope)
+            return isTruthy(first) ? first : evaluate(right, scope)
         case .compare(let comparison, let left, let right):
             return .bool(compare(comparison, evaluate(left, scope), evaluate(right, scope)))
         }

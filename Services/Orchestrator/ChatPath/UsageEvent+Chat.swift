@@ -41,6 +41,8 @@ extension UsageEvent {
         event.team = team
         event.user = user
         event.tags = tags
+        event.flow = flow
+        event.flowRunID = flowRunID
         event.cacheHit = false
         return event
     }
