@@ -19,6 +19,8 @@ enum OpenAPIDocument {
         var response: JSONValue = ["type": "object"]
         var query: [String] = []
         var public_ = false
+        /// The request body's media type (a flow upload is YAML).
+        var bodyType = "application/json"
     }
 
     static let object: JSONValue = ["type": "object"]
@@ -94,6 +96,14 @@ enum OpenAPIDocument {
               body: ["type": "object", "required": ["request_id"],
                      "properties": ["request_id": ["type": "string"], "thumbs": ["type": "string", "enum": ["up", "down"]], "score": ["type": "number"],
                                     "comment": ["type": "string"]]], success: 201),
+        .init(method: "post", path: "/v1/flows", summary: "Add a flow version: its YAML as the body. A bad flow is a 400 naming the path of the problem.", tag: "flows",
+              body: ["type": "string"], success: 201, bodyType: "application/yaml"),
+        .init(method: "get", path: "/v1/flows", summary: "The tenant's flows and the shipped ones, each with its inputs schema.", tag: "flows", response: list),
+        .init(method: "get", path: "/v1/flows/{name}", summary: "One flow: its versions, inputs schema, steps and YAML.", tag: "flows"),
+        .init(method: "post", path: "/v1/flows/{name}/runs", summary: "Run a flow: `inputs` checked against its schema; the record when it ends, its id at once (`async`), or its events as SSE (`stream`).", tag: "flows",
+              body: ["type": "object", "properties": ["inputs": ["type": "object"], "version": ["type": "string"], "async": ["type": "boolean"], "stream": ["type": "boolean"]]]),
+        .init(method: "get", path: "/v1/flows/{name}/runs/{id}", summary: "A run's record: its status, each step's status, attempts, output and timing.", tag: "flows"),
+        .init(method: "post", path: "/v1/flows/{name}/runs/{id}/cancel", summary: "Cancel a run in progress; the record as it ended.", tag: "flows"),
         .init(method: "post", path: "/v1/tenants", summary: "Create a tenant (platform admins).", tag: "admin",
               body: ["type": "object", "required": ["name"], "properties": .object(["name": ["type": "string"], "id": ["type": "string"]].merging(limitFields) { $1 })],
               success: 201),
@@ -154,7 +164,7 @@ enum OpenAPIDocument {
             parameters += operation.query.map { ["name": .string($0), "in": "query", "required": false, "schema": ["type": "string"]] }
             if !parameters.isEmpty { entry["parameters"] = .array(parameters) }
             if let body = operation.body {
-                entry["requestBody"] = ["required": true, "content": ["application/json": ["schema": body]]]
+                entry["requestBody"] = ["required": true, "content": .object([operation.bodyType: ["schema": body]])]
             }
             var responses: [String: JSONValue] = [
                 String(operation.success): ["description": "Success.", "content": ["application/json": ["schema": operation.response]]],

@@ -288,6 +288,7 @@ service_env() {
     echo "CONDUIT_MINILM_DIR=$MODEL_DIR"
     echo "CONDUIT_RETRIEVER_SNAPSHOT_DIR=$STACK_DIR/snapshots/retriever"
     echo "CONDUIT_MODEL_CATALOG=$ROOT/deploy/models.yaml"
+    echo "CONDUIT_FLOWS_DIR=$ROOT/deploy/flows"
     echo "CONDUIT_LOCAL_MODEL_URL=http://127.0.0.1:$LLAMA_PORT/v1"
     echo "CONDUIT_INTERNAL_KEY=$(internal_key)"
     # OpenBLAS 0.3.21 does not recognise recent AMD cores and falls back to its AVX2 kernels;
