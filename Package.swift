@@ -239,12 +239,12 @@ let package = Package(
             .product(name: "HummingbirdTesting", package: "hummingbird"), .product(name: "HTTPTypes", package: "swift-http-types"),
         ], path: "Tests/CostServiceTests"),
         // The application tier: the orchestrator's routes and stages over in-process fakes; no server.
-        serviceTests("OrchestratorTests", of: "Orchestrator", [
+        serviceTests("OrchestratorTests", of: "Orchestrator", ["Flows",
             "Providers", "SemanticCache", "Budgets", "Routing",
             .product(name: "Logging", package: "swift-log"), .product(name: "Prometheus", package: "swift-prometheus"),
         ]),
         // The orchestrator's real stores and clients against the test stack's servers.
-        serviceTests("OrchestratorStoreTests", of: "Orchestrator", ["Kafka", "HTTP", "Redis", "Providers", "Budgets", "Prompts", "ConduitHTTP"]),
+        serviceTests("OrchestratorStoreTests", of: "Orchestrator", ["Kafka", "HTTP", "Redis", "Providers", "Budgets", "Prompts", "ConduitHTTP", "Postgres", "ConduitPostgres", "Flows"]),
         serviceTests("PromptRegistryTests", of: "PromptRegistry", ["Postgres", "Redis", "Prompts"]),
         .testTarget(name: "RoutingTests", dependencies: ["Routing", "Providers", "ConduitProtocol"], path: "Tests/RoutingTests"),
         .testTarget(name: "ProvidersTests", dependencies: [
