@@ -219,16 +219,14 @@ func flowController(configuration: ServiceConfiguration, store: any FlowStore, c
     limits.maxConcurrentSteps = try environment.int("CONDUIT_FLOW_MAX_CONCURRENT_STEPS", default: 8)
     limits.maxDepth = try environment.int("CONDUIT_FLOW_MAX_DEPTH", default: 4)
     let hosts = Set(environment.string("CONDUIT_FLOW_HTTP_HOSTS", default: "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty })
-    let library = FlowLibrary(store: store, shipped: [:])
+    let library = FlowLibrary(store: store)
     var executors: [any FlowExecutor<FlowCaller>] = [
         ChatStepExecutor(chat: chat), RetrieveStepExecutor(services: dependencies.services), EmbedStepExecutor(services: dependencies.services),
         NestedFlowExecutor(library: library), ExtractStepExecutor(), TransformExecutor<FlowCaller>(), CombineExecutor<FlowCaller>(),
     ]
     if let http = dependencies.http { executors.append(HTTPStepExecutor(http: http, allowedHosts: hosts)) }
     let engine = FlowEngine(executors: executors, limits: limits)
-    let shipped = try FlowLibrary.loadShipped(from: environment.string("CONDUIT_FLOWS_DIR", default: "deploy/flows"), engine: engine, logger: logger)
-    let loaded = FlowLibrary(store: store, shipped: shipped)
-    loaded.attach(engine)
     library.attach(engine)
-    return FlowController(library: loaded, maxRunning: try environment.int("CONDUIT_FLOW_MAX_RUNNING", default: 100), logger: logger)
+    library.shipped = try FlowLibrary.loadShipped(from: environment.string("CONDUIT_FLOWS_DIR", default: "deploy/flows"), engine: engine, logger: logger)
+    return FlowController(library: library, maxRunning: try environment.int("CONDUIT_FLOW_MAX_RUNNING", default: 100), logger: logger)
 }

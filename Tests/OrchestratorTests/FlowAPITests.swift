@@ -76,6 +76,10 @@ struct FlowAPITests {
             let again = try await Self.call(client, .get, "/v1/flows/document-analysis/runs/\(id)")
             #expect(Self.json(again)?["status"] == "succeeded")
             #expect(try await Self.call(client, .get, "/v1/flows/document-analysis/runs/\(id)", tenant: "other").status == .notFound)
+            // Two shipped flows nested in a third.
+            let brief = try await Self.call(client, .post, "/v1/flows/document-brief/runs", #"{"inputs":{"content":"Ada wrote programs.","model":"tiny"}}"#)
+            #expect(Self.json(brief)?["status"] == "succeeded", "\(String(buffer: brief.body))")
+            #expect(Self.json(brief)?["output"]?["summary"] == "Hello there")
         }
     }
 

@@ -138,9 +138,9 @@ struct FlowController: Sendable {
         let task = Task {
             let record = await engine.run(flow, inputs: inputs, caller: flowCaller, runID: id, events: onEvent)
             events.continuation.finish()
-            do {
-                try await store.saveRun(tenant: tenant, record)
-            } catch {
+            // A task of its own: a cancelled run's record is written all the same.
+            let saved = await Task { try await store.saveRun(tenant: tenant, record) }.result
+            if case .failure(let error) = saved {
                 logger.warning("flow run not recorded", metadata: ["run": "\(id)", LogKey.error: "\(error)"])
             }
             running.finish(id)

@@ -10,14 +10,20 @@ import Synchronization
 /// by their YAML, so a version is parsed once however often it runs.
 final class FlowLibrary: Sendable {
     let store: any FlowStore
-    let shipped: [String: FlowDefinition]
+    private let shippedBox: Mutex<[String: FlowDefinition]>
     private let engineBox = Mutex<FlowEngine<FlowCaller>?>(nil)
     private let parsed = Mutex<[String: FlowDefinition]>([:])
     static let maxParsed = 1000
 
-    init(store: any FlowStore, shipped: [String: FlowDefinition]) {
+    init(store: any FlowStore, shipped: [String: FlowDefinition] = [:]) {
         self.store = store
-        self.shipped = shipped
+        shippedBox = Mutex(shipped)
+    }
+
+    /// The shipped flows, by name (set once at start, after the engine that parses them exists).
+    var shipped: [String: FlowDefinition] {
+        get { shippedBox.withLock { $0 } }
+        set { shippedBox.withLock { $0 = newValue } }
     }
 
     /// Set once the engine exists (it holds the executors, one of which holds this library).
