@@ -1,7 +1,7 @@
 # The two commands: `make up` runs the platform, `make test` runs every test.
 STACK := deploy/dev/stack.sh
 
-.PHONY: up down status logs test test-app check-deploy build bench-clients bench-embedder bench-retriever bench-gateway bench-cache bench-cost bench-governance bench-prompts bench-observability bench-rag quality-rag
+.PHONY: up down status logs test test-app check-deploy build bench-clients bench-embedder bench-retriever bench-gateway bench-cache bench-cost bench-governance bench-prompts bench-observability bench-flows bench-rag quality-rag
 
 up:
 	@$(STACK) up
@@ -53,6 +53,9 @@ bench-prompts:
 
 bench-observability:
 	@deploy/dev/bench-observability.sh
+
+bench-flows:
+	@deploy/dev/bench-flows.sh
 
 bench-rag:
 	@deploy/dev/bench-rag.sh

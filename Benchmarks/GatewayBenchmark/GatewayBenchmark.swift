@@ -5,9 +5,10 @@ import NIOCore
 
 /// The instant upstream of `make bench-gateway`: an OpenAI-compatible chat endpoint that answers
 /// every request at once with a fixed completion, or a fixed stream of five content chunks, so
-/// the benchmark measures what the proxies in front of it add.
+/// the benchmark measures what the proxies in front of it add; or after `delay_ms`, for a model
+/// that takes its time.
 ///
-///     bench-gateway-upstream [port]
+///     bench-gateway-upstream [port] [delay_ms]
 @main
 struct GatewayBenchmarkUpstream {
     static let completion = ByteBuffer(string: #"{"id":"chatcmpl-bench","object":"chat.completion","created":1730000000,"model":"bench","choices":[{"index":0,"message":{"role":"assistant","content":"Hello! How can I help you today?"},"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":12,"completion_tokens":9,"total_tokens":21}}"#)
@@ -26,9 +27,11 @@ struct GatewayBenchmarkUpstream {
 
     static func main() async throws {
         let port = CommandLine.arguments.count > 1 ? Int(CommandLine.arguments[1]) ?? 18990 : 18990
+        let delay = CommandLine.arguments.count > 2 ? Int(CommandLine.arguments[2]) ?? 0 : 0
         let router = Router()
         router.post("/v1/chat/completions") { request, _ -> Response in
             let body = try await request.body.collect(upTo: 1 << 20)
+            if delay > 0 { try await Task.sleep(for: .milliseconds(delay)) }
             let streaming = String(buffer: body).contains(#""stream":true"#)
             return Response(
                 status: .ok,

@@ -50,18 +50,6 @@ struct FlowProcessTests {
         }
     }
 
-    static func catalog(_ model: ScriptedModel) throws -> String {
-        let path = TestEnvironment.scratchDirectory("flows") + "/models-\(UUID().uuidString.prefix(6)).yaml"
-        try """
-        models:
-          - name: scripted
-            deployments:
-              - {id: scripted, provider: openai, model: scripted, base_url: "\(model.server.baseURL)/v1", context_window: 8192, max_tokens: 256,
-                 price_per_million: {input: 1, output: 2}}
-        """.write(toFile: path, atomically: true, encoding: .utf8)
-        return path
-    }
-
     static func run(_ gateway: String, key: String, _ flow: String, _ body: String) async throws -> GroundedChatProcessTests.Reply {
         try await GroundedChatProcessTests.call(gateway, "POST", "/v1/flows/\(flow)/runs", key: key, json: body)
     }
@@ -74,7 +62,7 @@ struct FlowProcessTests {
         let model = try ScriptedModel()
         defer { model.server.stop() }
         let orchestrator = try ServiceProcessTests.RunningService("orchestrator", portOffset: Self.offset, extraEnvironment: [
-            "CONDUIT_MODEL_CATALOG": try Self.catalog(model), "CONDUIT_CACHE_ENABLED": "false", "CONDUIT_PROVIDER_MAX_RETRIES": "0",
+            "CONDUIT_MODEL_CATALOG": try ServiceProcessTests.scriptedCatalog("flows", upstream: model.server.baseURL, input: 1, output: 2), "CONDUIT_CACHE_ENABLED": "false", "CONDUIT_PROVIDER_MAX_RETRIES": "0",
             "CONDUIT_ORCHESTRATOR_USAGE_TOPIC": TestEnvironment.uniqueName("conduit.test.usage"),
             "CONDUIT_FLOWS_DIR": TestEnvironment.packageRoot.appendingPathComponent("deploy/flows").path,
         ])

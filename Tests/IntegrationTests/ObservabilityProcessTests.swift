@@ -58,18 +58,6 @@ struct ObservabilityProcessTests {
         }.reduce(0) { $0 + (Double($1.split(separator: " ").last ?? "") ?? 0) }
     }
 
-    static func catalog(_ model: GroundedChatProcessTests.ScriptedModel) throws -> String {
-        let path = TestEnvironment.scratchDirectory("observability") + "/models-\(UUID().uuidString.prefix(6)).yaml"
-        try """
-        models:
-          - name: scripted
-            deployments:
-              - {id: scripted, provider: openai, model: scripted, base_url: "\(model.server.baseURL)/v1", context_window: 8192, max_tokens: 256,
-                 tier: standard, price_per_million: {input: 1000, output: 2000}}
-        """.write(toFile: path, atomically: true, encoding: .utf8)
-        return path
-    }
-
     static func prometheusConfig(_ directory: String) throws -> String {
         let rules = TestEnvironment.packageRoot.appendingPathComponent("deploy/prometheus/rules").path
         let targets = ServiceProcessTests.services.map { service in
@@ -111,7 +99,7 @@ struct ObservabilityProcessTests {
         let scratch = TestEnvironment.scratchDirectory("observability-\(UUID().uuidString.prefix(6))")
         let model = try GroundedChatProcessTests.ScriptedModel()
         defer { model.server.stop() }
-        let catalog = try Self.catalog(model)
+        let catalog = try ServiceProcessTests.scriptedCatalog("observability", upstream: model.server.baseURL, input: 1000, output: 2000, tier: "standard")
         let topics = (usage: TestEnvironment.uniqueName("conduit.test.usage"), audit: TestEnvironment.uniqueName("conduit.test.audit"),
                       alerts: TestEnvironment.uniqueName("conduit.test.alerts"), requests: TestEnvironment.uniqueName("conduit.test.requests"),
                       chunks: TestEnvironment.uniqueName("conduit.test.chunks"), dlq: TestEnvironment.uniqueName("conduit.test.dlq"))

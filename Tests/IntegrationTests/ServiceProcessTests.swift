@@ -39,6 +39,20 @@ struct ServiceProcessTests {
         return path
     }
 
+    /// A model catalog with one model, `scripted`, served by the OpenAI-compatible server at
+    /// `upstream` at `input` / `output` USD per million tokens (and `tier`, when given); its path.
+    static func scriptedCatalog(_ directory: String, upstream: String, input: Double, output: Double, tier: String? = nil) throws -> String {
+        let path = TestEnvironment.scratchDirectory(directory) + "/models-\(UUID().uuidString.prefix(6)).yaml"
+        try """
+            models:
+              - name: scripted
+                deployments:
+                  - {id: scripted, provider: openai, model: scripted, base_url: "\(upstream)/v1", context_window: 8192, max_tokens: 256,
+                     \(tier.map { "tier: \($0), " } ?? "")price_per_million: {input: \(input), output: \(output)}}
+            """.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
     /// A running service binary; stops it with SIGKILL if a test leaves it running.
     final class RunningService: Sendable {
         let process: ChildProcess
