@@ -35,7 +35,7 @@ let services = [
         .product(name: "Crypto", package: "swift-crypto"), .product(name: "JWTKit", package: "jwt-kit"),
     ]),
     service("Orchestrator", product: "orchestrator", dependencies: postgres + redis + kafka + http + [
-        "Providers", "SemanticCache", "Budgets", "Routing", "Prompts", "Flows", .product(name: "Crypto", package: "swift-crypto"),
+        "Providers", "SemanticCache", "Budgets", "Routing", "Prompts", "Flows", "PDF", .product(name: "Crypto", package: "swift-crypto"),
         .product(name: "Tracing", package: "swift-distributed-tracing"),
     ]),
     service("Embedder", product: "embedder", dependencies: kafka + http + ["TextEmbedding", "Providers"]),
@@ -114,6 +114,7 @@ let package = Package(
         cLibrary("CRdKafka", pkgConfig: "rdkafka", apt: "librdkafka-dev"),
         cLibrary("CCurl", pkgConfig: "libcurl", apt: "libcurl4-openssl-dev"),
         cLibrary("COpenBLAS", pkgConfig: "openblas", apt: "libopenblas-dev"),
+        cLibrary("CPoppler", pkgConfig: "poppler-glib", apt: "libpoppler-glib-dev"),
 
         // Engines: pure Swift over BLAS, no I/O beyond reading their model files.
         .target(name: "TextEmbedding", dependencies: ["COpenBLAS"], path: "Shared/TextEmbedding"),
@@ -139,6 +140,8 @@ let package = Package(
         // fallbacks, nesting) and the engine that runs them over executors. Pure; the
         // orchestrator supplies the executors that call models and services.
         .target(name: "Flows", dependencies: ["ConduitProtocol", .product(name: "Yams", package: "Yams")], path: "Shared/Flows"),
+        // PDF text, page by page, over poppler's GLib library.
+        .target(name: "PDF", dependencies: ["CPoppler"], path: "Shared/PDF"),
         // A prefetch hint for the vector index's walk (Swift has no prefetch intrinsic).
         .target(name: "CSearchKernels", path: "Shared/CSearchKernels"),
 
@@ -197,6 +200,7 @@ let package = Package(
         ], path: "Tests/BudgetsTests"),
         .testTarget(name: "PromptsTests", dependencies: ["Prompts", "ConduitProtocol"], path: "Tests/PromptsTests"),
         .testTarget(name: "FlowsTests", dependencies: ["Flows", "ConduitProtocol"], path: "Tests/FlowsTests"),
+        .testTarget(name: "PDFTests", dependencies: ["PDF", "TestSupport"], path: "Tests/PDFTests"),
         .testTarget(name: "PostgresTests", dependencies: ["Postgres", "TestSupport"], path: "Tests/PostgresTests"),
         .testTarget(name: "RedisTests", dependencies: ["Redis", "TestSupport", .product(name: "Prometheus", package: "swift-prometheus")], path: "Tests/RedisTests"),
         .testTarget(name: "KafkaTests", dependencies: ["Kafka", "TestSupport"], path: "Tests/KafkaTests"),

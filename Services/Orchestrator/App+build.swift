@@ -116,6 +116,7 @@ func buildApplication(configuration: ServiceConfiguration, logger: Logger) async
         prompts: prompts,
         flows: GatedFlowStore(inner: PostgresFlowStore(postgres: postgres), migrated: flowsMigrated),
         http: http,
+        engine: engine,
         readiness: [.redis(redis), .kafka(producer)])
     let router = try buildRouter(configuration: configuration, dependencies: dependencies, registry: registry, logger: logger)
     return makeConduitApplication(router: router, configuration: configuration, services: [
@@ -140,6 +141,8 @@ struct OrchestratorDependencies: Sendable {
     var flows: (any FlowStore)?
     /// For the flows' `http` executor.
     var http: HTTPClient?
+    /// Threads for CPU-bound work of the flows (PDF extraction).
+    var engine: EngineExecutor?
     var readiness: [ReadinessCheck] = []
 }
 
@@ -222,7 +225,7 @@ func flowController(configuration: ServiceConfiguration, store: any FlowStore, c
     let library = FlowLibrary(store: store)
     var executors: [any FlowExecutor<FlowCaller>] = [
         ChatStepExecutor(chat: chat), RetrieveStepExecutor(services: dependencies.services), EmbedStepExecutor(services: dependencies.services),
-        NestedFlowExecutor(library: library), ExtractStepExecutor(), TransformExecutor<FlowCaller>(), CombineExecutor<FlowCaller>(),
+        NestedFlowExecutor(library: library), ExtractStepExecutor(engine: dependencies.engine), TransformExecutor<FlowCaller>(), CombineExecutor<FlowCaller>(),
     ]
     if let http = dependencies.http { executors.append(HTTPStepExecutor(http: http, allowedHosts: hosts)) }
     let engine = FlowEngine(executors: executors, limits: limits)

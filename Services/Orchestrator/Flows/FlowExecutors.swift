@@ -7,6 +7,7 @@ import HTTP
 import HTTPTypes
 import Hummingbird
 import NIOCore
+import PDF
 import Providers
 
 /// Who runs a flow: the request that started it, whose signed identity every step's model and
@@ -207,10 +208,15 @@ struct HTTPStepExecutor: FlowExecutor {
 }
 
 /// `extract`: the text of a document. Config: `content` (the text, or base64 with
-/// `encoding: base64`), `content_type` (`text/plain`, `text/markdown`, `text/html`). Output:
-/// `{"text", "content_type", "characters"}`. HTML loses its tags, scripts and styles.
+/// `encoding: base64`; a PDF is always base64), `content_type` (`text/plain`, `text/markdown`,
+/// `text/html`, `application/pdf`). Output: `{"text", "content_type", "characters"}`, and for a
+/// PDF `pages` (`[{"page", "text"}]`, so citations can name the page). HTML loses its tags,
+/// scripts and styles. An encrypted or damaged PDF is an `invalid_request_error` naming why.
+/// PDFs are read on the engine threads, never on the cooperative pool.
 struct ExtractStepExecutor: FlowExecutor {
     let name = "extract"
+    /// Where PDFs are parsed; nil: PDFs are refused.
+    var engine: EngineExecutor?
     static let maxBytes = 8 << 20
 
     func validate(config: JSONValue, path: String) throws {
@@ -219,19 +225,34 @@ struct ExtractStepExecutor: FlowExecutor {
 
     func run(config: JSONValue, context: FlowStepContext<FlowCaller>) async throws -> FlowStepOutput {
         guard let content = config["content"]?.stringValue else { throw FlowStepError.invalid("'content' is a string") }
+        let type = (config["content_type"]?.stringValue ?? "text/plain").lowercased()
         var bytes = Array(content.utf8)
-        if config["encoding"]?.stringValue == "base64" {
+        if config["encoding"]?.stringValue == "base64" || type == "application/pdf" {
             guard let decoded = Data(base64Encoded: content, options: .ignoreUnknownCharacters) else { throw FlowStepError.invalid("'content' is not base64") }
             bytes = Array(decoded)
         }
         guard bytes.count <= Self.maxBytes else { throw FlowStepError.invalid("a document is at most \(Self.maxBytes) bytes") }
-        let type = (config["content_type"]?.stringValue ?? "text/plain").lowercased()
+        if type == "application/pdf" {
+            guard let engine else { throw FlowStepError.invalid("PDF extraction is not available here") }
+            let document = bytes
+            let pages: [PDFText.Page]
+            do {
+                pages = try await engine.run { try PDFText.pages(of: document) }
+            } catch let failure as PDFText.Failure {
+                throw FlowStepError.invalid(failure.description)
+            }
+            let text = pages.map(\.text).joined(separator: "\n\n")
+            return FlowStepOutput([
+                "text": .string(text), "content_type": .string(type), "characters": .number(Double(text.count)),
+                "pages": .array(pages.map { ["page": .number(Double($0.number)), "text": .string($0.text)] }),
+            ])
+        }
         guard let text = String(validating: bytes, as: UTF8.self) else { throw FlowStepError.invalid("the document is not UTF-8 text") }
         let extracted: String
         switch type {
         case "text/plain", "text/markdown": extracted = text
         case "text/html": extracted = Self.htmlText(text)
-        default: throw FlowStepError.invalid("content_type \(type) is not one extract reads here (text/plain, text/markdown, text/html)")
+        default: throw FlowStepError.invalid("content_type \(type) is not one extract reads (text/plain, text/markdown, text/html, application/pdf)")
         }
         return FlowStepOutput(["text": .string(extracted), "content_type": .string(type), "characters": .number(Double(extracted.count))])
     }
