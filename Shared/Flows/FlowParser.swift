@@ -29,16 +29,22 @@ public enum FlowParser {
     /// A flow's YAML text may not be larger (uploads), nor have more steps.
     public static let maxSourceBytes = 256 * 1024
     public static let maxSteps = 200
+    /// Values in the loaded document at most: YAML aliases can make a small text a huge tree.
+    public static let maxNodes = 100_000
 
     public static func parse(_ yaml: String, executors: some FlowExecutorCatalog) throws -> FlowDefinition {
         guard yaml.utf8.count <= maxSourceBytes else { throw FlowValidationError("", "a flow is at most \(maxSourceBytes) bytes of YAML") }
-        let loaded: Any?
+        // Composed, not loaded: Yams's loader expands aliases anew at every use (a few lines can
+        // stand for billions of values); the node tree shares them, and `json` counts as it goes.
+        let composed: Node?
         do {
-            loaded = try Yams.load(yaml: yaml)
+            composed = try Yams.compose(yaml: yaml)
         } catch {
             throw FlowValidationError("", "not valid YAML: \(Self.describe(error))")
         }
-        guard let document = loaded.map(Self.json), case .object(let fields) = document else {
+        var budget = maxNodes
+        let converted = try composed.map { try Self.json($0, budget: &budget) }
+        guard let document = converted, case .object(let fields) = document else {
             throw FlowValidationError("", "a flow is a YAML mapping with name, steps and (optionally) inputs and output")
         }
         for key in fields.keys where !["name", "version", "description", "inputs", "steps", "output"].contains(key) {
@@ -377,17 +383,30 @@ public enum FlowParser {
         return found
     }
 
-    /// YAML as loaded by Yams, as JSON.
-    static func json(_ value: Any) -> JSONValue {
-        switch value {
-        case let text as String: return .string(text)
-        case let flag as Bool: return .bool(flag)
-        case let number as Int: return .number(Double(number))
-        case let number as Double: return .number(number)
-        case let list as [Any]: return .array(list.map(json))
-        case let map as [String: Any]: return .object(map.mapValues(json))
-        case let map as [AnyHashable: Any]: return .object(Dictionary(map.map { ("\($0.key)", json($0.value)) }, uniquingKeysWith: { first, _ in first }))
-        default: return .null
+    /// A YAML node as JSON, at most `budget` values (aliases repeat what they name: counted
+    /// every time). Plain scalars are typed as YAML resolves them; quoted ones are strings.
+    static func json(_ node: Node, budget: inout Int) throws -> JSONValue {
+        budget -= 1
+        guard budget >= 0 else { throw FlowValidationError("", "the flow is too large once its aliases are expanded (over \(maxNodes) values)") }
+        switch node {
+        case .scalar(let scalar):
+            guard scalar.style == .plain || scalar.style == .any else { return .string(scalar.string) }
+            if node.null != nil { return .null }
+            if let flag = node.bool { return .bool(flag) }
+            if let number = node.int { return .number(Double(number)) }
+            if let number = node.float, number.isFinite { return .number(number) }
+            return .string(scalar.string)
+        case .sequence(let sequence):
+            var items: [JSONValue] = []
+            for item in sequence { items.append(try json(item, budget: &budget)) }
+            return .array(items)
+        case .mapping(let mapping):
+            var fields: [String: JSONValue] = [:]
+            for (key, value) in mapping {
+                guard let name = key.string else { throw FlowValidationError("", "a mapping's keys are strings") }
+                fields[name] = try json(value, budget: &budget)
+            }
+            return .object(fields)
         }
     }
 

@@ -73,6 +73,14 @@ struct FlowParserTests {
         #expect(problem("name: [unclosed")?.hasPrefix("not valid YAML") == true)
     }
 
+    /// A few lines of aliases that would expand to billions of values are refused, not expanded.
+    @Test func aliasBombsAreRefused() {
+        var yaml = "name: bomb\nlevel0: &l0 [x, x, x, x, x, x, x, x, x, x]\n"
+        for level in 1...9 { yaml += "level\(level): &l\(level) [" + Array(repeating: "*l\(level - 1)", count: 10).joined(separator: ", ") + "]\n" }
+        yaml += "steps: [{name: a, executor: echo}]\n"
+        #expect(problem(yaml)?.contains("too large once its aliases are expanded") == true)
+    }
+
     @Test func badInputSchemasAreRefused() {
         #expect(problem("name: x\ninputs: {n: {type: integer, default: nope}}\nsteps: [{name: a, executor: echo}]") == "inputs.n.default: not a integer")
         #expect(problem("name: x\ninputs: {n: decimal}\nsteps: [{name: a, executor: echo}]")?.hasPrefix("inputs.n: unknown type 'decimal'") == true)
