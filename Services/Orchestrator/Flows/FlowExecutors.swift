@@ -9,6 +9,7 @@ import Hummingbird
 import NIOCore
 import PDF
 import Providers
+import Synchronization
 
 /// Who runs a flow: the request that started it, whose signed identity every step's model and
 /// service calls carry (so they are authorized and billed as that caller's).
@@ -212,7 +213,7 @@ struct HTTPStepExecutor: FlowExecutor {
 /// `text/html`, `application/pdf`). Output: `{"text", "content_type", "characters"}`, and for a
 /// PDF `pages` (`[{"page", "text"}]`, so citations can name the page). HTML loses its tags,
 /// scripts and styles. An encrypted or damaged PDF is an `invalid_request_error` naming why.
-/// PDFs are read on the engine threads, never on the cooperative pool.
+/// PDFs and HTML are read on the engine threads, never on the cooperative pool.
 struct ExtractStepExecutor: FlowExecutor {
     let name = "extract"
     /// Where PDFs are parsed; nil: PDFs are refused.
@@ -251,7 +252,9 @@ struct ExtractStepExecutor: FlowExecutor {
         let extracted: String
         switch type {
         case "text/plain", "text/markdown": extracted = text
-        case "text/html": extracted = Self.htmlText(text)
+        case "text/html":
+            // Up to 8 MiB of markup: engine work, off the cooperative pool where the threads exist.
+            extracted = try await engine?.run { Self.htmlText(text) } ?? Self.htmlText(text)
         default: throw FlowStepError.invalid("content_type \(type) is not one extract reads (text/plain, text/markdown, text/html, application/pdf)")
         }
         return FlowStepOutput(["text": .string(extracted), "content_type": .string(type), "characters": .number(Double(extracted.count))])
@@ -288,21 +291,22 @@ enum ResponseCollector {
     static func collect(_ body: ResponseBody) async throws -> [UInt8] {
         let writer = CollectingWriter()
         try await body.write(writer)
-        return writer.box.bytes
+        return writer.box.bytes.withLock { $0 }
     }
 
-    final class Box: @unchecked Sendable {
-        // Written by one writer at a time, in sequence (ResponseBody writes are serial), and
-        // read after `write` returned: never accessed concurrently.
-        var bytes: [UInt8] = []
+    /// The bytes written so far: the writer is a value the body's `write` receives a copy of.
+    final class Box: Sendable {
+        let bytes = Mutex<[UInt8]>([])
     }
 
     struct CollectingWriter: ResponseBodyWriter {
         let box = Box()
 
         mutating func write(_ buffer: ByteBuffer) async throws {
-            guard box.bytes.count + buffer.readableBytes <= ResponseCollector.maxBytes else { throw FlowStepError.invalid("the answer is too large") }
-            box.bytes += buffer.readableBytesView
+            try box.bytes.withLock { bytes in
+                guard bytes.count + buffer.readableBytes <= ResponseCollector.maxBytes else { throw FlowStepError.invalid("the answer is too large") }
+                bytes += buffer.readableBytesView
+            }
         }
 
         consuming func finish(_ trailingHeaders: HTTPFields?) async throws {}
