@@ -168,16 +168,18 @@ extension SemanticCacheTests {
     /// Expired entries leave memory on the sweep, without a lookup, and empty indexes go too.
     @Test func theSweepRemovesExpiredEntriesAndEmptyIndexes() async throws {
         let redis = Self.redis()
-        let cache = SemanticCache(redis: redis, configuration: .init(ttl: .seconds(60)), engine: EngineExecutor(threads: 1), logger: Self.logger)
+        // A TTL far longer than the stores can take on a loaded test pool (they once took 38 s),
+        // so only the sweeps' clocks decide what has expired.
+        let cache = SemanticCache(redis: redis, configuration: .init(ttl: .seconds(3600)), engine: EngineExecutor(threads: 1), logger: Self.logger)
         let tenant = TestEnvironment.uniqueName("tenant")
         for number in 0..<20 {
             let (vector, _) = Self.pair(similarity: 0.99, dimension: 8)
             try await cache.store(tenant: tenant, context: "c\(number % 4)", question: "q\(number)", vector: vector, payload: Array("a".utf8))
         }
         #expect(cache.count == 20 && cache.contextCount == 4)
-        cache.sweep(now: .now + .seconds(30))
+        cache.sweep(now: .now + .seconds(1800))
         #expect(cache.count == 20)
-        cache.sweep(now: .now + .seconds(61))
+        cache.sweep(now: .now + .seconds(3601))
         #expect(cache.count == 0 && cache.contextCount == 0 && cache.memoryBytes == 0)
         await redis.shutdown()
     }
