@@ -35,7 +35,8 @@ struct BudgetReconciler: Service {
             } catch {
                 logger.warning("budget reconciliation failed; next pass in \(interval)", metadata: ["error": "\(error)"])
             }
-            try? await Task.sleep(for: interval)
+            // Shutdown does not wait out the interval.
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
         }
     }
 

@@ -73,6 +73,8 @@ struct ServiceProcessTests {
             environment["CONDUIT_RETRIEVER_GROUP"] = TestEnvironment.uniqueName("retriever")
             environment["CONDUIT_EMBEDDER_GROUP"] = TestEnvironment.uniqueName("embedder")
             environment["CONDUIT_GATEWAY_AUDIT_GROUP"] = TestEnvironment.uniqueName("gateway-audit")
+            environment["CONDUIT_COST_SERVICE_GROUP"] = TestEnvironment.uniqueName("cost-service")
+            environment["CONDUIT_PROMPT_REGISTRY_GROUP"] = TestEnvironment.uniqueName("prompt-registry")
             if service == "orchestrator" {
                 // Most tests run no cost-service: there, budgets are not what is tested, and nothing
                 // answers (port 9) rather than a stack that may run on the default ports. The tests of
@@ -149,7 +151,8 @@ struct ServiceProcessTests {
         let answer = try await slow.value
         #expect(answer.status == 200)
         #expect(answer.body == "slept 1500")
-        #expect(await running.process.wait() == 0)
+        let status = await running.process.wait()
+        #expect(status == 0, "exit status \(status); log: \(running.logText.suffix(3000))")
         await #expect(throws: HTTPClientError.self) { try await running.get("/healthz", timeout: .seconds(2)) }
         await running.http.shutdown()
 
