@@ -135,11 +135,14 @@ extension RedisClientTests {
     /// returns at once, unsent, instead of waiting its turn; the others run when the way clears.
     @Test func theQueueIsBoundedAndACancelledCallerLeavesItAtOnce() async throws {
         let registry = PrometheusCollectorRegistry()
-        let redis = RedisClient(configuration: .init(port: TestEnvironment.redisPort, connections: 1, maxQueued: 3), registry: registry, logger: Logger(label: "test"))
+        var configuration = RedisConfiguration(port: TestEnvironment.redisPort, connections: 1, maxQueued: 3)
+        configuration.commandTimeoutSeconds = 15
+        let redis = RedisClient(configuration: configuration, registry: registry, logger: Logger(label: "test"))
         let key = TestEnvironment.uniqueName("queue")
-        // Blocks the one connection for 4 s (under the client's 5 s reply limit): long beside what a
-        // refusal or a cancellation may take on a loaded machine (2.5 s), so the two cannot be confused.
-        let blocker = Task { try await redis.send(RedisCommand("BLPOP", key + ":never", 4)) }
+        // Blocks the one connection for 10 s (under this client's 15 s reply limit): long beside
+        // what queueing three commands, a refusal and a cancellation may take on a loaded machine
+        // (the 4 s it once blocked were all spent queueing under a full integration tier).
+        let blocker = Task { try await redis.send(RedisCommand("BLPOP", key + ":never", 10)) }
         #expect(try await eventually(within: .seconds(10)) { redis.queuedCount == 0 })
         try await Task.sleep(for: .milliseconds(200))  // BLPOP is on the wire
 
