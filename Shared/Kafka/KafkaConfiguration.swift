@@ -77,6 +77,10 @@ public struct KafkaConsumerConfiguration: Sendable {
     /// count: 512 messages of 8 MiB would be 4 GiB. Also librdkafka's own prefetch limit
     /// (`queued.max.messages.kbytes`). Default: 64 MiB.
     public var bufferBytes: Int
+    /// How long shutdown waits for the member to commit and leave its group. librdkafka's close
+    /// has no limit of its own (a coordinator that never answers holds it for good); past this
+    /// the consumer is left to finish in the background and shutdown goes on. Default: 10 000 ms.
+    public var closeTimeoutMilliseconds: Int = 10_000
 
     public init(
         kafka: KafkaConfiguration = .init(),

@@ -59,16 +59,32 @@ public final class KafkaConsumer: Service, Sendable {
         let source = self.source
         let topics = configuration.topics
         let logger = self.logger
-        try await withGracefulShutdownHandler {
-            try await withTaskCancellationHandler {
-                try await threads.runIfActive {
-                    Self.pollLoop(handle: handle, topics: topics, source: source, demand: demand, logger: logger)
-                }
+        // The poll loop has a thread of its own rather than one of `threads`: if librdkafka's close
+        // never returns, only that thread is lost, and `threads` still shut down.
+        let exit = PollLoopExit()
+        let thread = Thread {
+            Self.pollLoop(handle: handle, topics: topics, source: source, demand: demand, logger: logger)
+            exit.signal(timedOut: false)
+        }
+        thread.name = "kafka-consumer"
+        thread.start()
+        let closeTimeout = Duration.milliseconds(configuration.closeTimeoutMilliseconds)
+        await withGracefulShutdownHandler {
+            await withTaskCancellationHandler {
+                await exit.wait()
             } onCancel: {
                 demand.stop()
+                exit.limit(to: closeTimeout)
             }
         } onGracefulShutdown: {
             demand.stop()
+            exit.limit(to: closeTimeout)
+        }
+        if exit.timedOut {
+            logger.error("kafka consumer did not leave its group in time; shutdown goes on without it", metadata: [
+                "kafka_group": "\(configuration.groupID)", "timeout_ms": "\(configuration.closeTimeoutMilliseconds)",
+            ])
+            source.finish()
         }
         try? await threads.shutdownGracefully()
     }
@@ -162,6 +178,55 @@ public final class KafkaConsumer: Service, Sendable {
         // Commits the stored offsets and leaves the group, so a restart resumes from there.
         rd_kafka_consumer_close(handle.pointer)
         source.finish()
+    }
+}
+
+/// The end of a consumer's poll loop, awaited by `run`: the loop's thread signals it when close
+/// returned, or `limit` does when close took too long.
+final class PollLoopExit: Sendable {
+    private struct State {
+        var done = false
+        var timedOut = false
+        var limited = false
+        var waiter: CheckedContinuation<Void, Never>?
+    }
+    private let state = NIOLockedValueBox(State())
+
+    var timedOut: Bool { state.withLockedValue { $0.timedOut } }
+
+    func wait() async {
+        await withCheckedContinuation { continuation in
+            let resumeNow = state.withLockedValue { state -> Bool in
+                if state.done { return true }
+                state.waiter = continuation
+                return false
+            }
+            if resumeNow { continuation.resume() }
+        }
+    }
+
+    func signal(timedOut: Bool) {
+        let waiter = state.withLockedValue { state -> CheckedContinuation<Void, Never>? in
+            guard !state.done else { return nil }
+            state.done = true
+            state.timedOut = timedOut
+            defer { state.waiter = nil }
+            return state.waiter
+        }
+        waiter?.resume()
+    }
+
+    /// Ends the wait after `timeout` if the loop has not ended by then (once; later calls do nothing).
+    func limit(to timeout: Duration) {
+        let first = state.withLockedValue { state -> Bool in
+            defer { state.limited = true }
+            return !state.limited && !state.done
+        }
+        guard first else { return }
+        Task {
+            try? await Task.sleep(for: timeout)
+            self.signal(timedOut: true)
+        }
     }
 }
 

@@ -1,4 +1,5 @@
 import CRdKafka
+import Foundation
 import Logging
 
 /// Owns one `rd_kafka_t`.
@@ -41,7 +42,12 @@ final class KafkaHandle: @unchecked Sendable {
     }
 
     deinit {
-        rd_kafka_destroy(pointer)
+        // rd_kafka_destroy joins librdkafka's threads (and closes a consumer not yet closed), which
+        // can take as long as a broker takes to answer; the last reference may be dropped on the
+        // cooperative pool, so it runs on a thread of its own. The context lives until it returns,
+        // because librdkafka may still log through it.
+        let doomed = DoomedHandle(pointer: pointer, context: context)
+        Thread.detachNewThread { doomed.destroy() }
     }
 
     /// Asks the broker for cluster metadata; blocks up to `timeoutMilliseconds`.
@@ -67,3 +73,17 @@ final class KafkaCallbackContext: Sendable {
 
 /// The version of the librdkafka actually loaded (2.16 is needed for the Tansu broker).
 public var librdkafkaVersion: String { String(cString: rd_kafka_version_str()) }
+
+/// A handle whose owner is gone, on its way to `rd_kafka_destroy`.
+///
+/// `@unchecked Sendable`: it is made in `KafkaHandle.deinit`, when no other reference to the
+/// pointer is left, and moved to the one thread that destroys it; nothing else ever sees it.
+private struct DoomedHandle: @unchecked Sendable {
+    let pointer: OpaquePointer
+    let context: KafkaCallbackContext
+
+    func destroy() {
+        rd_kafka_destroy(pointer)
+        withExtendedLifetime(context) {}
+    }
+}

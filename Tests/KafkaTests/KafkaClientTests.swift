@@ -112,6 +112,45 @@ struct KafkaClientTests {
         await later.shutdown()
     }
 
+    /// librdkafka's close waits for the coordinator to answer the last commit and the group's
+    /// leaving, with no limit of its own: a broker that stops answering (here, one of the test's
+    /// own, stopped with SIGSTOP) held shutdown for its request timeouts (60 s and more). Past
+    /// `closeTimeoutMilliseconds` shutdown goes on without it, and the messages end.
+    @Test func aBrokerThatStopsAnsweringDoesNotHoldShutdownPastTheCloseTimeout() async throws {
+        let directory = TestEnvironment.scratchDirectory(TestEnvironment.uniqueName("frozen-broker"))
+        let port = 59_199
+        try await StackControl.run("start-kafka", directory, String(port))
+        let pid = try #require(Int32((try String(contentsOfFile: directory + "/kafka.pid", encoding: .utf8)).trimmingCharacters(in: .whitespacesAndNewlines)))
+        defer {
+            kill(pid, SIGCONT)
+            kill(pid, SIGKILL)
+        }
+        let kafka = KafkaConfiguration(bootstrapServers: "127.0.0.1:\(port)", clientID: "conduit-tests")
+        let topic = TestEnvironment.uniqueName("conduit.test.frozen")
+        let producer = KafkaProducer(configuration: .init(kafka: kafka, deliveryTimeoutMilliseconds: 20_000), logger: Logger(label: "producer"))
+        _ = try await producer.send(topic: topic, key: "k", value: Array("one".utf8))
+        await producer.shutdown()
+        var configuration = KafkaConsumerConfiguration(
+            kafka: kafka, groupID: TestEnvironment.uniqueName("g"), topics: [topic],
+            maxPollIntervalMilliseconds: 7000, sessionTimeoutMilliseconds: 6000, commitIntervalMilliseconds: 200)
+        configuration.closeTimeoutMilliseconds = 1500
+        let consumer = KafkaConsumer(configuration: configuration, logger: Logger(label: "consumer"))
+        let running = Task { try await consumer.run() }
+        var iterator = consumer.messages.makeAsyncIterator()
+        let message = try #require(try await iterator.next())
+        try consumer.markDurable(message)
+
+        // The member holds its partition and has an offset to commit when the broker freezes.
+        #expect(kill(pid, SIGSTOP) == 0)
+        let stopping = ContinuousClock.now
+        running.cancel()
+        try await running.value
+        let took = ContinuousClock.now - stopping
+        #expect(took < .seconds(10), "shutdown took \(took)")
+        #expect(took >= .milliseconds(1400), "close returned in \(took): the broker was not holding it")
+        #expect(try await iterator.next() == nil)
+    }
+
     @Test func restartedConsumerLosesNothingAndRepeatsOnlyTheUncommitted() async throws {
         let topic = TestEnvironment.uniqueName("conduit.test.restart")
         let group = TestEnvironment.uniqueName("g")

@@ -455,18 +455,23 @@ cmd_test() {
     swift build --package-path "$ROOT" --build-tests
     local log="$ROOT/.stack/test-output.log" status=0
     local environment; mapfile -t environment < <(service_env)
-    env "${environment[@]}" \
+    # The watchdog turns a test that never ends into a failure naming it, with the test process's
+    # stacks, before CI's own limit would end the run in silence.
+    python3 "$ROOT/deploy/dev/test-watchdog.py" --log "$log" \
+        --stall-s "${CONDUIT_TEST_STALL_S:-600}" --limit-s "${CONDUIT_TEST_LIMIT_S:-2700}" -- \
+        env "${environment[@]}" \
         CONDUIT_TEST_BIN_DIR="$(bin_dir)" \
         CONDUIT_TEST_STACK_DIR="$STACK_DIR" \
         CONDUIT_TEST_STACK_SCRIPT="$ROOT/deploy/dev/stack.sh" \
         CONDUIT_TEST_SDK_PYTHON="$SDK_VENV/bin/python" \
         CONDUIT_TEST_ROTEL="$collector" \
         CONDUIT_TEST_DEPLOY_PYTHON="$ROOT/.stack/deploy-venv/bin/python" \
-        swift test --package-path "$ROOT" --skip-build "$@" 2>&1 | tee "$log" || status=$?
+        swift test --package-path "$ROOT" --skip-build "$@" || status=$?
     if [ "$status" -ne 0 ]; then
         # CI shows only the tail of the output: repeat what failed there.
         say "failed tests (full output in $log):"
         grep -E '✘|recorded an issue|Fatal error|error:' "$log" | grep -v 'passed after' | head -n 60 >&2 || true
+        grep -E '^=== test watchdog' "$log.watchdog" 2>/dev/null | tail -n 1 >&2 || true
     fi
     return "$status"
 }
