@@ -35,7 +35,7 @@ let services = [
         .product(name: "Crypto", package: "swift-crypto"), .product(name: "JWTKit", package: "jwt-kit"),
     ]),
     service("Orchestrator", product: "orchestrator", dependencies: postgres + redis + kafka + http + [
-        "Providers", "SemanticCache", "Budgets", "Routing", "Prompts", "Flows", "PDF", .product(name: "Crypto", package: "swift-crypto"),
+        "Providers", "SemanticCache", "Budgets", "Routing", "Prompts", "Flows", "PDF", "MCPTools", .product(name: "Crypto", package: "swift-crypto"),
         .product(name: "Tracing", package: "swift-distributed-tracing"),
     ]),
     service("Embedder", product: "embedder", dependencies: kafka + http + ["TextEmbedding", "Providers"]),
@@ -73,6 +73,7 @@ let package = Package(
         // Traces over OTLP/HTTP only: the gRPC exporter would add grpc-swift to every build.
         .package(url: "https://github.com/swift-otel/swift-otel.git", from: "1.6.0", traits: ["OTLPHTTP"]),
         .package(url: "https://github.com/apple/swift-distributed-tracing.git", from: "1.7.3"),
+        .package(url: "https://github.com/modelcontextprotocol/swift-sdk", from: "0.12.1"),
     ],
     targets: services.map(\.1) + [
         // Wire types: Foundation only, no I/O.
@@ -140,6 +141,12 @@ let package = Package(
         // fallbacks, nesting) and the engine that runs them over executors. Pure; the
         // orchestrator supplies the executors that call models and services.
         .target(name: "Flows", dependencies: ["ConduitProtocol", .product(name: "Yams", package: "Yams")], path: "Shared/Flows"),
+        // Tools of MCP servers an operator configures (stdio and streamable HTTP), through the
+        // official SDK's client; agents and the `tool` step call them.
+        .target(name: "MCPTools", dependencies: [
+            "HTTP", "ConduitProtocol", .product(name: "MCP", package: "swift-sdk"), .product(name: "Yams", package: "Yams"),
+            .product(name: "Logging", package: "swift-log"), .product(name: "Prometheus", package: "swift-prometheus"),
+        ], path: "Shared/MCPTools"),
         // PDF text, page by page, over poppler's GLib library.
         .target(name: "PDF", dependencies: ["CPoppler"], path: "Shared/PDF"),
         // A prefetch hint for the vector index's walk (Swift has no prefetch intrinsic).
@@ -200,6 +207,10 @@ let package = Package(
         ], path: "Tests/BudgetsTests"),
         .testTarget(name: "PromptsTests", dependencies: ["Prompts", "ConduitProtocol"], path: "Tests/PromptsTests"),
         .testTarget(name: "FlowsTests", dependencies: ["Flows", "ConduitProtocol"], path: "Tests/FlowsTests"),
+        .testTarget(name: "MCPToolsTests", dependencies: [
+            "MCPTools", "ConduitProtocol", "TestSupport", .product(name: "Logging", package: "swift-log"),
+            .product(name: "Prometheus", package: "swift-prometheus"),
+        ], path: "Tests/MCPToolsTests"),
         .testTarget(name: "PDFTests", dependencies: ["PDF", "TestSupport"], path: "Tests/PDFTests"),
         .testTarget(name: "PostgresTests", dependencies: ["Postgres", "TestSupport"], path: "Tests/PostgresTests"),
         .testTarget(name: "RedisTests", dependencies: ["Redis", "TestSupport", .product(name: "Prometheus", package: "swift-prometheus")], path: "Tests/RedisTests"),

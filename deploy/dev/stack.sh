@@ -99,6 +99,16 @@ install_sdk() {
     "$SDK_VENV/bin/pip" install -q --disable-pip-version-check openai >/dev/null 2>&1 || die "could not install openai"
 }
 
+# MCP servers for the agent tests: PyPI mcp (a small HTTP server the tests start) and
+# mcp-server-time (over stdio), into .stack/mcp-venv.
+MCP_VENV="$ROOT/.stack/mcp-venv"
+install_mcp() {
+    [ -x "$MCP_VENV/bin/python" ] && "$MCP_VENV/bin/python" -c 'import mcp, mcp_server_time' 2>/dev/null && return 0
+    say "installing MCP servers for the tests (pip mcp mcp-server-time, into .stack/mcp-venv)"
+    python3 -m venv "$MCP_VENV" >/dev/null
+    "$MCP_VENV/bin/pip" install -q --disable-pip-version-check "mcp==2.3.0" "mcp-server-time==2026.10.19" >/dev/null 2>&1 || die "could not install mcp, mcp-server-time"
+}
+
 # The OTLP collector the observability test (and make bench-observability) sends traces to:
 # rotel's agent from PyPI, into .stack/otel-venv; prints the agent's path.
 OTEL_VENV="$ROOT/.stack/otel-venv"
@@ -444,6 +454,7 @@ cmd_test() {
     profile test
     install_deps
     install_sdk
+    install_mcp
     local collector; collector=$(install_collector)
     cmd_down test >/dev/null 2>&1 || true
     rm -rf "$STACK_DIR"
@@ -466,6 +477,7 @@ cmd_test() {
         CONDUIT_TEST_SDK_PYTHON="$SDK_VENV/bin/python" \
         CONDUIT_TEST_ROTEL="$collector" \
         CONDUIT_TEST_DEPLOY_PYTHON="$ROOT/.stack/deploy-venv/bin/python" \
+        CONDUIT_TEST_MCP_PYTHON="$MCP_VENV/bin/python" \
         swift test --package-path "$ROOT" --skip-build "$@" || status=$?
     if [ "$status" -ne 0 ]; then
         # CI shows only the tail of the output: repeat what failed there.

@@ -68,21 +68,37 @@ class Progress:
             return {kind: sorted(name for name, count in counter.items() for _ in range(count)) for kind, counter in self.open.items()}
 
 
-def test_processes(group):
-    """The pids in the process group that run the test bundle (not swift-test itself)."""
-    pids = []
+def descendants(root):
+    """Every process below `root` (swift test starts the test bundle in a process group of its own)."""
+    children = collections.defaultdict(list)
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
-            if os.getpgid(int(entry)) != group:
-                continue
-            with open(f"/proc/{entry}/cmdline", "rb") as handle:
+            with open(f"/proc/{entry}/stat") as handle:
+                parent = int(handle.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children[parent].append(int(entry))
+    found, todo = [], [root]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def test_processes(root):
+    """The processes below `root` that run the test bundle (not swift-test itself)."""
+    pids = []
+    for pid in descendants(root):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as handle:
                 command = handle.read().replace(b"\0", b" ").decode(errors="replace")
-        except (OSError, ProcessLookupError):
+        except OSError:
             continue
         if "PackageTests" in command or ".xctest" in command:
-            pids.append(int(entry))
+            pids.append(pid)
     return pids
 
 
@@ -174,11 +190,18 @@ def main():
             if why and child.poll() is None:
                 fired.set()
                 report(progress, why, options.log, group)
+                # The test bundle and the servers its tests started may sit in groups of their own.
+                below = descendants(group)
                 for sig in (signal.SIGTERM, signal.SIGKILL):
+                    for pid in below:
+                        try:
+                            os.kill(pid, sig)
+                        except ProcessLookupError:
+                            pass
                     try:
                         os.killpg(group, sig)
                     except ProcessLookupError:
-                        break
+                        pass
                     time.sleep(5)
                 return
 
