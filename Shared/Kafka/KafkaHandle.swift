@@ -76,8 +76,9 @@ public var librdkafkaVersion: String { String(cString: rd_kafka_version_str()) }
 
 /// A handle whose owner is gone, on its way to `rd_kafka_destroy`.
 ///
-/// `@unchecked Sendable`: it is made in `KafkaHandle.deinit`, when no other reference to the
-/// pointer is left, and moved to the one thread that destroys it; nothing else ever sees it.
+/// `@unchecked Sendable` is safe: it holds only `let` properties, it is made in
+/// `KafkaHandle.deinit` (when no other reference to the pointer is left) and moved to the one
+/// thread that destroys it, so exactly one thread ever uses the pointer after that.
 private struct DoomedHandle: @unchecked Sendable {
     let pointer: OpaquePointer
     let context: KafkaCallbackContext

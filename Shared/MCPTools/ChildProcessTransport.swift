@@ -101,8 +101,10 @@ public actor ChildProcessTransport: Transport {
 
 /// The child's pid and our ends of its pipes.
 ///
-/// `@unchecked Sendable`: the descriptors and pid are constants; `closed` and `reaped` change
-/// only under `lock`, so the writer queue, the reader thread and `disconnect` agree on them.
+/// `@unchecked Sendable` is safe: `pid`, `input` and `output` are `let` constants; the one
+/// mutable property, `closed`, is read and written only with `lock` held (in `write` and
+/// `terminate`), so the writer queue, the reader thread and `disconnect` agree on it, and
+/// `input` is closed only once, by the `terminate` call that flipped it.
 final class ChildHandles: @unchecked Sendable {
     let pid: pid_t
     let input: Int32
