@@ -112,6 +112,23 @@ struct ForwardingController: Sendable {
             let id = escapedPathSegment(try context.pathParameter("id"))
             return try await forward(request, context, to: .orchestrator, path: "/v1/flows/\(name)/runs/\(id)/cancel")
         }
+        // Agents are runs of the shipped `agent` flow, with the same roles.
+        router.post("/v1/agents/runs") { request, context in
+            try Self.allow(.runFlows, context)
+            return try await forward(request, context, to: .orchestrator, path: "/v1/agents/runs", timeout: chatTimeout)
+        }
+        router.get("/v1/agents/runs/:id") { request, context in
+            try Self.allow(.readFlows, context)
+            return try await forward(request, context, to: .orchestrator, method: "GET", path: "/v1/agents/runs/" + escapedPathSegment(try context.pathParameter("id")))
+        }
+        router.post("/v1/agents/runs/:id/cancel") { request, context in
+            try Self.allow(.runFlows, context)
+            return try await forward(request, context, to: .orchestrator, path: "/v1/agents/runs/\(escapedPathSegment(try context.pathParameter("id")))/cancel")
+        }
+        router.get("/v1/agents/tools") { request, context in
+            try Self.allow(.readFlows, context)
+            return try await forward(request, context, to: .orchestrator, method: "GET", path: "/v1/agents/tools")
+        }
     }
 
     func addPromptRoutes(to router: some RouterMethods<ConduitRequestContext>) {

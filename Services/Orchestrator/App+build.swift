@@ -12,6 +12,7 @@ import HTTP
 import Hummingbird
 import Kafka
 import Logging
+import MCPTools
 import Prometheus
 import Prompts
 import Providers
@@ -98,6 +99,15 @@ func buildApplication(configuration: ServiceConfiguration, logger: Logger) async
         metricsRegistry: registry, logger: logger)
     let postgres = PostgresClient(configuration: try configuration.postgres, logger: logger)
     let flowsMigrated = StartGate()
+    let mcpServers: [MCPServerSpec]
+    do {
+        mcpServers = try MCPToolbox.servers(fromFileAt: environment.optionalString("CONDUIT_MCP_SERVERS"), environment: environment.values)
+    } catch let error as MCPConfigurationError {
+        throw ConfigurationError(key: "CONDUIT_MCP_SERVERS", expected: "a valid MCP servers file (\(error))")
+    }
+    let toolbox = MCPToolbox(servers: mcpServers, http: http, maxConcurrentCalls: try environment.int("CONDUIT_MCP_MAX_CONCURRENT_CALLS", default: 16),
+                             registry: registry, logger: logger)
+    if !mcpServers.isEmpty { logger.info("mcp servers configured", metadata: ["servers": "\(mcpServers.map(\.name).joined(separator: ","))"]) }
     let dependencies = OrchestratorDependencies(
         models: providers,
         usage: usage,
@@ -116,6 +126,7 @@ func buildApplication(configuration: ServiceConfiguration, logger: Logger) async
         prompts: prompts,
         flows: GatedFlowStore(inner: PostgresFlowStore(postgres: postgres), migrated: flowsMigrated),
         http: http,
+        toolbox: toolbox,
         engine: engine,
         readiness: [.redis(redis), .kafka(producer)])
     let router = try buildRouter(configuration: configuration, dependencies: dependencies, registry: registry, logger: logger)
@@ -141,6 +152,8 @@ struct OrchestratorDependencies: Sendable {
     var flows: (any FlowStore)?
     /// For the flows' `http` executor.
     var http: HTTPClient?
+    /// The operator's MCP servers, for agents and the `tool` executor.
+    var toolbox: MCPToolbox?
     /// Threads for CPU-bound work of the flows (PDF extraction).
     var engine: EngineExecutor?
     var readiness: [ReadinessCheck] = []
@@ -223,13 +236,27 @@ func flowController(configuration: ServiceConfiguration, store: any FlowStore, c
     limits.maxDepth = try environment.int("CONDUIT_FLOW_MAX_DEPTH", default: 4)
     let hosts = Set(environment.string("CONDUIT_FLOW_HTTP_HOSTS", default: "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty })
     let library = FlowLibrary(store: store)
+    let retrieve = RetrieveStepExecutor(services: dependencies.services)
+    let nested = NestedFlowExecutor(library: library)
+    let http = dependencies.http.map { HTTPStepExecutor(http: $0, allowedHosts: hosts) }
     var executors: [any FlowExecutor<FlowCaller>] = [
-        ChatStepExecutor(chat: chat), RetrieveStepExecutor(services: dependencies.services), EmbedStepExecutor(services: dependencies.services),
-        NestedFlowExecutor(library: library), ExtractStepExecutor(engine: dependencies.engine), TransformExecutor<FlowCaller>(), CombineExecutor<FlowCaller>(),
+        ChatStepExecutor(chat: chat), retrieve, EmbedStepExecutor(services: dependencies.services),
+        nested, ExtractStepExecutor(engine: dependencies.engine), TransformExecutor<FlowCaller>(), CombineExecutor<FlowCaller>(),
     ]
-    if let http = dependencies.http { executors.append(HTTPStepExecutor(http: http, allowedHosts: hosts)) }
+    if let http { executors.append(http) }
+    var agentLimits = AgentLimits()
+    agentLimits.maxSteps = max(1, try environment.int("CONDUIT_AGENT_MAX_STEPS", default: 8))
+    agentLimits.maxSeconds = Double(max(1, try environment.int("CONDUIT_AGENT_MAX_SECONDS", default: 120)))
+    agentLimits.maxParallelTools = max(1, try environment.int("CONDUIT_AGENT_MAX_PARALLEL_TOOLS", default: 8))
+    agentLimits.maxResultCharacters = max(100, try environment.int("CONDUIT_AGENT_MAX_RESULT_CHARS", default: 16_000))
+    let agent = AgentStepExecutor(
+        chat: chat, builtIns: BuiltInTool.standard(retrieve: retrieve, flow: nested, http: hosts.isEmpty ? nil : http),
+        toolbox: dependencies.toolbox, limits: agentLimits)
+    executors.append(agent)
+    if let toolbox = dependencies.toolbox { executors.append(ToolStepExecutor(toolbox: toolbox)) }
     let engine = FlowEngine(executors: executors, limits: limits)
     library.attach(engine)
     library.shipped = try FlowLibrary.loadShipped(from: environment.string("CONDUIT_FLOWS_DIR", default: "deploy/flows"), engine: engine, logger: logger)
-    return FlowController(library: library, maxRunning: try environment.int("CONDUIT_FLOW_MAX_RUNNING", default: 100), logger: logger)
+    return FlowController(library: library, maxRunning: try environment.int("CONDUIT_FLOW_MAX_RUNNING", default: 100), logger: logger,
+                          agentTools: { await agent.catalog() })
 }

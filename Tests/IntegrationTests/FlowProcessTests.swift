@@ -83,6 +83,14 @@ struct FlowProcessTests {
             try await GroundedChatProcessTests.call(gateway, "GET", "/v1/flows", key: key).body.contains("document-analysis")
         })
 
+        // The shipped agent flow loaded, and its tools are listed through the gateway (no MCP
+        // servers here: the built-ins only).
+        let tools = try await GroundedChatProcessTests.call(gateway, "GET", "/v1/agents/tools", key: key)
+        #expect(tools.status == 200, "\(tools.body)")
+        let toolNames = Set(tools.json?["data"]?.arrayValue?.compactMap { $0["name"]?.stringValue } ?? [])
+        #expect(toolNames == ["search_documents", "run_flow"], "\(toolNames)")
+        #expect(try await GroundedChatProcessTests.call(gateway, "GET", "/v1/flows", key: key).body.contains(#""name":"agent""#))
+
         // Document analysis: extract, a parallel group of three model calls, combine.
         let html = "<html><body><h1>Notes</h1><p>Ada Lovelace wrote in London.</p><script>track()</script></body></html>"
         let analysis = try await Self.run(gateway, key: key, "document-analysis",

@@ -25,6 +25,8 @@ struct FlowController: Sendable {
     let library: FlowLibrary
     let maxRunning: Int
     let logger: Logger
+    /// The tools an agent may be given (`GET /v1/agents/tools`).
+    var agentTools: @Sendable () async -> [FunctionDefinition] = { [] }
     let running = RunningFlows()
 
     var store: any FlowStore { library.store }
@@ -37,6 +39,30 @@ struct FlowController: Sendable {
         router.post("/v1/flows/:name/runs") { request, context in try await start(request, context) }
         router.get("/v1/flows/:name/runs/:id") { _, context in try await run(context) }
         router.post("/v1/flows/:name/runs/:id/cancel") { _, context in try await cancel(context) }
+        // Agents are runs of the shipped `agent` flow: recorded, cancellable and streamed like any.
+        router.post("/v1/agents/runs") { request, context in try await startAgent(request, context) }
+        router.get("/v1/agents/runs/:id") { _, context in try await run(context, flow: "agent") }
+        router.post("/v1/agents/runs/:id/cancel") { _, context in try await cancel(context, flow: "agent") }
+        router.get("/v1/agents/tools") { _, context in try await tools(context) }
+    }
+
+    /// `POST /v1/agents/runs {"model", "input", "system"?, "messages"?, "tools"?, "max_steps"?,
+    /// "max_seconds"?, "max_cost_usd"?, "async"?, "stream"?}`: the `agent` flow's inputs, flat.
+    func startAgent(_ request: Request, _ context: ConduitRequestContext) async throws -> Response {
+        let body = try await request.decodeJSON(JSONValue.self, context: context)
+        guard case .object(var inputs) = body else { throw APIError.invalidRequest("The body is a JSON object: {\"model\", \"input\", …}.") }
+        let async = inputs.removeValue(forKey: "async")?.boolValue
+        let stream = inputs.removeValue(forKey: "stream")?.boolValue
+        return try await start(name: "agent", ask: RunRequest(inputs: .object(inputs), version: nil, async: async, stream: stream), context)
+    }
+
+    /// `GET /v1/agents/tools`: `{"data": [{"name", "description", "parameters"}]}`.
+    func tools(_ context: ConduitRequestContext) async throws -> Response {
+        _ = try context.require(.readFlows, "Listing tools needs the viewer, developer or admin role.")
+        let list = await agentTools().map { tool -> JSONValue in
+            ["name": .string(tool.name), "description": tool.description.map(JSONValue.string) ?? .null, "parameters": tool.parameters ?? .object([:])]
+        }
+        return try jsonResponse(JSONValue.object(["data": .array(list)]), encoder: Self.encoder)
     }
 
     static var encoder: JSONEncoder {
@@ -107,9 +133,13 @@ struct FlowController: Sendable {
     }
 
     func start(_ request: Request, _ context: ConduitRequestContext) async throws -> Response {
-        let caller = try context.require(.runFlows, "Running flows needs a role that may call the models (developer, service or admin).")
         let name = try context.pathParameter("name")
         let ask = try await request.decodeJSON(RunRequest.self, context: context)
+        return try await start(name: name, ask: ask, context)
+    }
+
+    func start(name: String, ask: RunRequest, _ context: ConduitRequestContext) async throws -> Response {
+        let caller = try context.require(.runFlows, "Running flows needs a role that may call the models (developer, service or admin).")
         guard let flow = try await library.definition(tenant: caller.tenant, name: name, version: ask.version) else { throw Self.notFound(name, version: ask.version) }
         let inputs: JSONValue
         do {
@@ -175,9 +205,9 @@ struct FlowController: Sendable {
         return try jsonResponse(record, encoder: Self.encoder)
     }
 
-    func run(_ context: ConduitRequestContext) async throws -> Response {
+    func run(_ context: ConduitRequestContext, flow: String? = nil) async throws -> Response {
         let caller = try context.require(.readFlows, "Reading flow runs needs the viewer, developer or admin role.")
-        let name = try context.pathParameter("name")
+        let name = try flow ?? context.pathParameter("name")
         let id = try context.pathParameter("id")
         if let live = running.snapshot(id, tenant: caller.tenant, flow: name) { return try jsonResponse(live, encoder: Self.encoder) }
         guard let record = try await store.run(tenant: caller.tenant, flow: name, id: id) else {
@@ -186,9 +216,9 @@ struct FlowController: Sendable {
         return try jsonResponse(record, encoder: Self.encoder)
     }
 
-    func cancel(_ context: ConduitRequestContext) async throws -> Response {
+    func cancel(_ context: ConduitRequestContext, flow: String? = nil) async throws -> Response {
         let caller = try context.require(.runFlows, "Cancelling flow runs needs a role that may run them.")
-        let name = try context.pathParameter("name")
+        let name = try flow ?? context.pathParameter("name")
         let id = try context.pathParameter("id")
         if let task = running.task(id, tenant: caller.tenant, flow: name) {
             task.cancel()

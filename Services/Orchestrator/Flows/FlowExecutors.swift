@@ -41,6 +41,25 @@ struct ChatStepExecutor: FlowExecutor {
         } catch let error as DecodingError {
             throw FlowStepError.invalid("the rendered config is not a chat request: \(DecodingProblem.message(error, subject: "The config"))")
         }
+        let (completion, cost) = try await Self.complete(request, chat: chat, context: context)
+        var output: [String: JSONValue] = [
+            "content": .string(completion.choices.first?.message.content?.plainText ?? ""),
+            "finish_reason": completion.choices.first?.finishReason.map(JSONValue.string) ?? .null,
+            "model": .string(completion.model),
+        ]
+        if let usage = completion.usage {
+            output["usage"] = ["prompt_tokens": .number(Double(usage.promptTokens)), "completion_tokens": .number(Double(usage.completionTokens)),
+                               "total_tokens": .number(Double(usage.promptTokens + usage.completionTokens))]
+        }
+        if let citations = completion.conduit?.citations {
+            output["citations"] = JSONValue.parse(try JSONEncoder().encode(citations)) ?? .null
+        }
+        return FlowStepOutput(.object(output), costUSD: cost)
+    }
+
+    /// One model call of a step through the whole chat pipeline (prompt, routing, budgets, the
+    /// usage event tagged with the run): the completion and what it cost by the deployment's prices.
+    static func complete(_ request: ChatCompletionRequest, chat: ChatController, context: FlowStepContext<FlowCaller>) async throws -> (ChatCompletion, Double) {
         let response: Response
         do {
             response = try await chat.complete(request, headers: [:], context: context.caller.context, flowRun: (context.flow, context.runID))
@@ -50,27 +69,15 @@ struct ChatStepExecutor: FlowExecutor {
         let bytes = try await ResponseCollector.collect(response.body)
         guard response.status == .ok else {
             let envelope = try? JSONDecoder().decode(ErrorEnvelope.self, from: Data(bytes))
-            throw FlowStepError(kind: envelope?.error.type ?? "server_error", message: envelope?.error.message ?? "the chat step failed (\(response.status.code))")
+            throw FlowStepError(kind: envelope?.error.type ?? "server_error", message: envelope?.error.message ?? "the model call failed (\(response.status.code))")
         }
         let completion = try JSONDecoder().decode(ChatCompletion.self, from: Data(bytes))
-        var output: [String: JSONValue] = [
-            "content": .string(completion.choices.first?.message.content?.plainText ?? ""),
-            "finish_reason": completion.choices.first?.finishReason.map(JSONValue.string) ?? .null,
-            "model": .string(completion.model),
-        ]
         var cost = 0.0
-        if let usage = completion.usage {
-            output["usage"] = ["prompt_tokens": .number(Double(usage.promptTokens)), "completion_tokens": .number(Double(usage.completionTokens)),
-                               "total_tokens": .number(Double(usage.promptTokens + usage.completionTokens))]
-            if let id = response.headers[HTTPField.Name("X-Conduit-Deployment")!],
-               let deployment = chat.models.catalog.models.lazy.flatMap(\.deployments).first(where: { $0.id == id }) {
-                cost = deployment.prices.cost(of: ProviderUsage(usage))
-            }
+        if let usage = completion.usage, let id = response.headers[HTTPField.Name("X-Conduit-Deployment")!],
+           let deployment = chat.models.catalog.models.lazy.flatMap(\.deployments).first(where: { $0.id == id }) {
+            cost = deployment.prices.cost(of: ProviderUsage(usage))
         }
-        if let citations = completion.conduit?.citations {
-            output["citations"] = JSONValue.parse(try JSONEncoder().encode(citations)) ?? .null
-        }
-        return FlowStepOutput(.object(output), costUSD: cost)
+        return (completion, cost)
     }
 }
 
